@@ -1,0 +1,280 @@
+//! Audit events: one per `tools/call`, allowed, denied or failed, on the tracing target
+//! [`AUDIT_TARGET`]. An event carries a SHA-256 digest of the arguments, never the arguments.
+
+use std::fmt::Write as _;
+use std::io;
+use std::time::Duration;
+
+use rmcp::model::JsonObject;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The tracing target of audit events. Route it with your subscriber, for example
+/// `RUST_LOG=mcp_lp::audit=info`.
+pub const AUDIT_TARGET: &str = "mcp_lp::audit";
+
+/// The SHA-256 of a call's arguments in canonical form, and the canonical form's length.
+///
+/// The canonical form is compact JSON with object keys sorted bytewise at every depth, so the
+/// same arguments hash the same whatever order a client sent them in. Absent arguments hash as
+/// `{}`.
+///
+/// ```
+/// use mcp_lp::audit::ArgumentDigest;
+///
+/// let a = serde_json::json!({"b": 1, "a": [true, null]});
+/// let b = serde_json::json!({"a": [true, null], "b": 1});
+/// let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
+/// assert_eq!(ArgumentDigest::of(Some(a)), ArgumentDigest::of(Some(b)));
+/// assert_eq!(ArgumentDigest::of(Some(a)).bytes(), r#"{"a":[true,null],"b":1}"#.len());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgumentDigest {
+    sha256: [u8; 32],
+    bytes: usize,
+}
+
+impl ArgumentDigest {
+    /// Digest `arguments` in canonical form.
+    pub fn of(arguments: Option<&JsonObject>) -> Self {
+        let mut sink = HashingWriter {
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        match arguments {
+            Some(object) => write_canonical_object(&mut sink, object),
+            None => sink.put(b"{}"),
+        }
+        Self {
+            sha256: sink.hasher.finalize().into(),
+            bytes: sink.bytes,
+        }
+    }
+
+    /// The digest as 64 lowercase hex digits.
+    pub fn sha256_hex(&self) -> String {
+        self.sha256
+            .iter()
+            .fold(String::with_capacity(64), |mut hex, byte| {
+                let _ = write!(hex, "{byte:02x}");
+                hex
+            })
+    }
+
+    /// The length in bytes of the canonical form: the size limit applies to this.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+struct HashingWriter {
+    hasher: Sha256,
+    bytes: usize,
+}
+
+impl HashingWriter {
+    fn put(&mut self, data: &[u8]) {
+        self.hasher.update(data);
+        self.bytes += data.len();
+    }
+}
+
+impl io::Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.put(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn write_canonical_object(sink: &mut HashingWriter, object: &JsonObject) {
+    let mut entries: Vec<_> = object.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    sink.put(b"{");
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            sink.put(b",");
+        }
+        write_scalar(sink, &Value::String(key.clone()));
+        sink.put(b":");
+        write_canonical(sink, value);
+    }
+    sink.put(b"}");
+}
+
+fn write_canonical(sink: &mut HashingWriter, value: &Value) {
+    match value {
+        Value::Object(object) => write_canonical_object(sink, object),
+        Value::Array(items) => {
+            sink.put(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    sink.put(b",");
+                }
+                write_canonical(sink, item);
+            }
+            sink.put(b"]");
+        }
+        scalar => write_scalar(sink, scalar),
+    }
+}
+
+fn write_scalar(sink: &mut HashingWriter, value: &Value) {
+    // Serializing a JSON scalar into an in-memory writer cannot fail.
+    let _ = serde_json::to_writer(sink, value);
+}
+
+/// What the checkpoint decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The handler ran.
+    Allow,
+    /// The handler did not run.
+    Deny,
+}
+
+impl Decision {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The handler returned a result.
+    Ok,
+    /// The handler returned an error result (`isError: true`).
+    ToolError,
+    /// The handler or the router returned a JSON-RPC error.
+    Error,
+    /// The caller lacks a required grant.
+    Denied,
+    /// No tool has that name.
+    UnknownTool,
+    /// The arguments are over the size limit.
+    ArgumentsTooLarge,
+    /// The handler did not finish in time and was cancelled.
+    Timeout,
+    /// The handler's output was over the cap and was withheld.
+    OutputTooLarge,
+    /// The handler panicked.
+    Panicked,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ToolError => "tool_error",
+            Self::Error => "error",
+            Self::Denied => "denied",
+            Self::UnknownTool => "unknown_tool",
+            Self::ArgumentsTooLarge => "arguments_too_large",
+            Self::Timeout => "timeout",
+            Self::OutputTooLarge => "output_too_large",
+            Self::Panicked => "panicked",
+        }
+    }
+}
+
+/// One audit event, emitted by [`AuditEvent::emit`].
+#[derive(Debug)]
+pub(crate) struct AuditEvent<'a> {
+    pub(crate) request_id: &'a str,
+    pub(crate) principal: &'a str,
+    pub(crate) tool: &'a str,
+    pub(crate) role: Option<&'a str>,
+    pub(crate) db: Option<&'a str>,
+    pub(crate) requires: &'a [&'a str],
+    pub(crate) decision: Decision,
+    pub(crate) reason: Option<&'a str>,
+    pub(crate) arguments: &'a ArgumentDigest,
+    pub(crate) output_bytes: Option<usize>,
+    pub(crate) duration: Duration,
+    pub(crate) outcome: Outcome,
+}
+
+impl AuditEvent<'_> {
+    pub(crate) fn emit(&self) {
+        let requires = self.requires.join(" ");
+        let duration_us = u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX);
+        macro_rules! event {
+            ($level:expr) => {
+                tracing::event!(
+                    target: AUDIT_TARGET,
+                    $level,
+                    request_id = self.request_id,
+                    principal = self.principal,
+                    tool = self.tool,
+                    role = self.role,
+                    db = self.db,
+                    requires = requires.as_str(),
+                    decision = self.decision.as_str(),
+                    reason = self.reason,
+                    args_sha256 = self.arguments.sha256_hex().as_str(),
+                    args_bytes = self.arguments.bytes(),
+                    output_bytes = self.output_bytes,
+                    duration_us,
+                    outcome = self.outcome.as_str(),
+                    "tools/call"
+                )
+            };
+        }
+        match self.decision {
+            Decision::Allow => event!(tracing::Level::INFO),
+            Decision::Deny => event!(tracing::Level::WARN),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn digest(value: Value) -> ArgumentDigest {
+        ArgumentDigest::of(value.as_object())
+    }
+
+    #[test]
+    fn canonical_form_sorts_keys_at_every_depth() {
+        let a = digest(json!({"z": {"b": 1, "a": 2}, "a": "x"}));
+        let b = digest(json!({"a": "x", "z": {"a": 2, "b": 1}}));
+        assert_eq!(a, b);
+        assert_eq!(a.bytes(), r#"{"a":"x","z":{"a":2,"b":1}}"#.len());
+    }
+
+    #[test]
+    fn digest_matches_sha256_of_canonical_text() {
+        let d = digest(json!({"name": "q3"}));
+        let expected = Sha256::digest(br#"{"name":"q3"}"#);
+        let hex: String = expected.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(d.sha256_hex(), hex);
+    }
+
+    #[test]
+    fn absent_arguments_hash_as_empty_object() {
+        assert_eq!(ArgumentDigest::of(None), digest(json!({})));
+    }
+
+    #[test]
+    fn different_values_hash_differently() {
+        assert_ne!(digest(json!({"n": 1})), digest(json!({"n": "1"})));
+        assert_ne!(digest(json!({"a": [1, 2]})), digest(json!({"a": [2, 1]})));
+    }
+
+    #[test]
+    fn strings_are_escaped_in_canonical_form() {
+        let d = digest(json!({"k": "line\nbreak \"quoted\""}));
+        assert_eq!(d.bytes(), r#"{"k":"line\nbreak \"quoted\""}"#.len());
+    }
+}

@@ -1,0 +1,356 @@
+//! The checkpoint: the one place every `tools/call` and `tools/list` passes through, whatever
+//! the transport.
+//!
+//! For a call it looks up the tool's policy, authorizes the principal, applies the argument
+//! limit, runs the handler under the tool's timeout and output cap, and emits one audit event.
+//! A refused call never reaches the handler, so no credential is minted and no connection is
+//! checked out for it.
+
+use std::collections::HashMap;
+use std::io;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use futures::FutureExt as _;
+use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+
+use crate::audit::{ArgumentDigest, AuditEvent, Decision, Outcome};
+use crate::authorize::{Authorized, authorize};
+use crate::config::{Config, ConfigError};
+use crate::limits::Limits;
+use crate::policy::{ToolPolicy, ToolSet};
+use crate::principal::Principal;
+
+/// The JSON-RPC error code of a call refused for a missing grant.
+pub const FORBIDDEN: ErrorCode = ErrorCode(-32003);
+
+/// The longest client-sent tool name echoed back in an error or written to the audit trail.
+const MAX_ECHOED_NAME: usize = 64;
+
+/// What a running handler knows about its call: which tool, for whom. Capability extractors
+/// read it to pick the tool's own credentials; a handler can take it as an argument.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CallScope {
+    /// The policy of the tool being called.
+    pub tool: &'static ToolPolicy,
+    /// The principal the call runs for.
+    pub principal: Arc<Principal>,
+}
+
+impl<C: AsRequestContext> FromContextPart<C> for CallScope {
+    fn from_context_part(context: &mut C) -> Result<Self, ErrorData> {
+        context
+            .as_request_context()
+            .extensions
+            .get::<CallScope>()
+            .cloned()
+            .ok_or_else(|| {
+                ErrorData::internal_error(
+                    "this handler was not called through the mcp-lp checkpoint",
+                    None,
+                )
+            })
+    }
+}
+
+struct ToolEntry {
+    policy: &'static ToolPolicy,
+    limits: Limits,
+}
+
+/// An MCP server handler that puts the checkpoint around the tools of `S`.
+///
+/// ```no_run
+/// # use mcp_lp::prelude::*;
+/// # #[derive(Clone)] struct Notes;
+/// # #[mcp_lp::server] impl Notes {
+/// #     /// Say hello.
+/// #     #[tool] async fn hello(&self) -> String { "hello".into() }
+/// # }
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = mcp_lp::Config::load("mcp-lp.toml")?;
+/// let server = mcp_lp::Checkpoint::for_stdio(Notes, &config)?;
+/// server.serve_stdio().await?;
+/// # Ok(()) }
+/// ```
+pub struct Checkpoint<S: ToolSet> {
+    service: S,
+    router: ToolRouter<S>,
+    tools: HashMap<&'static str, ToolEntry>,
+    principal: Arc<Principal>,
+}
+
+impl<S: ToolSet> Checkpoint<S> {
+    /// A checkpoint whose every call runs for `principal`, with limits from `config`.
+    pub fn new(service: S, config: &Config, principal: Principal) -> Result<Self, ConfigError> {
+        config.check_tools(S::policies())?;
+        let tools = S::policies()
+            .iter()
+            .map(|policy| {
+                let entry = ToolEntry {
+                    policy,
+                    limits: config.limits_for(policy),
+                };
+                (policy.name, entry)
+            })
+            .collect();
+        Ok(Self {
+            service,
+            router: S::tool_router(),
+            tools,
+            principal: Arc::new(principal),
+        })
+    }
+
+    /// A checkpoint for stdio, where the operator's `[stdio]` configuration names the principal
+    /// and its grants.
+    pub fn for_stdio(service: S, config: &Config) -> Result<Self, ConfigError> {
+        Self::new(service, config, config.stdio_principal().clone())
+    }
+
+    /// The principal calls run for.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// Serve MCP over stdin and stdout until the client disconnects.
+    pub async fn serve_stdio(self) -> Result<(), ServeError> {
+        use rmcp::ServiceExt as _;
+        let running = self
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| ServeError(e.to_string()))?;
+        running
+            .waiting()
+            .await
+            .map_err(|e| ServeError(e.to_string()))?;
+        Ok(())
+    }
+
+    fn visible(&self, tool: &Tool, now: SystemTime) -> bool {
+        self.tools
+            .get(tool.name.as_ref())
+            .is_some_and(|entry| authorize(entry.policy, &self.principal, now).is_ok())
+    }
+
+    async fn run(
+        &self,
+        authorized: Authorized<'_>,
+        limits: Limits,
+        request: CallToolRequestParams,
+        mut context: RequestContext<RoleServer>,
+    ) -> (Outcome, Option<usize>, Result<CallToolResponse, ErrorData>) {
+        let policy = authorized.policy();
+        context.extensions.insert(CallScope {
+            tool: policy,
+            principal: Arc::clone(&self.principal),
+        });
+        let call = self
+            .router
+            .call(ToolCallContext::new(&self.service, request, context));
+        let finished =
+            tokio::time::timeout(limits.timeout, AssertUnwindSafe(call).catch_unwind()).await;
+        match finished {
+            Err(_elapsed) => (
+                Outcome::Timeout,
+                None,
+                Ok(error_result(format!(
+                    "tool `{}` did not finish within {:?} and was cancelled",
+                    policy.name, limits.timeout
+                ))),
+            ),
+            Ok(Err(_panic)) => (
+                Outcome::Panicked,
+                None,
+                Err(ErrorData::internal_error(
+                    format!("tool `{}` failed unexpectedly", policy.name),
+                    None,
+                )),
+            ),
+            Ok(Ok(Err(error))) => (Outcome::Error, None, Err(error)),
+            Ok(Ok(Ok(response))) => {
+                let bytes = serialized_len(&response);
+                if bytes > limits.max_output_bytes {
+                    let message = format!(
+                        "tool `{}` produced {bytes} bytes of output, over its cap of {} bytes; the output was withheld",
+                        policy.name, limits.max_output_bytes
+                    );
+                    (
+                        Outcome::OutputTooLarge,
+                        Some(bytes),
+                        Ok(error_result(message)),
+                    )
+                } else {
+                    let outcome = match &response {
+                        CallToolResponse::Complete(r) if r.is_error == Some(true) => {
+                            Outcome::ToolError
+                        }
+                        _ => Outcome::Ok,
+                    };
+                    (outcome, Some(bytes), Ok(response))
+                }
+            }
+        }
+    }
+}
+
+impl<S: ToolSet> ServerHandler for Checkpoint<S> {
+    fn get_info(&self) -> ServerConfig {
+        let config = ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(S::server_info());
+        match S::instructions() {
+            Some(text) => config.with_instructions(text),
+            None => config,
+        }
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let now = SystemTime::now();
+        let mut tools = self.router.list_all();
+        tools.retain(|tool| self.visible(tool, now));
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.router
+            .get(name)
+            .filter(|tool| self.visible(tool, SystemTime::now()))
+            .cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let started = Instant::now();
+        let request_id = context.id.to_string();
+        let arguments = ArgumentDigest::of(request.arguments.as_ref());
+        let mut event = AuditEvent {
+            request_id: &request_id,
+            principal: self.principal.id(),
+            tool: "",
+            role: None,
+            db: None,
+            requires: &[],
+            decision: Decision::Deny,
+            reason: None,
+            arguments: &arguments,
+            output_bytes: None,
+            duration: started.elapsed(),
+            outcome: Outcome::UnknownTool,
+        };
+
+        let Some(entry) = self.tools.get(request.name.as_ref()) else {
+            let name = echo(&request.name);
+            let reason = format!("unknown tool `{name}`");
+            event.tool = &name;
+            event.reason = Some(&reason);
+            event.emit();
+            return Err(ErrorData::invalid_params(reason.clone(), None));
+        };
+        let policy = entry.policy;
+        event.tool = policy.name;
+        event.role = policy.role;
+        event.db = policy.db;
+        event.requires = policy.requires;
+
+        let authorized = match authorize(policy, &self.principal, SystemTime::now()) {
+            Ok(authorized) => authorized,
+            Err(denial) => {
+                let reason = denial.explain(policy.name, self.principal.id());
+                event.reason = Some(&reason);
+                event.outcome = Outcome::Denied;
+                event.duration = started.elapsed();
+                event.emit();
+                let data = serde_json::json!({
+                    "tool": policy.name,
+                    "missing_grants": denial.lacking().collect::<Vec<_>>(),
+                });
+                return Err(ErrorData::new(FORBIDDEN, reason.clone(), Some(data)));
+            }
+        };
+
+        if arguments.bytes() > entry.limits.max_argument_bytes {
+            let reason = format!(
+                "arguments to tool `{}` are {} bytes, over the limit of {} bytes",
+                policy.name,
+                arguments.bytes(),
+                entry.limits.max_argument_bytes
+            );
+            event.reason = Some(&reason);
+            event.outcome = Outcome::ArgumentsTooLarge;
+            event.duration = started.elapsed();
+            event.emit();
+            return Err(ErrorData::invalid_params(reason.clone(), None));
+        }
+
+        let (outcome, output_bytes, response) =
+            self.run(authorized, entry.limits, request, context).await;
+        event.decision = Decision::Allow;
+        event.outcome = outcome;
+        event.output_bytes = output_bytes;
+        event.duration = started.elapsed();
+        event.emit();
+        response
+    }
+}
+
+/// Serving stopped because the transport failed.
+#[derive(Debug, thiserror::Error)]
+#[error("MCP transport failed: {0}")]
+pub struct ServeError(String);
+
+fn error_result(message: String) -> CallToolResponse {
+    CallToolResult::error(vec![ContentBlock::text(message)]).into()
+}
+
+/// A client-sent name, cut to [`MAX_ECHOED_NAME`] characters with control characters escaped,
+/// safe to echo into an error and the audit trail.
+fn echo(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .take(MAX_ECHOED_NAME)
+        .flat_map(char::escape_debug)
+        .collect();
+    if name.chars().count() > MAX_ECHOED_NAME {
+        out.push('…');
+    }
+    out
+}
+
+fn serialized_len(response: &CallToolResponse) -> usize {
+    struct Counter(usize);
+    impl io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Serializing into a counter cannot fail for a response rmcp can send.
+    let _ = match response {
+        CallToolResponse::Complete(result) => serde_json::to_writer(&mut counter, result),
+        CallToolResponse::InputRequired(result) => serde_json::to_writer(&mut counter, result),
+        CallToolResponse::Task(result) => serde_json::to_writer(&mut counter, result),
+        _ => Ok(()),
+    };
+    counter.0
+}

@@ -1,0 +1,222 @@
+//! The server command line, so an example's `main` is one call to [`run`]:
+//!
+//! - `serve` (the default): serve MCP over stdio.
+//! - `check`: load and validate the configuration and the tool table, print a report, exit
+//!   non-zero on any problem.
+//! - `inventory`: print every tool with its declared role, database capability, required grants
+//!   and limits as JSON — the registry of what this server can do.
+//!
+//! The configuration file comes from `--config PATH` or the `MCP_LP_CONFIG` environment
+//! variable. Logs and audit events go to stderr, as JSON lines unless `--log-format text`.
+
+use std::error::Error;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::authorize::authorize;
+use crate::checkpoint::Checkpoint;
+use crate::config::{CONFIG_ENV, Config, ConfigError};
+use crate::policy::ToolSet;
+
+/// What building a server from configuration may fail with.
+pub type BuildError = Box<dyn Error + Send + Sync>;
+
+#[derive(Debug, Parser)]
+struct Cli {
+    /// The configuration file [default: none, meaning principal `anonymous` with no grants]
+    #[arg(long, short, global = true, env = CONFIG_ENV)]
+    config: Option<PathBuf>,
+    /// How logs and audit events are written to stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Json)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve MCP over stdio (the default)
+    Serve,
+    /// Validate the configuration and the tool table, then exit
+    Check,
+    /// Print every tool and what it declares, as JSON
+    Inventory,
+}
+
+/// Parse the command line and run it with the server `build` makes from the configuration.
+///
+/// Returns the process exit code: 0 on success, 1 when the configuration or the server is
+/// refused (with the reason on stderr), 2 on a usage error.
+pub async fn run<S, F>(build: F) -> ExitCode
+where
+    S: ToolSet,
+    F: FnOnce(&Config) -> Result<S, BuildError>,
+{
+    let info = S::server_info();
+    let command = Cli::command()
+        .name(info.name.clone())
+        .version(info.version.clone());
+    let cli = match command
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+    {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_logging(cli.log_format);
+
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config, build).await,
+        Command::Check => check(cli.config, build),
+        Command::Inventory => inventory::<S>(cli.config),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "refused to start");
+            let _ = writeln!(std::io::stderr(), "error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: Option<PathBuf>) -> Result<Config, ConfigError> {
+    path.map_or_else(|| Ok(Config::defaults()), Config::load)
+}
+
+fn start<S: ToolSet>(
+    path: Option<PathBuf>,
+    build: impl FnOnce(&Config) -> Result<S, BuildError>,
+) -> Result<(Config, Checkpoint<S>), BuildError> {
+    let config = load(path)?;
+    let service = build(&config)?;
+    let checkpoint = Checkpoint::for_stdio(service, &config)?;
+    Ok((config, checkpoint))
+}
+
+async fn serve<S: ToolSet>(
+    path: Option<PathBuf>,
+    build: impl FnOnce(&Config) -> Result<S, BuildError>,
+) -> Result<(), BuildError> {
+    let (config, checkpoint) = start(path, build)?;
+    let principal = checkpoint.principal();
+    let grants: Vec<_> = principal
+        .grants()
+        .iter()
+        .map(|g| format!("{g:?}"))
+        .collect();
+    tracing::info!(
+        config = %config.path().display(),
+        principal = principal.id(),
+        grants = grants.join(", "),
+        tools = S::policies().len(),
+        "serving MCP over stdio"
+    );
+    checkpoint.serve_stdio().await?;
+    Ok(())
+}
+
+fn check<S: ToolSet>(
+    path: Option<PathBuf>,
+    build: impl FnOnce(&Config) -> Result<S, BuildError>,
+) -> Result<(), BuildError> {
+    let (config, checkpoint) = start(path, build)?;
+    let principal = checkpoint.principal();
+    let now = SystemTime::now();
+    let mut report = format!(
+        "ok: {}\nstdio principal `{}`\n",
+        config.path().display(),
+        principal.id()
+    );
+    for grant in principal.grants() {
+        let state = if grant.is_active(now) {
+            "active"
+        } else {
+            "EXPIRED"
+        };
+        report += &format!("  grant {grant:?}: {state}\n");
+    }
+    report += &format!("{} tools:\n", S::policies().len());
+    for policy in S::policies() {
+        let callable = authorize(policy, principal, now).is_ok();
+        let limits = config.limits_for(policy);
+        report += &format!(
+            "  {}: requires [{}], {}, timeout {:?}, max output {} bytes\n",
+            policy.name,
+            policy.requires.join(", "),
+            if callable {
+                "callable"
+            } else {
+                "hidden (grant missing)"
+            },
+            limits.timeout,
+            limits.max_output_bytes,
+        );
+    }
+    std::io::stdout().write_all(report.as_bytes())?;
+    Ok(())
+}
+
+fn inventory<S: ToolSet>(path: Option<PathBuf>) -> Result<(), BuildError> {
+    let config = load(path)?;
+    config.check_tools(S::policies())?;
+    let router = S::tool_router();
+    let tools: Vec<_> = S::policies()
+        .iter()
+        .map(|policy| {
+            let limits = config.limits_for(policy);
+            let description = router.get(policy.name).and_then(|t| t.description.clone());
+            json!({
+                "name": policy.name,
+                "description": description,
+                "role": policy.role,
+                "db": policy.db,
+                "requires": policy.requires,
+                "timeout_ms": u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
+                "max_output_bytes": limits.max_output_bytes,
+                "max_argument_bytes": limits.max_argument_bytes,
+            })
+        })
+        .collect();
+    let info = S::server_info();
+    let document = json!({
+        "server": { "name": info.name, "version": info.version },
+        "tools": tools,
+    });
+    let mut out = serde_json::to_string_pretty(&document)?;
+    out.push('\n');
+    std::io::stdout().write_all(out.as_bytes())?;
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A subscriber may already be installed by the embedding program; keep it.
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+}

@@ -1,0 +1,381 @@
+//! Configuration: one TOML file, refused at startup on any unknown key, wrong type or
+//! unresolvable secret reference.
+//!
+//! ```toml
+//! [stdio]                        # who is calling when there is no token
+//! principal = "alice@example.com"
+//! grants = ["notes:read", { name = "notes:delete", expires = 2026-12-01T00:00:00Z }]
+//!
+//! [limits]                       # defaults for every tool
+//! timeout = "30s"
+//! max_output_bytes = 1048576
+//! max_argument_bytes = 65536
+//!
+//! [tools.delete_note]            # one tool's limits; the operator has the last word
+//! timeout = "5s"
+//!
+//! [secrets]                      # references, resolved at startup, never values
+//! signing-key = { file = "/vault/secrets/signing-key" }
+//!
+//! [dev]                          # risky switches, each named for what it allows
+//! allow_env_secrets = false
+//!
+//! [app]                          # the application's own settings, see Config::app
+//! ```
+
+mod error;
+mod secret;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
+
+pub use self::error::{ConfigError, ConfigErrorKind};
+pub use self::secret::{SecretError, SecretRef};
+use crate::grant::Grant;
+use crate::limits::{self, Limits};
+use crate::policy::ToolPolicy;
+use crate::principal::Principal;
+
+/// The environment variable naming the configuration file when `--config` is not given.
+pub const CONFIG_ENV: &str = "MCP_LP_CONFIG";
+
+/// The principal used over stdio when the configuration names none. It holds no grants.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// A loaded and validated configuration, with its secrets resolved.
+#[derive(Debug)]
+pub struct Config {
+    path: PathBuf,
+    stdio_principal: Principal,
+    limits: LimitsSection,
+    tools: BTreeMap<String, ToolSection>,
+    secrets: BTreeMap<String, SecretString>,
+    app: toml::Table,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    stdio: StdioSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    tools: BTreeMap<String, ToolSection>,
+    #[serde(default)]
+    secrets: BTreeMap<String, SecretRef>,
+    #[serde(default)]
+    dev: DevSection,
+    #[serde(default)]
+    app: toml::Table,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StdioSection {
+    #[serde(default = "anonymous")]
+    principal: String,
+    #[serde(default)]
+    grants: Vec<GrantSpec>,
+}
+
+impl Default for StdioSection {
+    fn default() -> Self {
+        Self {
+            principal: anonymous(),
+            grants: Vec::new(),
+        }
+    }
+}
+
+fn anonymous() -> String {
+    ANONYMOUS.to_owned()
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    #[serde(default, deserialize_with = "de_duration")]
+    timeout: Option<Duration>,
+    max_output_bytes: Option<NonZeroUsize>,
+    max_argument_bytes: Option<NonZeroUsize>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolSection {
+    #[serde(default, deserialize_with = "de_duration")]
+    timeout: Option<Duration>,
+    max_output_bytes: Option<NonZeroUsize>,
+    max_argument_bytes: Option<NonZeroUsize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevSection {
+    #[serde(default)]
+    allow_env_secrets: bool,
+}
+
+impl Config {
+    /// Load, validate and resolve the configuration file at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                path,
+                None,
+                ConfigErrorKind::Unreadable,
+                format!("cannot read the configuration file: {e}"),
+            )
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parse configuration text; `path` names it in messages and anchors relative secret files.
+    pub fn from_toml(text: &str, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let deserializer = toml::de::Deserializer::parse(text).map_err(|e| {
+            let mut err = ConfigError::new(path, None, ConfigErrorKind::Syntax, e.message());
+            err.line = e.span().map(|span| line_of(text, span.start));
+            err
+        })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(deserializer)
+            .map_err(|e| serde_error(path, Some(text), "", e))?;
+        Self::resolve(raw, path)
+    }
+
+    /// The configuration used when no file is given: principal [`ANONYMOUS`] with no grants and
+    /// default limits.
+    pub fn defaults() -> Self {
+        Self {
+            path: PathBuf::from("<defaults>"),
+            stdio_principal: Principal::new(ANONYMOUS),
+            limits: LimitsSection::default(),
+            tools: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            app: toml::Table::new(),
+        }
+    }
+
+    fn resolve(raw: RawConfig, path: &Path) -> Result<Self, ConfigError> {
+        let at =
+            |key: String, kind, message: String| ConfigError::new(path, Some(key), kind, message);
+
+        let id = raw.stdio.principal;
+        if id.trim().is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+            return Err(at(
+                "stdio.principal".into(),
+                ConfigErrorKind::InvalidValue,
+                "a principal is 1 to 256 characters with no control characters".into(),
+            ));
+        }
+        let stdio_principal = raw
+            .stdio
+            .grants
+            .into_iter()
+            .fold(Principal::new(id), |p, spec| p.with_grant(spec.0));
+
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut secrets = BTreeMap::new();
+        for (name, reference) in raw.secrets {
+            let secret = reference
+                .resolve(base, raw.dev.allow_env_secrets)
+                .map_err(|e| {
+                    at(
+                        format!("secrets.{name}"),
+                        ConfigErrorKind::Secret,
+                        format!("secret {reference} {e}"),
+                    )
+                })?;
+            secrets.insert(name, secret);
+        }
+
+        Ok(Self {
+            path: path.to_owned(),
+            stdio_principal,
+            limits: raw.limits,
+            tools: raw.tools,
+            secrets,
+            app: raw.app,
+        })
+    }
+
+    /// The file this configuration came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The principal, and its grants, for calls over stdio.
+    pub fn stdio_principal(&self) -> &Principal {
+        &self.stdio_principal
+    }
+
+    /// The resolved secret configured as `[secrets] name = { ... }`.
+    pub fn secret(&self, name: &str) -> Option<&SecretString> {
+        self.secrets.get(name)
+    }
+
+    /// The application's own `[app]` table as `T`; a mismatch names the file and the `app.` key.
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// #[serde(deny_unknown_fields)]
+    /// struct Settings { greeting: String }
+    ///
+    /// let config = mcp_lp::Config::from_toml("[app]\ngreeting = \"hi\"", "demo.toml")?;
+    /// assert_eq!(config.app::<Settings>()?.greeting, "hi");
+    /// # Ok::<(), mcp_lp::ConfigError>(())
+    /// ```
+    pub fn app<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        serde_path_to_error::deserialize(toml::Value::Table(self.app.clone()))
+            .map_err(|e| serde_error(&self.path, None, "app", e))
+    }
+
+    /// The limits of the tool with `policy`: its `[tools.<name>]` table, then its attribute,
+    /// then `[limits]`, then the defaults.
+    pub fn limits_for(&self, policy: &ToolPolicy) -> Limits {
+        let tool = self.tools.get(policy.name).copied().unwrap_or_default();
+        let default = Limits::default();
+        Limits {
+            timeout: tool
+                .timeout
+                .or(policy.timeout)
+                .or(self.limits.timeout)
+                .unwrap_or(default.timeout),
+            max_output_bytes: tool
+                .max_output_bytes
+                .map(NonZeroUsize::get)
+                .or(policy.max_output_bytes)
+                .or(self.limits.max_output_bytes.map(NonZeroUsize::get))
+                .unwrap_or(default.max_output_bytes),
+            max_argument_bytes: tool
+                .max_argument_bytes
+                .or(self.limits.max_argument_bytes)
+                .map_or(default.max_argument_bytes, NonZeroUsize::get),
+        }
+    }
+
+    /// Refuse `[tools.<name>]` tables that name no tool of the server.
+    pub fn check_tools(&self, policies: &[ToolPolicy]) -> Result<(), ConfigError> {
+        for name in self.tools.keys() {
+            if !policies.iter().any(|p| p.name == name) {
+                let known: Vec<_> = policies.iter().map(|p| format!("`{}`", p.name)).collect();
+                return Err(ConfigError::new(
+                    &self.path,
+                    Some(format!("tools.{name}")),
+                    ConfigErrorKind::Mismatch,
+                    format!(
+                        "the server has no tool `{name}`; its tools are {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(0, |head| head.matches('\n').count())
+        + 1
+}
+
+/// Turn a deserialization error into a [`ConfigError`] naming the dotted key. Only serde's and
+/// toml's message is kept: toml's rendering quotes the offending source line, which could hold
+/// a secret someone pasted inline.
+fn serde_error(
+    path: &Path,
+    text: Option<&str>,
+    prefix: &str,
+    error: serde_path_to_error::Error<toml::de::Error>,
+) -> ConfigError {
+    let mut key = error.path().to_string();
+    if key == "." {
+        key.clear();
+    }
+    if !prefix.is_empty() {
+        key = if key.is_empty() {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}.{key}")
+        };
+    }
+    let inner = error.into_inner();
+    let message = inner.message().to_owned();
+    let kind = if message.starts_with("unknown field") || message.starts_with("unknown variant") {
+        ConfigErrorKind::UnknownKey
+    } else if message.starts_with("missing field") {
+        ConfigErrorKind::MissingKey
+    } else if message.starts_with("invalid type") {
+        ConfigErrorKind::WrongType
+    } else {
+        ConfigErrorKind::InvalidValue
+    };
+    let mut err = ConfigError::new(path, (!key.is_empty()).then_some(key), kind, message);
+    err.line = text
+        .zip(inner.span())
+        .map(|(text, span)| line_of(text, span.start));
+    err
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    limits::parse_duration(&text)
+        .map(Some)
+        .map_err(de::Error::custom)
+}
+
+/// One entry of `[stdio] grants`: `"name"` or `{ name = "...", expires = <datetime> }`.
+#[derive(Debug)]
+struct GrantSpec(Grant);
+
+impl<'de> Deserialize<'de> for GrantSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(GrantSpecVisitor)
+    }
+}
+
+struct GrantSpecVisitor;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpiringGrant {
+    name: String,
+    expires: toml::value::Datetime,
+}
+
+impl<'de> Visitor<'de> for GrantSpecVisitor {
+    type Value = GrantSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a grant: \"name\" or { name = \"...\", expires = 2026-12-01T00:00:00Z }")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<GrantSpec, E> {
+        Grant::new(name).map(GrantSpec).map_err(E::custom)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<GrantSpec, A::Error> {
+        let spec = ExpiringGrant::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        let expires: jiff::Timestamp = spec.expires.to_string().parse().map_err(|_| {
+            de::Error::custom(format!(
+                "`expires = {}` needs a date, a time and a UTC offset, like 2026-12-01T00:00:00Z",
+                spec.expires
+            ))
+        })?;
+        let grant = Grant::new(spec.name).map_err(de::Error::custom)?;
+        Ok(GrantSpec(grant.expiring_at(SystemTime::from(expires))))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+use std::time::{Duration, SystemTime};
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, "/etc/mcp-lp/test.toml")
+}
+
+#[test]
+fn accepts_empty_file_as_anonymous_without_grants() {
+    let config = load("").unwrap();
+    assert_eq!(config.stdio_principal().id(), ANONYMOUS);
+    assert!(config.stdio_principal().grants().is_empty());
+}
+
+#[test]
+fn accepts_plain_and_expiring_grants() {
+    let config = load(
+        r#"
+        [stdio]
+        principal = "alice@example.com"
+        grants = ["notes:read", { name = "notes:delete", expires = 2030-01-01T00:00:00Z }]
+        "#,
+    )
+    .unwrap();
+    let alice = config.stdio_principal();
+    assert_eq!(alice.id(), "alice@example.com");
+    let before = SystemTime::from("2029-12-31T23:59:59Z".parse::<jiff::Timestamp>().unwrap());
+    let after = SystemTime::from("2030-01-01T00:00:00Z".parse::<jiff::Timestamp>().unwrap());
+    assert!(alice.holds("notes:delete", before));
+    assert!(!alice.holds("notes:delete", after));
+    assert!(alice.holds("notes:read", after));
+}
+
+#[test]
+fn rejects_unknown_key_naming_table_and_key() {
+    let err = load("[stdio]\nprincipal = \"a\"\ngrant = [\"x\"]\n").unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::UnknownKey);
+    assert_eq!(err.key.as_deref(), Some("stdio"));
+    assert_eq!(err.line, Some(3));
+    let text = err.to_string();
+    assert!(
+        text.starts_with("/etc/mcp-lp/test.toml:3: key `stdio`"),
+        "{text}"
+    );
+    assert!(text.contains("unknown field `grant`"), "{text}");
+    assert!(text.contains("`grants`"), "{text}");
+}
+
+#[test]
+fn rejects_unknown_top_level_table() {
+    let err = load("[stido]\nprincipal = \"a\"\n").unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::UnknownKey);
+    assert!(err.to_string().contains("unknown field `stido`"), "{err}");
+}
+
+#[test]
+fn rejects_wrong_type_naming_the_key() {
+    let err = load("[limits]\nmax_output_bytes = \"lots\"\n").unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::WrongType);
+    assert_eq!(err.key.as_deref(), Some("limits.max_output_bytes"));
+    assert!(err.to_string().contains("invalid type"), "{err}");
+}
+
+#[test]
+fn rejects_zero_limit() {
+    let err = load("[limits]\nmax_output_bytes = 0\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("limits.max_output_bytes"));
+}
+
+#[test]
+fn rejects_bad_duration_naming_the_key() {
+    let err = load("[tools.read_note]\ntimeout = \"soon\"\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("tools.read_note.timeout"));
+    assert!(err.to_string().contains("\"30s\""), "{err}");
+}
+
+#[test]
+fn rejects_malformed_grant_naming_its_index() {
+    let err = load("[stdio]\ngrants = [\"ok\", \"docs delete\"]\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("stdio.grants[1]"));
+    assert!(
+        err.to_string().contains("malformed grant `docs delete`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rejects_grant_expiry_without_offset() {
+    let err = load("[stdio]\ngrants = [{ name = \"a:b\", expires = 2030-01-01T00:00:00 }]\n")
+        .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("stdio.grants[0]"));
+    assert!(err.to_string().contains("UTC offset"), "{err}");
+}
+
+#[test]
+fn rejects_missing_secret_file_naming_key_and_reference() {
+    let err =
+        load("[secrets]\napi-key = { file = \"/nonexistent/mcp-lp/api-key\" }\n").unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::Secret);
+    assert_eq!(err.key.as_deref(), Some("secrets.api-key"));
+    let text = err.to_string();
+    assert!(text.contains("/nonexistent/mcp-lp/api-key"), "{text}");
+    assert!(text.contains("not found"), "{text}");
+}
+
+#[test]
+fn rejects_env_secret_without_dev_flag_and_never_reads_it() {
+    // `set_var` is unsafe under edition 2024, so use a variable that is always set.
+    let err = load("[secrets]\ntoken = { env = \"PATH\" }\n").unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::Secret);
+    assert_eq!(err.key.as_deref(), Some("secrets.token"));
+    let text = err.to_string();
+    assert!(text.contains("allow_env_secrets"), "{text}");
+    let path = std::env::var("PATH").unwrap();
+    assert!(!text.contains(&path), "{text}");
+}
+
+#[test]
+fn accepts_env_secret_with_dev_flag() {
+    let config =
+        load("[dev]\nallow_env_secrets = true\n[secrets]\ntoken = { env = \"PATH\" }\n").unwrap();
+    let path = std::env::var("PATH").unwrap();
+    assert_eq!(config.secret("token").unwrap().expose_secret(), path);
+    assert!(!format!("{config:?}").contains(&path));
+}
+
+#[test]
+fn rejects_inline_secret_without_echoing_it() {
+    let err = load("[secrets]\ndb = \"postgres://admin:hunter2@db/prod\"\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("secrets.db"));
+    let text = err.to_string();
+    assert!(text.contains("inline values are refused"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn rejects_unknown_secret_source() {
+    let err = load("[secrets]\ndb = { vault = \"x\" }\n").unwrap_err();
+    assert!(
+        err.to_string().contains("unknown secret source `vault`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn resolves_relative_secret_file_next_to_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key.txt"), "s3cr3t\n").unwrap();
+    let path = dir.path().join("mcp-lp.toml");
+    std::fs::write(&path, "[secrets]\nkey = { file = \"key.txt\" }\n").unwrap();
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.secret("key").unwrap().expose_secret(), "s3cr3t");
+}
+
+#[test]
+fn rejects_syntax_error_with_line() {
+    let err = load("[stdio]\nprincipal = \n").unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::Syntax);
+    assert_eq!(err.line, Some(2));
+}
+
+#[test]
+fn limits_resolve_config_tool_then_attribute_then_defaults() {
+    const READ: ToolPolicy = ToolPolicy::new("read").with_timeout(Duration::from_secs(3));
+    const DELETE: ToolPolicy = ToolPolicy::new("delete").with_max_output_bytes(10);
+    let config = load(
+        "[limits]\ntimeout = \"20s\"\nmax_output_bytes = 99\n[tools.read]\ntimeout = \"1s\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.limits_for(&READ).timeout, Duration::from_secs(1));
+    assert_eq!(config.limits_for(&READ).max_output_bytes, 99);
+    assert_eq!(config.limits_for(&DELETE).timeout, Duration::from_secs(20));
+    assert_eq!(config.limits_for(&DELETE).max_output_bytes, 10);
+    assert_eq!(
+        Config::defaults().limits_for(&DELETE).timeout,
+        crate::limits::DEFAULT_TIMEOUT
+    );
+}
+
+#[test]
+fn rejects_tool_table_naming_no_tool() {
+    let config = load("[tools.delet_note]\ntimeout = \"1s\"\n").unwrap();
+    let err = config
+        .check_tools(&[ToolPolicy::new("delete_note")])
+        .unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::Mismatch);
+    assert_eq!(err.key.as_deref(), Some("tools.delet_note"));
+    assert!(err.to_string().contains("`delete_note`"), "{err}");
+}
+
+#[test]
+fn app_settings_errors_name_the_app_key() {
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Settings {
+        notes_dir: String,
+    }
+    let config = load("[app]\nnotes_dir = 5\n").unwrap();
+    let err = config.app::<Settings>().unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("app.notes_dir"));
+}

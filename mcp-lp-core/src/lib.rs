@@ -1,0 +1,97 @@
+//! # mcp-lp: MCP servers in which every tool runs with only the privileges it declares
+//!
+//! An LLM chooses which tool to call, and a prompt injection can steer it. If every tool shares
+//! one broad credential, one steered call can use every permission the process holds. With
+//! mcp-lp a tool declares what it needs and the runtime hands it exactly that:
+//!
+//! ```no_run
+//! use mcp_lp::prelude::*;
+//!
+//! #[derive(serde::Deserialize, schemars::JsonSchema)]
+//! struct NoteName {
+//!     /// The note's name.
+//!     name: String,
+//! }
+//!
+//! #[derive(Clone)]
+//! struct Notes;
+//!
+//! #[mcp_lp::server]
+//! impl Notes {
+//!     /// Read one note.
+//!     #[tool]
+//!     async fn read_note(&self, Parameters(n): Parameters<NoteName>) -> Result<String, ToolError> {
+//!         Ok(format!("contents of {}", n.name))
+//!     }
+//!
+//!     /// Delete one note. Runs only for a caller holding the `notes:delete` grant.
+//!     #[tool(requires = "notes:delete", timeout = "5s")]
+//!     async fn delete_note(&self, Parameters(n): Parameters<NoteName>) -> Result<String, ToolError> {
+//!         Ok(format!("deleted {}", n.name))
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     mcp_lp::cli::run(|_config| Ok(Notes)).await
+//! }
+//! ```
+//!
+//! Every call passes one [`Checkpoint`]: the caller's grants are checked against the tool's
+//! [`ToolPolicy`] before the handler runs, the handler runs under its [`Limits`], and one audit
+//! event is emitted on [`audit::AUDIT_TARGET`]. `tools/list` shows a caller only the tools it
+//! may call, by the same rule.
+
+pub mod audit;
+mod authorize;
+pub mod capability;
+mod checkpoint;
+pub mod cli;
+mod config;
+mod grant;
+pub mod limits;
+mod policy;
+mod principal;
+mod tool_error;
+
+pub use mcp_lp_macros::{server, tool};
+pub use rmcp::handler::server::wrapper::{Json, Parameters};
+pub use schemars;
+
+pub use crate::authorize::{Authorized, Denial, authorize};
+pub use crate::checkpoint::{CallScope, Checkpoint, FORBIDDEN, ServeError};
+pub use crate::config::{
+    ANONYMOUS, CONFIG_ENV, Config, ConfigError, ConfigErrorKind, SecretError, SecretRef,
+};
+pub use crate::grant::{Grant, GrantError, MAX_GRANT_LEN, grant_syntax_error};
+pub use crate::limits::Limits;
+pub use crate::policy::{ToolPolicy, ToolSet, capability_name_error};
+pub use crate::principal::Principal;
+pub use crate::tool_error::ToolError;
+
+/// The names a server module needs: `use mcp_lp::prelude::*;`.
+pub mod prelude {
+    pub use crate::{CallScope, Json, Parameters, ToolError, tool};
+}
+
+/// What `#[mcp_lp::server]` expands to. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use rmcp;
+
+    pub use crate::capability::probe::{NotACapability, Probe};
+
+    /// Fail compilation when a `requires` literal is not a well-formed grant.
+    pub const fn assert_grant(name: &str) {
+        if let Some(reason) = crate::grant::grant_syntax_error(name) {
+            panic!("{}", reason);
+        }
+    }
+
+    /// Fail compilation when a `role` or `db` literal is not a well-formed capability name.
+    pub const fn assert_capability_name(name: &str) {
+        if let Some(reason) = crate::policy::capability_name_error(name) {
+            panic!("{}", reason);
+        }
+    }
+}

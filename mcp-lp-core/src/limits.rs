@@ -1,0 +1,77 @@
+//! Per-call limits: how long a handler may run, how large its arguments and output may be.
+
+use std::time::Duration;
+
+/// A handler that runs longer than this is cancelled, unless configured otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Output larger than this (serialized JSON bytes) is withheld, unless configured otherwise.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+
+/// Arguments larger than this (canonical JSON bytes) are refused, unless configured otherwise.
+pub const DEFAULT_MAX_ARGUMENT_BYTES: usize = 64 * 1024;
+
+/// The limits that apply to one tool.
+///
+/// Each is resolved in this order, first found wins: the tool's `[tools.<name>]` table in
+/// configuration, the tool's `#[tool(...)]` attribute, the `[limits]` table, the default
+/// constant. The operator has the last word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// How long the handler may run before it is cancelled.
+    pub timeout: Duration,
+    /// The largest output, in serialized JSON bytes, returned to the caller.
+    pub max_output_bytes: usize,
+    /// The largest arguments, in canonical JSON bytes, accepted.
+    pub max_argument_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            max_argument_bytes: DEFAULT_MAX_ARGUMENT_BYTES,
+        }
+    }
+}
+
+/// Parse a duration such as `30s`, `500ms`, `2m` or `1h 30m`.
+///
+/// The one parser for durations, shared by configuration and the `#[tool(timeout = "...")]`
+/// attribute (which applies the same rules at compile time).
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(mcp_lp::limits::parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+/// assert!(mcp_lp::limits::parse_duration("0s").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let signed: jiff::SignedDuration = text.parse().map_err(|_| {
+        format!("`{text}` is not a duration; write one like \"30s\", \"500ms\" or \"2m\"")
+    })?;
+    match Duration::try_from(signed) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("duration `{text}` must be greater than zero")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_friendly_durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn rejects_zero_negative_and_garbage_durations() {
+        for text in ["0s", "-5s", "soon", "", "30"] {
+            assert!(parse_duration(text).is_err(), "{text}");
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Parsing and checking one `#[tool(...)]` attribute.
+
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned as _;
+use syn::{Attribute, Expr, ExprLit, Lit, LitInt, LitStr, Meta, Token};
+
+/// mcp-lp's own keys, stripped before the attribute reaches rmcp.
+const OURS: &[&str] = &["role", "db", "requires", "timeout", "max_output_bytes"];
+
+/// rmcp's `#[tool]` keys, passed through unchanged.
+const RMCP: &[&str] = &[
+    "name",
+    "title",
+    "description",
+    "input_schema",
+    "output_schema",
+    "annotations",
+    "icons",
+    "meta",
+    "local",
+];
+
+/// One tool's attribute, split into what mcp-lp records and what rmcp receives.
+#[derive(Default)]
+pub(crate) struct ToolAttr {
+    pub(crate) rmcp: Vec<Meta>,
+    pub(crate) name: Option<LitStr>,
+    pub(crate) role: Option<LitStr>,
+    pub(crate) db: Option<LitStr>,
+    pub(crate) requires: Vec<LitStr>,
+    pub(crate) timeout_nanos: Option<u64>,
+    pub(crate) max_output_bytes: Option<LitInt>,
+}
+
+/// Whether `attr` is a `#[tool]` attribute, however its path is written.
+pub(crate) fn is_tool(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "tool")
+}
+
+pub(crate) fn parse(attr: &Attribute) -> syn::Result<ToolAttr> {
+    let metas = match &attr.meta {
+        Meta::Path(_) => Punctuated::new(),
+        Meta::List(list) => {
+            list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?
+        }
+        Meta::NameValue(nv) => {
+            return Err(syn::Error::new_spanned(
+                nv,
+                "write `#[tool]` or `#[tool(key = value, ...)]`",
+            ));
+        }
+    };
+    let mut out = ToolAttr::default();
+    let mut seen: Vec<String> = Vec::new();
+    let mut errors = Errors::default();
+    for meta in metas {
+        let Some(ident) = meta.path().get_ident() else {
+            errors.push(syn::Error::new_spanned(
+                meta.path(),
+                "expected a key such as `role = \"docs-read\"` or `requires = \"docs:delete\"`",
+            ));
+            continue;
+        };
+        let key = ident.to_string();
+        if seen.contains(&key) {
+            errors.push(syn::Error::new_spanned(
+                ident,
+                format!("duplicate key `{key}`; give it once"),
+            ));
+            continue;
+        }
+        seen.push(key.clone());
+        let parsed = match key.as_str() {
+            "role" => capability_name(&meta, "role", "docs-read").map(|v| out.role = Some(v)),
+            "db" => capability_name(&meta, "db", "read").map(|v| out.db = Some(v)),
+            "requires" => grants(&meta).map(|v| out.requires = v),
+            "timeout" => timeout(&meta).map(|v| out.timeout_nanos = Some(v)),
+            "max_output_bytes" => byte_count(&meta).map(|v| out.max_output_bytes = Some(v)),
+            "name" => non_empty_str(&meta, "name", "readDocument").map(|v| {
+                out.name = Some(v);
+                out.rmcp.push(meta.clone());
+            }),
+            k if RMCP.contains(&k) => {
+                out.rmcp.push(meta.clone());
+                Ok(())
+            }
+            _ => Err(unknown_key(ident, &key)),
+        };
+        if let Err(e) = parsed {
+            errors.push(e);
+        }
+    }
+    errors.finish().map(|()| out)
+}
+
+fn unknown_key(ident: &syn::Ident, key: &str) -> syn::Error {
+    let list = |keys: &[&str]| {
+        keys.iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let hint = OURS
+        .iter()
+        .chain(RMCP)
+        .filter(|known| edit_distance(key, known) <= 2)
+        .min_by_key(|known| edit_distance(key, known))
+        .map(|known| format!("did you mean `{known}`? "))
+        .unwrap_or_default();
+    syn::Error::new_spanned(
+        ident,
+        format!(
+            "unknown key `{key}` in `#[tool]`; {hint}expected one of {} (mcp-lp) or {} (rmcp)",
+            list(OURS),
+            list(RMCP)
+        ),
+    )
+}
+
+fn str_value(meta: &Meta, key: &str, example: &str) -> syn::Result<LitStr> {
+    if let Meta::NameValue(nv) = meta
+        && let Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) = &nv.value
+    {
+        return Ok(s.clone());
+    }
+    Err(syn::Error::new_spanned(
+        meta,
+        format!("`{key}` takes a string: `{key} = \"{example}\"`"),
+    ))
+}
+
+fn non_empty_str(meta: &Meta, key: &str, example: &str) -> syn::Result<LitStr> {
+    let lit = str_value(meta, key, example)?;
+    if lit.value().is_empty() {
+        return Err(syn::Error::new_spanned(
+            &lit,
+            format!("`{key}` must not be empty; write a name such as `{key} = \"{example}\"`"),
+        ));
+    }
+    Ok(lit)
+}
+
+/// `role` and `db`: non-empty here; the full grammar is checked by a `const` assertion that
+/// calls `mcp_lp::capability_name_error`, the one definition of it.
+fn capability_name(meta: &Meta, key: &str, example: &str) -> syn::Result<LitStr> {
+    non_empty_str(meta, key, example)
+}
+
+/// `requires = "grant"` or `requires = ["a", "b"]`. Emptiness and repeats are refused here;
+/// the grant grammar is checked by a `const` assertion that calls `mcp_lp::grant_syntax_error`.
+fn grants(meta: &Meta) -> syn::Result<Vec<LitStr>> {
+    const USAGE: &str = "`requires` takes a grant or a list of grants: `requires = \"docs:delete\"` or `requires = [\"docs:read\", \"docs:delete\"]`";
+    let Meta::NameValue(nv) = meta else {
+        return Err(syn::Error::new_spanned(meta, USAGE));
+    };
+    let lits: Vec<LitStr> = match &nv.value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => vec![s.clone()],
+        Expr::Array(array) => array
+            .elems
+            .iter()
+            .map(|e| match e {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }) => Ok(s.clone()),
+                other => Err(syn::Error::new_spanned(other, USAGE)),
+            })
+            .collect::<syn::Result<_>>()?,
+        other => return Err(syn::Error::new_spanned(other, USAGE)),
+    };
+    if lits.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &nv.value,
+            "`requires` lists at least one grant; remove the key if the tool needs none",
+        ));
+    }
+    for (i, lit) in lits.iter().enumerate() {
+        if lit.value().is_empty() {
+            return Err(syn::Error::new_spanned(
+                lit,
+                "empty grant; write one such as `\"docs:delete\"`",
+            ));
+        }
+        if lits[..i]
+            .iter()
+            .any(|earlier| earlier.value() == lit.value())
+        {
+            return Err(syn::Error::new_spanned(
+                lit,
+                format!("grant `{}` is listed twice", lit.value()),
+            ));
+        }
+    }
+    Ok(lits)
+}
+
+/// `timeout = "30s"`, parsed as `mcp_lp::limits::parse_duration` parses configuration.
+fn timeout(meta: &Meta) -> syn::Result<u64> {
+    let lit = str_value(meta, "timeout", "30s")?;
+    let bad = || {
+        syn::Error::new_spanned(
+            &lit,
+            format!(
+                "`{}` is not a positive duration; write one like \"30s\", \"500ms\" or \"2m\"",
+                lit.value()
+            ),
+        )
+    };
+    let signed: jiff::SignedDuration = lit.value().parse().map_err(|_| bad())?;
+    let duration = std::time::Duration::try_from(signed).map_err(|_| bad())?;
+    if duration.is_zero() {
+        return Err(bad());
+    }
+    u64::try_from(duration.as_nanos()).map_err(|_| bad())
+}
+
+fn byte_count(meta: &Meta) -> syn::Result<LitInt> {
+    const USAGE: &str = "`max_output_bytes` takes a positive integer: `max_output_bytes = 65536`";
+    if let Meta::NameValue(nv) = meta
+        && let Expr::Lit(ExprLit {
+            lit: Lit::Int(n), ..
+        }) = &nv.value
+    {
+        return match n.base10_parse::<usize>() {
+            Ok(v) if v > 0 => Ok(LitInt::new(&v.to_string(), n.span())),
+            _ => Err(syn::Error::new_spanned(n, USAGE)),
+        };
+    }
+    Err(syn::Error::new(meta.span(), USAGE))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Collects every error so one compile reports them all.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
