@@ -29,6 +29,7 @@ use crate::config::{Config, ConfigError};
 use crate::limits::Limits;
 use crate::policy::{ToolPolicy, ToolSet};
 use crate::principal::Principal;
+use crate::transport::LineTransport;
 
 /// The JSON-RPC error code of a call refused for a missing grant.
 pub const FORBIDDEN: ErrorCode = ErrorCode(-32003);
@@ -127,7 +128,7 @@ impl<S: ToolSet> Checkpoint<S> {
     pub async fn serve_stdio(self) -> Result<(), ServeError> {
         use rmcp::ServiceExt as _;
         let running = self
-            .serve(rmcp::transport::stdio())
+            .serve(LineTransport::stdio())
             .await
             .map_err(|e| ServeError(e.to_string()))?;
         running

@@ -23,6 +23,9 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{CONFIG_ENV, Config, ConfigError};
 use crate::policy::ToolSet;
 
+/// The log filter when `RUST_LOG` is not set.
+pub const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
+
 /// What building a server from configuration may fail with.
 pub type BuildError = Box<dyn Error + Send + Sync>;
 
@@ -205,7 +208,10 @@ fn inventory<S: ToolSet>(path: Option<PathBuf>) -> Result<(), BuildError> {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // rmcp's own protocol chatter stays at warn unless RUST_LOG asks for more; at debug it logs
+    // whole messages, tool arguments included.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -53,6 +53,7 @@ pub mod limits;
 mod policy;
 mod principal;
 mod tool_error;
+pub mod transport;
 
 pub use mcp_lp_macros::{server, tool};
 pub use rmcp::handler::server::wrapper::{Json, Parameters};

@@ -1,0 +1,172 @@
+//! Newline-delimited JSON-RPC over a byte stream (stdio), answering bad input instead of
+//! dropping it.
+//!
+//! rmcp's own stdio transport ignores a line that is not JSON and drops an oversized one
+//! silently, so a client waits forever for an answer. This transport replies as JSON-RPC 2.0
+//! asks: `-32700 Parse error` with a null id for a line that is not JSON, `-32600 Invalid
+//! Request` (with the request's id when it can be read) for JSON that is not a message or is
+//! over [`MAX_MESSAGE_BYTES`]. A notification (no id) is never answered. Either way the
+//! connection stays open for the next line.
+
+use std::io;
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use rmcp::RoleServer;
+use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
+use rmcp::transport::Transport;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::Mutex;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+
+/// The largest message accepted, in bytes. A longer line is discarded and answered with an
+/// error; it is never buffered whole.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+
+/// A server transport reading one JSON-RPC message per line from `R` and writing to `W`.
+pub struct LineTransport<R, W> {
+    lines: FramedRead<R, LinesCodec>,
+    writer: Arc<Mutex<W>>,
+}
+
+impl LineTransport<tokio::io::Stdin, tokio::io::Stdout> {
+    /// The transport over this process's stdin and stdout.
+    pub fn stdio() -> Self {
+        Self::new(tokio::io::stdin(), tokio::io::stdout())
+    }
+}
+
+impl<R: AsyncRead, W: AsyncWrite> LineTransport<R, W> {
+    /// A transport reading from `reader` and writing to `writer`.
+    pub fn new(reader: R, writer: W) -> Self {
+        Self {
+            lines: FramedRead::new(reader, LinesCodec::new_with_max_length(MAX_MESSAGE_BYTES)),
+            writer: Arc::new(Mutex::new(writer)),
+        }
+    }
+}
+
+impl<R, W> LineTransport<R, W>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    async fn write_line(writer: &Mutex<W>, mut bytes: Vec<u8>) -> io::Result<()> {
+        bytes.push(b'\n');
+        let mut writer = writer.lock().await;
+        writer.write_all(&bytes).await?;
+        writer.flush().await
+    }
+
+    async fn reply_error(
+        writer: &Mutex<W>,
+        id: Value,
+        code: i64,
+        message: String,
+    ) -> io::Result<()> {
+        let reply =
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+        Self::write_line(writer, reply.to_string().into_bytes()).await
+    }
+
+    /// Decide what a line that is not a valid message deserves: an error reply, or silence for a
+    /// notification.
+    async fn answer_bad_line(
+        writer: &Mutex<W>,
+        line: &str,
+        error: &serde_json::Error,
+    ) -> io::Result<()> {
+        match serde_json::from_str::<Value>(line) {
+            Err(_) => {
+                tracing::warn!(error = %error, "received a line that is not JSON");
+                Self::reply_error(
+                    writer,
+                    Value::Null,
+                    PARSE_ERROR,
+                    format!("Parse error: {error}"),
+                )
+                .await
+            }
+            Ok(value) => {
+                let id = value.get("id").cloned();
+                let Some(id) = id.filter(|id| id.is_string() || id.is_number()) else {
+                    if value.get("id").is_none() && value.get("method").is_some() {
+                        tracing::debug!(error = %error, "ignoring a notification that is not understood");
+                        return Ok(());
+                    }
+                    return Self::reply_error(
+                        writer,
+                        Value::Null,
+                        INVALID_REQUEST,
+                        format!("Invalid Request: {error}"),
+                    )
+                    .await;
+                };
+                tracing::warn!(error = %error, "received JSON that is not a valid message");
+                Self::reply_error(
+                    writer,
+                    id,
+                    INVALID_REQUEST,
+                    format!("Invalid Request: {error}"),
+                )
+                .await
+            }
+        }
+    }
+}
+
+impl<R, W> Transport<RoleServer> for LineTransport<R, W>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    type Error = io::Error;
+
+    fn send(
+        &mut self,
+        item: TxJsonRpcMessage<RoleServer>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        let writer = Arc::clone(&self.writer);
+        let bytes = serde_json::to_vec(&item).map_err(io::Error::other);
+        async move { Self::write_line(&writer, bytes?).await }
+    }
+
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
+        loop {
+            let line = match self.lines.next().await? {
+                Ok(line) => line,
+                Err(LinesCodecError::MaxLineLengthExceeded) => {
+                    tracing::warn!(limit = MAX_MESSAGE_BYTES, "discarded an oversized message");
+                    let message =
+                        format!("Invalid Request: message exceeds {MAX_MESSAGE_BYTES} bytes");
+                    Self::reply_error(&self.writer, Value::Null, INVALID_REQUEST, message)
+                        .await
+                        .ok()?;
+                    continue;
+                }
+                Err(LinesCodecError::Io(e)) => {
+                    tracing::error!(error = %e, "stdin failed");
+                    return None;
+                }
+            };
+            let line = line.trim_start_matches('\u{feff}').trim_end_matches('\r');
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<RxJsonRpcMessage<RoleServer>>(line) {
+                Ok(message) => return Some(message),
+                Err(error) => Self::answer_bad_line(&self.writer, line, &error)
+                    .await
+                    .ok()?,
+            }
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.writer.lock().await.flush().await
+    }
+}

@@ -1,0 +1,234 @@
+//! Fixtures for mcp-lp's integration tests and benchmarks: servers with tools that exercise
+//! every branch of the checkpoint, an in-process client connected over a byte pipe, and an
+//! audit-event recorder.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use mcp_lp::prelude::*;
+use mcp_lp::transport::LineTransport;
+use mcp_lp::{Checkpoint, Config, Principal};
+use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
+use rmcp::service::{RunningService, ServiceError};
+use rmcp::{RoleClient, ServiceExt as _};
+use serde::Deserialize;
+
+/// Arguments of the `echo` tools.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct EchoArgs {
+    /// The text to return.
+    pub text: String,
+}
+
+/// A server whose tools each exercise one branch of the checkpoint. Counts handler runs, so a
+/// test can prove a refused call never reached its handler.
+#[derive(Debug, Clone, Default)]
+pub struct Fixture {
+    /// How many handlers have started.
+    pub runs: Arc<AtomicUsize>,
+    /// How many handlers were dropped before finishing (cancelled).
+    pub cancelled: Arc<AtomicUsize>,
+}
+
+struct CancelGuard(Option<Arc<AtomicUsize>>);
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if let Some(counter) = self.0.take() {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[mcp_lp::server]
+impl Fixture {
+    /// Return the text.
+    #[tool]
+    async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        args.text
+    }
+
+    /// Return the text; needs `fixture:admin`.
+    #[tool(requires = "fixture:admin")]
+    async fn admin_echo(&self, Parameters(args): Parameters<EchoArgs>) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        args.text
+    }
+
+    /// Needs two grants.
+    #[tool(requires = ["fixture:admin", "fixture:audit"])]
+    async fn two_grants(&self) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        "ok".into()
+    }
+
+    /// Sleep far longer than its timeout.
+    #[tool(timeout = "200ms")]
+    async fn slow(&self) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let mut guard = CancelGuard(Some(Arc::clone(&self.cancelled)));
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        guard.0 = None;
+        "finished".into()
+    }
+
+    /// Return more than its output cap.
+    #[tool(max_output_bytes = 256)]
+    async fn big(&self) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        "x".repeat(10_000)
+    }
+
+    /// Panic.
+    #[tool]
+    async fn boom(&self) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        panic!("handler bug")
+    }
+
+    /// Fail with a tool error.
+    #[tool]
+    async fn fail(&self) -> Result<String, ToolError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        Err(ToolError::invalid_argument("text", "is not welcome"))
+    }
+
+    /// Say which tool and principal the call runs as.
+    #[tool]
+    async fn whoami(&self, scope: CallScope) -> String {
+        format!("{} as {}", scope.tool.name, scope.principal.id())
+    }
+}
+
+/// A client connected in-process to a server, and the server's task.
+pub struct Connection {
+    /// The rmcp client.
+    pub client: RunningService<RoleClient, ()>,
+}
+
+impl Connection {
+    /// Call `tool` with `arguments`.
+    pub async fn call(
+        &self,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> Result<CallToolResult, ServiceError> {
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        if let serde_json::Value::Object(object) = arguments {
+            params = params.with_arguments(object);
+        }
+        self.client.call_tool(params).await
+    }
+
+    /// The names `tools/list` shows.
+    pub async fn tool_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .client
+            .list_all_tools()
+            .await
+            .expect("tools/list")
+            .into_iter()
+            .map(|t| t.name.into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Serve `service` behind the checkpoint for `principal` with configuration `config_toml`, and
+/// connect an rmcp client to it over an in-memory pipe.
+pub async fn connect<S: mcp_lp::ToolSet>(
+    service: S,
+    config_toml: &str,
+    principal: Principal,
+) -> Connection {
+    let config = Config::from_toml(config_toml, "test.toml").expect("test configuration");
+    let checkpoint = Checkpoint::new(service, &config, principal).expect("checkpoint");
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let (server_read, server_write) = tokio::io::split(server_io);
+    tokio::spawn(async move {
+        let running = checkpoint
+            .serve(LineTransport::new(server_read, server_write))
+            .await
+            .expect("server starts");
+        let _ = running.waiting().await;
+    });
+    let client = ().serve(tokio::io::split(client_io)).await.expect("client connects");
+    Connection { client }
+}
+
+/// The text of a result's first content block.
+pub fn text(result: &CallToolResult) -> &str {
+    result
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map_or("", |t| t.text.as_str())
+}
+
+/// JSON arguments as an rmcp object.
+pub fn object(value: serde_json::Value) -> JsonObject {
+    match value {
+        serde_json::Value::Object(object) => object,
+        _ => JsonObject::new(),
+    }
+}
+
+/// Records the JSON lines the process's tracing subscriber writes.
+///
+/// One global subscriber, like the CLI's JSON one, is installed on first use: thread-local
+/// subscribers race with tracing's per-callsite interest cache when tests run in parallel.
+/// Tests tell their events apart by giving each its own principal.
+#[derive(Clone)]
+pub struct Recorder(Arc<Mutex<Vec<u8>>>);
+
+impl Recorder {
+    /// The process-wide recorder, capturing every event at TRACE level.
+    pub fn global() -> Self {
+        static RECORDER: OnceLock<Recorder> = OnceLock::new();
+        RECORDER
+            .get_or_init(|| {
+                let recorder = Recorder(Arc::default());
+                let writer = recorder.clone();
+                let subscriber = tracing_subscriber::fmt()
+                    .json()
+                    .flatten_event(true)
+                    .with_max_level(tracing::Level::TRACE)
+                    .with_writer(move || writer.clone())
+                    .finish();
+                tracing::subscriber::set_global_default(subscriber)
+                    .expect("no other global subscriber in the test process");
+                recorder
+            })
+            .clone()
+    }
+
+    /// Everything written so far, by every test in the process.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("recorder lock")).into_owned()
+    }
+
+    /// The audit events written so far for calls by `principal`.
+    pub fn audit_events_of(&self, principal: &str) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| {
+                event["target"] == mcp_lp::audit::AUDIT_TARGET && event["principal"] == principal
+            })
+            .collect()
+    }
+}
+
+impl std::io::Write for Recorder {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("recorder lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
