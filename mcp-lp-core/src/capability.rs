@@ -9,7 +9,7 @@
 //! declare fails to compile:
 //!
 //! ```text
-//! error[E0277]: tool declares no `mcp_lp::capability::AwsRole`, but an argument of its handler needs one
+//! error[E0277]: tool declares no `AwsRole`, but an argument of its handler needs one
 //! ```
 
 /// The declaration `role = "..."` in `#[tool(...)]`: the tool assumes its own AWS IAM role.

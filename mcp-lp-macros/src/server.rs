@@ -92,6 +92,7 @@ fn try_expand(attr: TokenStream, item_impl: &mut ItemImpl) -> syn::Result<TokenS
 
     let mut errors = Errors::default();
     let mut tools: Vec<Tool> = Vec::new();
+    let mut marked = 0usize;
     for item in &mut item_impl.items {
         let ImplItem::Fn(method) = item else { continue };
         let positions: Vec<usize> = method
@@ -104,6 +105,7 @@ fn try_expand(attr: TokenStream, item_impl: &mut ItemImpl) -> syn::Result<TokenS
         let Some(&at) = positions.first() else {
             continue;
         };
+        marked += 1;
         if let Some(&again) = positions.get(1) {
             errors.push(syn::Error::new_spanned(
                 &method.attrs[again],
@@ -148,10 +150,10 @@ fn try_expand(attr: TokenStream, item_impl: &mut ItemImpl) -> syn::Result<TokenS
             arg_types,
         });
     }
-    if tools.is_empty() {
+    if marked == 0 {
         errors.push(syn::Error::new_spanned(
             &item_impl.self_ty,
-            "`#[mcp_lp::server]` found no `#[tool]` method in this impl block",
+            "`#[mcp_lp::server]` found no `#[tool]` method in this impl block; mark a method `#[tool]` or remove `#[mcp_lp::server]`",
         ));
     }
     errors.finish()?;

@@ -1,0 +1,15 @@
+struct S;
+
+trait Tools {
+    async fn t(&self) -> String;
+}
+
+#[mcp_lp::server]
+impl Tools for S {
+    #[tool]
+    async fn t(&self) -> String {
+        String::new()
+    }
+}
+
+fn main() {}

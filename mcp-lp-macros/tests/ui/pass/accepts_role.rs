@@ -1,0 +1,17 @@
+struct S;
+
+#[mcp_lp::server]
+impl S {
+    /// Read a document.
+    #[tool(role = "docs-read")]
+    async fn read(&self) -> String {
+        String::new()
+    }
+}
+
+fn main() {
+    let [policy] = <S as mcp_lp::ToolSet>::policies() else { panic!("one tool") };
+    assert_eq!(policy.role, Some("docs-read"));
+    assert_eq!(policy.db, None);
+    assert!(policy.requires.is_empty());
+}

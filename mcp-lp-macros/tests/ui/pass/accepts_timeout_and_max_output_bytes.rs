@@ -1,0 +1,26 @@
+use std::time::Duration;
+
+struct S;
+
+#[mcp_lp::server]
+impl S {
+    /// Summarise.
+    #[tool(timeout = "5s", max_output_bytes = 1024)]
+    async fn summarise(&self) -> String {
+        String::new()
+    }
+
+    /// Summarise briefly.
+    #[tool(timeout = "1m 500ms")]
+    async fn brief(&self) -> String {
+        String::new()
+    }
+}
+
+fn main() {
+    let [summarise, brief] = <S as mcp_lp::ToolSet>::policies() else { panic!("two tools") };
+    assert_eq!(summarise.timeout, Some(Duration::from_secs(5)));
+    assert_eq!(summarise.max_output_bytes, Some(1024));
+    assert_eq!(brief.timeout, Some(Duration::from_millis(60_500)));
+    assert_eq!(brief.max_output_bytes, None);
+}
