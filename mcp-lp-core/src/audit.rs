@@ -1,7 +1,7 @@
 //! Audit events: one per `tools/call`, allowed, denied or failed, on the tracing target
 //! [`AUDIT_TARGET`]. An event carries a SHA-256 digest of the arguments, never the arguments.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::io;
 use std::time::Duration;
 
@@ -53,17 +53,40 @@ impl ArgumentDigest {
 
     /// The digest as 64 lowercase hex digits.
     pub fn sha256_hex(&self) -> String {
-        self.sha256
-            .iter()
-            .fold(String::with_capacity(64), |mut hex, byte| {
-                let _ = write!(hex, "{byte:02x}");
-                hex
-            })
+        self.hex().to_string()
+    }
+
+    /// The digest as 64 lowercase hex digits, formatted without allocating.
+    pub fn hex(&self) -> impl fmt::Display + '_ {
+        Hex(&self.sha256)
     }
 
     /// The length in bytes of the canonical form: the size limit applies to this.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+/// Grants joined by spaces, formatted without allocating.
+struct Joined<'a>(&'a [&'a str]);
+
+impl fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, grant) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(grant)?;
+        }
+        Ok(())
     }
 }
 
@@ -98,7 +121,7 @@ fn write_canonical_object(sink: &mut HashingWriter, object: &JsonObject) {
         if i > 0 {
             sink.put(b",");
         }
-        write_scalar(sink, &Value::String(key.clone()));
+        write_scalar(sink, key.as_str());
         sink.put(b":");
         write_canonical(sink, value);
     }
@@ -122,7 +145,7 @@ fn write_canonical(sink: &mut HashingWriter, value: &Value) {
     }
 }
 
-fn write_scalar(sink: &mut HashingWriter, value: &Value) {
+fn write_scalar(sink: &mut HashingWriter, value: &(impl serde::Serialize + ?Sized)) {
     // Serializing a JSON scalar into an in-memory writer cannot fail.
     let _ = serde_json::to_writer(sink, value);
 }
@@ -204,7 +227,7 @@ pub(crate) struct AuditEvent<'a> {
 
 impl AuditEvent<'_> {
     pub(crate) fn emit(&self) {
-        let requires = self.requires.join(" ");
+        let requires = Joined(self.requires);
         let duration_us = u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX);
         macro_rules! event {
             ($level:expr) => {
@@ -216,10 +239,10 @@ impl AuditEvent<'_> {
                     tool = self.tool,
                     role = self.role,
                     db = self.db,
-                    requires = requires.as_str(),
+                    requires = %requires,
                     decision = self.decision.as_str(),
                     reason = self.reason,
-                    args_sha256 = self.arguments.sha256_hex().as_str(),
+                    args_sha256 = %self.arguments.hex(),
                     args_bytes = self.arguments.bytes(),
                     output_bytes = self.output_bytes,
                     duration_us,

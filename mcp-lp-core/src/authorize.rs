@@ -174,10 +174,16 @@ mod tests {
 
     #[test]
     fn rejects_grant_whose_name_only_resembles_the_requirement() {
-        for near in ["docs:delete ", "DOCS:DELETE", "docs:delete:all", "docs"] {
+        for near in [
+            "DOCS:DELETE",
+            "docs:delete:all",
+            "docs",
+            "docs:delete2",
+            "docs:delet",
+        ] {
             let p = Principal::new("alice")
                 .with_grant(Grant::new("docs:admin").unwrap())
-                .with_grant(Grant::new(near.trim()).unwrap_or_else(|_| Grant::new("x").unwrap()));
+                .with_grant(Grant::new(near).unwrap());
             assert!(authorize(&TWO, &p, now()).is_err(), "{near}");
         }
     }

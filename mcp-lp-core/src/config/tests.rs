@@ -38,11 +38,11 @@ fn accepts_plain_and_expiring_grants() {
 fn rejects_unknown_key_naming_table_and_key() {
     let err = load("[stdio]\nprincipal = \"a\"\ngrant = [\"x\"]\n").unwrap_err();
     assert_eq!(err.kind, ConfigErrorKind::UnknownKey);
-    assert_eq!(err.key.as_deref(), Some("stdio"));
+    assert_eq!(err.key.as_deref(), Some("stdio.grant"));
     assert_eq!(err.line, Some(3));
     let text = err.to_string();
     assert!(
-        text.starts_with("/etc/mcp-lp/test.toml:3: key `stdio`"),
+        text.starts_with("/etc/mcp-lp/test.toml:3: key `stdio.grant`"),
         "{text}"
     );
     assert!(text.contains("unknown field `grant`"), "{text}");
