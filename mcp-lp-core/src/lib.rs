@@ -50,13 +50,14 @@ pub mod cli;
 mod config;
 mod grant;
 pub mod limits;
+mod parameters;
 mod policy;
 mod principal;
 mod tool_error;
 pub mod transport;
 
 pub use mcp_lp_macros::{server, tool};
-pub use rmcp::handler::server::wrapper::{Json, Parameters};
+pub use rmcp::handler::server::wrapper::Json;
 pub use schemars;
 
 pub use crate::authorize::{Authorized, Denial, authorize};
@@ -66,6 +67,7 @@ pub use crate::config::{
 };
 pub use crate::grant::{Grant, GrantError, MAX_GRANT_LEN, grant_syntax_error};
 pub use crate::limits::Limits;
+pub use crate::parameters::Parameters;
 pub use crate::policy::{ToolPolicy, ToolSet, capability_name_error};
 pub use crate::principal::Principal;
 pub use crate::tool_error::ToolError;

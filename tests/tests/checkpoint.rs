@@ -10,7 +10,7 @@ use rmcp::service::ServiceError;
 use serde_json::json;
 
 fn admin() -> Principal {
-    Principal::new("alice@example.com").with_grant(Grant::new("fixture:admin").unwrap())
+    Principal::new("alice@example.com").with_grant(Grant::new("fixture:admin").expect("grant"))
 }
 
 fn nobody() -> Principal {
@@ -134,8 +134,25 @@ async fn rejects_wrong_argument_type_with_a_tool_error() {
     let conn = connect(fixture.clone(), "", admin()).await;
     let result = conn.call("echo", json!({"text": 5})).await.unwrap();
     assert_eq!(result.is_error, Some(true));
-    assert!(text(&result).contains("invalid type"), "{}", text(&result));
+    assert!(
+        text(&result)
+            .contains("tool `echo`, argument `text`: invalid type: integer `5`, expected a string"),
+        "{}",
+        text(&result)
+    );
     assert_eq!(fixture.runs.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn rejects_missing_argument_naming_it() {
+    let conn = connect(Fixture::default(), "", admin()).await;
+    let result = conn.call("echo", json!({})).await.unwrap();
+    assert_eq!(result.is_error, Some(true));
+    assert!(
+        text(&result).contains("tool `echo`, arguments: missing field `text`"),
+        "{}",
+        text(&result)
+    );
 }
 
 #[tokio::test]

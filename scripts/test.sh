@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command: build everything, run the Rust tests, then the end-to-end tests in
+# tests/python, which drive the real notes-server binary with the official MCP Python client.
+# Needs cargo and python3 (with venv); installs the Python side into .venv on first use.
+#
+# A build failure stops here; failing Rust tests do not stop the Python tests from running, but
+# either makes the exit status non-zero. Extra arguments go to pytest: `./scripts/test.sh -k audit`.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+ensure_venv
+
+say "cargo build --workspace --all-targets"
+cargo build --workspace --all-targets
+
+failed=()
+
+say "cargo test --workspace"
+cargo test --workspace --no-fail-fast || failed+=("cargo test --workspace")
+
+TARGET_DIR="$(target_dir)"
+export NOTES_SERVER_BIN="$TARGET_DIR/debug/notes-server"
+
+say "pytest tests/python (server: $NOTES_SERVER_BIN)"
+"$VENV/bin/python" -m pytest -q tests/python "$@" || failed+=("pytest tests/python")
+
+if ((${#failed[@]})); then
+    printf 'FAILED: %s\n' "${failed[@]}" >&2
+    exit 1
+fi

@@ -1,0 +1,124 @@
+"""A scripted demonstration of the notes server, run by scripts/demo.sh.
+
+The official MCP Python client talks to the real notes-server binary over stdio three times:
+with the shipped configuration (no grant), with the `notes:delete` grant, and with an expired
+grant. Everything runs on a temporary copy of the example's notes.
+
+Not a test (pytest collects only test_*.py); run it as
+`python tests/python/demo_notes.py --binary target/debug/notes-server`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp.shared.exceptions import McpError
+
+from notes_harness import EXAMPLE_DIR, Workspace, audit_events, connect, server_binary, text_of
+
+
+def heading(title: str) -> None:
+    print(f"\n{'=' * 78}\n{title}\n{'=' * 78}")
+
+
+def show(label: str, text: str) -> None:
+    print(f"  {label}")
+    print(textwrap.indent(text.rstrip(), "      "))
+
+
+async def call(session, tool: str, arguments: dict[str, Any] | None) -> None:
+    print(f"\n> tools/call {tool} {json.dumps(arguments or {})}")
+    try:
+        result = await session.call_tool(tool, arguments)
+    except McpError as e:
+        show(f"REFUSED (JSON-RPC error {e.error.code}):", e.error.message)
+        return
+    if result.isError:
+        show("ERROR RESULT (isError: true):", text_of(result))
+    else:
+        show("OK:", text_of(result))
+
+
+async def scene(binary: Path, workspace: Workspace, key: str, title: str, config: Path, steps) -> None:
+    heading(f"({key}) {title}")
+    print(f"config {config.name}:")
+    for line in config.read_text(encoding="utf-8").strip().splitlines():
+        print(f"  | {line}".rstrip())
+    errlog = workspace.root / f"{config.stem}.stderr.jsonl"
+    async with connect(binary, config, errlog) as session:
+        tools = await session.list_tools()
+        print(f"\n> tools/list\n  {', '.join(t.name for t in tools.tools)}")
+        for tool, arguments in steps:
+            await call(session, tool, arguments)
+    notes = sorted(p.stem for p in workspace.notes.glob("*.md"))
+    print(f"\nnotes on disk afterwards: {', '.join(notes) or '(none)'}")
+    print("audit events (stderr, target mcp_lp::audit; arguments only as a digest):")
+    for event in audit_events(errlog):
+        print(
+            f"  {event['decision']:<5} {event['tool']:<12} principal={event['principal']} "
+            f"outcome={event['outcome']} args_sha256={event['args_sha256'][:16]}…"
+        )
+
+
+async def main(binary: Path, example: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="mcp-lp-demo-") as tmp:
+        workspace = Workspace.create(Path(tmp), example / "notes")
+        print(f"notes-server: {binary}")
+        print(f"working on a temporary copy of {example / 'notes'}: {workspace.notes}")
+
+        await scene(
+            binary, workspace, "a",
+            "the shipped configuration: no grant, so delete_note is hidden and refused",
+            workspace.write_raw_config(
+                (example / "mcp-lp.toml").read_text(encoding="utf-8"), "mcp-lp-a.toml"
+            ),
+            [("read_note", {"name": "welcome"}), ("delete_note", {"name": "q3-plan"})],
+        )
+        await scene(
+            binary, workspace, "b",
+            "the operator grants notes:delete: delete_note runs",
+            workspace.write_config(grants='["notes:delete"]', name="mcp-lp-b.toml"),
+            [("delete_note", {"name": "q3-plan"}), ("list_notes", None)],
+        )
+        await scene(
+            binary, workspace, "c",
+            "a grant that expired on 2020-01-01: refused again",
+            workspace.write_config(
+                grants='[{ name = "notes:delete", expires = 2020-01-01T00:00:00Z }]',
+                name="mcp-lp-c.toml",
+            ),
+            [("delete_note", {"name": "welcome"})],
+        )
+
+    config = example / "mcp-lp.toml"
+    command = [str(binary), "--config", str(config)]
+    heading("connect a real MCP client")
+    print("The server speaks MCP over stdio. Point any MCP client at this command line:\n")
+    print(f"  {shlex.join(command)}\n")
+    print("for example, in a client's JSON configuration (Claude Desktop, Cursor, ...):\n")
+    snippet = {"mcpServers": {"notes": {"command": command[0], "args": command[1:]}}}
+    print(textwrap.indent(json.dumps(snippet, indent=2), "  "))
+    print("\nor with the MCP Inspector (Node): npx @modelcontextprotocol/inspector " + shlex.join(command))
+    print(f"\nValidate a configuration first: {shlex.join([*command, 'check'])}")
+    print(
+        f'To allow deletes, add "notes:delete" to `grants` in {config.name};'
+        "\nthey then act on the real notes next to it."
+    )
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", type=Path, default=None, help="the notes-server binary")
+    parser.add_argument("--example", type=Path, default=EXAMPLE_DIR, help="examples/notes-server")
+    args = parser.parse_args()
+    binary = (args.binary or server_binary()).resolve()
+    if not binary.is_file():
+        sys.exit(f"error: {binary} does not exist; run `cargo build -p notes-server` first")
+    anyio.run(main, binary, args.example.resolve())

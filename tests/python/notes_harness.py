@@ -1,0 +1,228 @@
+"""Helpers shared by the end-to-end tests and the demo: find the notes-server binary, lay out a
+temporary workspace (a copy of the example notes plus a config file), connect the official MCP
+client to the server over stdio, and read the audit events off the server's stderr."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import shutil
+import subprocess
+import threading
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import McpError
+from mcp.types import CallToolResult
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_DIR = REPO_ROOT / "examples" / "notes-server"
+AUDIT_TARGET = "mcp_lp::audit"
+PROTOCOL_VERSION = "2025-11-25"
+
+# Every request the client makes fails after this long instead of hanging the run.
+REQUEST_TIMEOUT = timedelta(seconds=10)
+
+
+def server_binary() -> Path:
+    """The notes-server binary: $NOTES_SERVER_BIN, else <target>/debug/notes-server."""
+    explicit = os.environ.get("NOTES_SERVER_BIN")
+    if explicit:
+        return Path(explicit)
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target")
+    if not target.is_absolute():
+        target = REPO_ROOT / target
+    return target / "debug" / "notes-server"
+
+
+def toml_str(value: str) -> str:
+    """A TOML basic string holding `value` (JSON string escapes are valid TOML)."""
+    return json.dumps(value)
+
+
+@dataclass
+class Workspace:
+    """A temporary directory holding `notes/` (a copy of the example notes) and config files."""
+
+    root: Path
+
+    @classmethod
+    def create(cls, root: Path, notes_src: Path = EXAMPLE_DIR / "notes") -> "Workspace":
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(notes_src, root / "notes")
+        return cls(root)
+
+    @property
+    def notes(self) -> Path:
+        return self.root / "notes"
+
+    def note(self, name: str) -> Path:
+        return self.notes / f"{name}.md"
+
+    def write_config(
+        self,
+        grants: str = "[]",
+        principal: str = "alice@example.com",
+        extra: str = "",
+        name: str = "mcp-lp.toml",
+    ) -> Path:
+        """Write a config with `[stdio] principal/grants` (grants as TOML source), `extra` TOML,
+        and `[app] notes_dir = "notes"`."""
+        sections = [
+            f"[stdio]\nprincipal = {toml_str(principal)}\ngrants = {grants}\n",
+            f"{extra.strip()}\n" if extra.strip() else "",
+            '[app]\nnotes_dir = "notes"\n',
+        ]
+        return self.write_raw_config("\n".join(s for s in sections if s), name)
+
+    def write_raw_config(self, text: str, name: str = "mcp-lp.toml") -> Path:
+        path = self.root / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+
+@asynccontextmanager
+async def connect(binary: Path, config: Path, errlog: Path) -> AsyncIterator[ClientSession]:
+    """Launch `binary --config config` over stdio, with its stderr written to `errlog`, and yield
+    an initialized MCP client session."""
+    params = StdioServerParameters(command=str(binary), args=["--config", str(config)])
+    with open(errlog, "w", encoding="utf-8") as err:
+        async with stdio_client(params, errlog=err) as (read, write):
+            async with ClientSession(read, write, read_timeout_seconds=REQUEST_TIMEOUT) as session:
+                await session.initialize()
+                yield session
+
+
+def text_of(result: CallToolResult) -> str:
+    return "\n".join(block.text for block in result.content if block.type == "text")
+
+
+async def call_error(session: ClientSession, tool: str, arguments: dict[str, Any] | None) -> str:
+    """Call a tool that must fail and return the failure's message, whether it came back as a
+    JSON-RPC error or as an error result (isError: true)."""
+    try:
+        result = await session.call_tool(tool, arguments)
+    except McpError as e:
+        return e.error.message
+    assert result.isError, f"{tool}({arguments!r}) was expected to fail, got {text_of(result)!r}"
+    return text_of(result)
+
+
+def canonical_json(arguments: dict[str, Any] | None) -> bytes:
+    """The canonical form the audit digest is taken over: compact JSON, keys sorted, UTF-8."""
+    value = {} if arguments is None else arguments
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def args_sha256(arguments: dict[str, Any] | None) -> str:
+    return hashlib.sha256(canonical_json(arguments)).hexdigest()
+
+
+def log_lines(errlog: Path) -> list[str]:
+    return [line for line in errlog.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def audit_lines(errlog: Path) -> list[str]:
+    """The raw stderr lines that are audit events."""
+    return [line for line in log_lines(errlog) if json.loads(line).get("target") == AUDIT_TARGET]
+
+
+def audit_events(errlog: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in audit_lines(errlog)]
+
+
+class RawServer:
+    """The server spawned directly, for tests that write JSON-RPC lines by hand."""
+
+    def __init__(self, binary: Path, config: Path, errlog: Path) -> None:
+        self._err = open(errlog, "w", encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [str(binary), "--config", str(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+        )
+        self._lines: queue.Queue[bytes | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def send_line(self, line: str | bytes) -> None:
+        data = line.encode() if isinstance(line, str) else line
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data + b"\n")
+        self.proc.stdin.flush()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_line(json.dumps(message))
+
+    def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next stdout line, which must be one JSON object."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no message from the server within {timeout}s") from None
+        if line is None:
+            raise AssertionError(f"the server closed stdout (exit code {self.proc.poll()})")
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            raise AssertionError(f"the server wrote a non-JSON line to stdout: {line!r}") from None
+
+    def request(self, id: int, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": id, "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send(message)
+        return self.recv()
+
+    def handshake(self) -> dict[str, Any]:
+        response = self.request(
+            1,
+            "initialize",
+            {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "mcp-lp-raw-test", "version": "0"},
+            },
+        )
+        assert "result" in response, response
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return response
+
+    def close(self, timeout: float = 5.0) -> int:
+        """Close stdin and wait for the server to exit; returns its exit code."""
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._err.close()
+
+
+def run_cli(binary: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the binary with `args` (e.g. `--config F check`) and capture its output."""
+    base = {k: v for k, v in os.environ.items() if k not in ("MCP_LP_CONFIG", "RUST_LOG")}
+    base.update(env or {})
+    return subprocess.run(
+        [str(binary), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=base,
+        timeout=20,
+    )
