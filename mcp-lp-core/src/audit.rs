@@ -1,7 +1,6 @@
 //! Audit events: one per `tools/call`, allowed, denied or failed, on the tracing target
 //! [`AUDIT_TARGET`]. An event carries a SHA-256 digest of the arguments, never the arguments.
 
-use std::fmt;
 use std::io;
 use std::time::Duration;
 
@@ -53,12 +52,18 @@ impl ArgumentDigest {
 
     /// The digest as 64 lowercase hex digits.
     pub fn sha256_hex(&self) -> String {
-        self.hex().to_string()
+        self.hex().as_str().to_owned()
     }
 
-    /// The digest as 64 lowercase hex digits, formatted without allocating.
-    pub fn hex(&self) -> impl fmt::Display + '_ {
-        Hex(&self.sha256)
+    /// The digest as 64 lowercase hex digits, in a buffer on the stack.
+    fn hex(&self) -> HexDigest {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 64];
+        for (i, byte) in self.sha256.iter().enumerate() {
+            hex[2 * i] = DIGITS[usize::from(byte >> 4)];
+            hex[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
+        }
+        HexDigest(hex)
     }
 
     /// The length in bytes of the canonical form: the size limit applies to this.
@@ -67,26 +72,12 @@ impl ArgumentDigest {
     }
 }
 
-struct Hex<'a>(&'a [u8]);
+struct HexDigest([u8; 64]);
 
-impl fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
-    }
-}
-
-/// Grants joined by spaces, formatted without allocating.
-struct Joined<'a>(&'a [&'a str]);
-
-impl fmt::Display for Joined<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, grant) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            f.write_str(grant)?;
-        }
-        Ok(())
+impl HexDigest {
+    fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -114,10 +105,27 @@ impl io::Write for HashingWriter {
 }
 
 fn write_canonical_object(sink: &mut HashingWriter, object: &JsonObject) {
-    let mut entries: Vec<_> = object.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    // serde_json's map is ordered unless its `preserve_order` feature is on somewhere in the
+    // build; sort only when the keys are not already in byte order.
+    let in_order = object
+        .keys()
+        .zip(object.keys().skip(1))
+        .all(|(a, b)| a.as_bytes() < b.as_bytes());
+    if in_order {
+        write_entries(sink, object.iter());
+    } else {
+        let mut entries: Vec<_> = object.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        write_entries(sink, entries.into_iter());
+    }
+}
+
+fn write_entries<'a>(
+    sink: &mut HashingWriter,
+    entries: impl Iterator<Item = (&'a String, &'a Value)>,
+) {
     sink.put(b"{");
-    for (i, (key, value)) in entries.into_iter().enumerate() {
+    for (i, (key, value)) in entries.enumerate() {
         if i > 0 {
             sink.put(b",");
         }
@@ -216,7 +224,8 @@ pub(crate) struct AuditEvent<'a> {
     pub(crate) tool: &'a str,
     pub(crate) role: Option<&'a str>,
     pub(crate) db: Option<&'a str>,
-    pub(crate) requires: &'a [&'a str],
+    /// The required grants, joined by spaces.
+    pub(crate) requires: &'a str,
     pub(crate) decision: Decision,
     pub(crate) reason: Option<&'a str>,
     pub(crate) arguments: &'a ArgumentDigest,
@@ -227,7 +236,7 @@ pub(crate) struct AuditEvent<'a> {
 
 impl AuditEvent<'_> {
     pub(crate) fn emit(&self) {
-        let requires = Joined(self.requires);
+        let args_sha256 = self.arguments.hex();
         let duration_us = u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX);
         macro_rules! event {
             ($level:expr) => {
@@ -239,10 +248,10 @@ impl AuditEvent<'_> {
                     tool = self.tool,
                     role = self.role,
                     db = self.db,
-                    requires = %requires,
+                    requires = self.requires,
                     decision = self.decision.as_str(),
                     reason = self.reason,
-                    args_sha256 = %self.arguments.hex(),
+                    args_sha256 = args_sha256.as_str(),
                     args_bytes = self.arguments.bytes(),
                     output_bytes = self.output_bytes,
                     duration_us,

@@ -67,6 +67,8 @@ impl<C: AsRequestContext> FromContextPart<C> for CallScope {
 struct ToolEntry {
     policy: &'static ToolPolicy,
     limits: Limits,
+    /// `policy.requires` joined by spaces, once, for audit events.
+    requires: String,
 }
 
 /// An MCP server handler that puts the checkpoint around the tools of `S`.
@@ -101,6 +103,7 @@ impl<S: ToolSet> Checkpoint<S> {
                 let entry = ToolEntry {
                     policy,
                     limits: config.limits_for(policy),
+                    requires: policy.requires.join(" "),
                 };
                 (policy.name, entry)
             })
@@ -247,7 +250,7 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
             tool: "",
             role: None,
             db: None,
-            requires: &[],
+            requires: "",
             decision: Decision::Deny,
             reason: None,
             arguments: &arguments,
@@ -268,7 +271,7 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
         event.tool = policy.name;
         event.role = policy.role;
         event.db = policy.db;
-        event.requires = policy.requires;
+        event.requires = &entry.requires;
 
         let authorized = match authorize(policy, &self.principal, SystemTime::now()) {
             Ok(authorized) => authorized,

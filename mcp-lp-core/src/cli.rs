@@ -23,7 +23,8 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{CONFIG_ENV, Config, ConfigError};
 use crate::policy::ToolSet;
 
-/// The log filter when `RUST_LOG` is not set.
+/// The log filter when `RUST_LOG` is not set. rmcp's own protocol chatter stays at warn: at
+/// debug it logs whole messages, tool arguments included.
 pub const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
 
 /// What building a server from configuration may fail with.
@@ -207,22 +208,36 @@ fn inventory<S: ToolSet>(path: Option<PathBuf>) -> Result<(), BuildError> {
 }
 
 fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    // rmcp's own protocol chatter stays at warn unless RUST_LOG asks for more; at debug it logs
-    // whole messages, tool arguments included.
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
     // A subscriber may already be installed by the embedding program; keep it.
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-    };
+    match format {
+        LogFormat::Json => {
+            let _ = tracing::subscriber::set_global_default(json_subscriber(std::io::stderr));
+        }
+        LogFormat::Text => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(log_filter())
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .try_init();
+        }
+    }
+}
+
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
+}
+
+/// The subscriber `serve` installs by default: JSON lines, one event each with its fields at the
+/// top level, filtered by `RUST_LOG` or [`DEFAULT_LOG_FILTER`]. Public so benchmarks and
+/// embedding programs log exactly as the CLI does.
+pub fn json_subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(log_filter())
+        .with_writer(writer)
+        .event_format(crate::json_log::JsonLines)
+        .finish()
 }

@@ -49,6 +49,7 @@ mod checkpoint;
 pub mod cli;
 mod config;
 mod grant;
+pub mod json_log;
 pub mod limits;
 mod parameters;
 mod policy;

@@ -2,8 +2,8 @@
 //! process over in-memory pipes, interleaved round by round so both see the same machine state.
 //!
 //! ```sh
-//! cargo bench -p mcp-lp-tests --bench tools_call            # ROUNDS=30 CALLS=2000 by default
-//! ROUNDS=50 CALLS=5000 cargo bench -p mcp-lp-tests --bench tools_call
+//! cargo bench -p mcp-lp-tests --bench tools_call            # ROUNDS=30 CALLS=2000 WORKERS=0
+//! ROUNDS=50 CALLS=5000 WORKERS=2 cargo bench -p mcp-lp-tests --bench tools_call
 //! ```
 //!
 //! Both servers log through the CLI's JSON subscriber into a sink, so mcp-lp pays for writing
@@ -68,18 +68,20 @@ async fn plain_client() -> Client {
     ().serve(tokio::io::split(client_io)).await.expect("client")
 }
 
-async fn guarded_client() -> Client {
+/// The mcp-lp server over its own stdio transport (`line_transport`) or rmcp's.
+async fn guarded_client(line_transport: bool) -> Client {
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     let principal =
         Principal::new("bench@example.com").with_grant(Grant::new("bench:echo").expect("grant"));
     let checkpoint = Checkpoint::new(Guarded, &Config::defaults(), principal).expect("checkpoint");
     tokio::spawn(async move {
         let (read, write) = tokio::io::split(server_io);
-        let running = checkpoint
-            .serve(LineTransport::new(read, write))
-            .await
-            .expect("mcp-lp server");
-        let _ = running.waiting().await;
+        let running = if line_transport {
+            checkpoint.serve(LineTransport::new(read, write)).await
+        } else {
+            checkpoint.serve((read, write)).await
+        };
+        let _ = running.expect("mcp-lp server").waiting().await;
     });
     ().serve(tokio::io::split(client_io)).await.expect("client")
 }
@@ -111,51 +113,55 @@ fn env_or(name: &str, default: u32) -> u32 {
 fn main() {
     let rounds = env_or("ROUNDS", 30);
     let calls = env_or("CALLS", 2000);
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            mcp_lp::cli::DEFAULT_LOG_FILTER,
-        ))
-        .with_writer(std::io::sink)
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let workers = env_or("WORKERS", 0);
+    tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber(std::io::sink))
+        .expect("the only subscriber");
+    // One thread by default: client and server then share a core, which keeps cross-core
+    // wake-ups (noise of the same size as the effect measured) out of the figures.
+    let runtime = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers as usize)
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
     runtime.block_on(async {
-        let plain = plain_client().await;
-        let guarded = guarded_client().await;
-        // Warm up both paths (allocators, schema caches, branch predictors).
-        per_call(&plain, calls).await;
-        per_call(&guarded, calls).await;
-
-        let (mut plain_us, mut guarded_us, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for round in 0..rounds {
-            // Alternate which goes first so neither always runs on a warmer machine.
-            let (p, g) = if round % 2 == 0 {
-                let p = per_call(&plain, calls).await;
-                (p, per_call(&guarded, calls).await)
-            } else {
-                let g = per_call(&guarded, calls).await;
-                (per_call(&plain, calls).await, g)
-            };
-            let (p, g) = (p.as_secs_f64() * 1e6, g.as_secs_f64() * 1e6);
-            plain_us.push(p);
-            guarded_us.push(g);
-            ratios.push(g / p);
+        let clients = [
+            ("plain rmcp 3.9", plain_client().await),
+            ("mcp-lp checkpoint, rmcp's stdio transport", guarded_client(false).await),
+            ("mcp-lp checkpoint, mcp-lp's stdio transport (what `serve_stdio` uses)", guarded_client(true).await),
+        ];
+        // Warm up every path (allocators, schema caches, branch predictors).
+        for (_, client) in &clients {
+            per_call(client, calls).await;
         }
-        let (p, g, r) = (
-            median(&mut plain_us),
-            median(&mut guarded_us),
-            median(&mut ratios),
-        );
-        let (lo, hi) = (ratios[ratios.len() / 10], ratios[ratios.len() * 9 / 10]);
-        println!("tools/call round trip, {rounds} interleaved rounds x {calls} sequential calls");
-        println!("| server | median µs/call |");
-        println!("|---|---|");
-        println!("| plain rmcp 3.9 | {p:.2} |");
-        println!("| mcp-lp (grant check, limits, audit event) | {g:.2} |");
-        println!("median ratio mcp-lp / rmcp: {r:.3} (p10 {lo:.3}, p90 {hi:.3}); target <= 1.05");
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
+        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
+        for round in 0..rounds as usize {
+            // Rotate which server goes first so none always runs on a warmer machine.
+            let mut this_round = vec![0.0; clients.len()];
+            for k in 0..clients.len() {
+                let i = (round + k) % clients.len();
+                this_round[i] = per_call(&clients[i].1, calls).await.as_secs_f64() * 1e6;
+            }
+            for i in 0..clients.len() {
+                samples[i].push(this_round[i]);
+                ratios[i].push(this_round[i] / this_round[0]);
+            }
+        }
+        let threads = if workers == 0 { "current-thread runtime".to_owned() } else { format!("{workers} worker threads") };
+        println!("tools/call round trip, {rounds} interleaved rounds x {calls} sequential calls, {threads}");
+        println!("| server | median µs/call | ratio to plain rmcp: median (p10, p90) |");
+        println!("|---|---|---|");
+        for (i, (name, _)) in clients.iter().enumerate() {
+            let us = median(&mut samples[i]);
+            let r = median(&mut ratios[i]);
+            let (lo, hi) = (ratios[i][ratios[i].len() / 10], ratios[i][ratios[i].len() * 9 / 10]);
+            println!("| {name} | {us:.2} | {r:.3} ({lo:.3}, {hi:.3}) |");
+        }
     });
 }
