@@ -6,7 +6,9 @@
 //! A refused call never reaches the handler, so no credential is minted and no connection is
 //! checked out for it.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::fmt;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -37,15 +39,47 @@ pub const FORBIDDEN: ErrorCode = ErrorCode(-32003);
 /// The longest client-sent tool name echoed back in an error or written to the audit trail.
 const MAX_ECHOED_NAME: usize = 64;
 
-/// What a running handler knows about its call: which tool, for whom. Capability extractors
-/// read it to pick the tool's own credentials; a handler can take it as an argument.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
+/// What a running handler knows about its call: which tool, for whom, and the capability
+/// providers the server was given. Capability extractors read it to hand out the tool's own
+/// credentials; a handler can take it as an argument.
+///
+/// It is built only by the checkpoint and cannot be changed afterwards, so a provider can trust
+/// [`CallScope::tool`] to decide what to hand out.
+#[derive(Clone)]
 pub struct CallScope {
+    tool: &'static ToolPolicy,
+    principal: Arc<Principal>,
+    providers: Providers,
+}
+
+impl CallScope {
     /// The policy of the tool being called.
-    pub tool: &'static ToolPolicy,
+    pub fn tool(&self) -> &'static ToolPolicy {
+        self.tool
+    }
+
     /// The principal the call runs for.
-    pub principal: Arc<Principal>,
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The provider of type `T` given to [`Server::provide`], if any. A provider hands out only
+    /// what [`CallScope::tool`] declares.
+    pub fn provider<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.providers
+            .0
+            .get(&TypeId::of::<T>())
+            .and_then(|p| p.downcast_ref::<T>())
+    }
+}
+
+impl fmt::Debug for CallScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallScope")
+            .field("tool", &self.tool.name)
+            .field("principal", &self.principal.id())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<C: AsRequestContext> FromContextPart<C> for CallScope {
@@ -61,6 +95,54 @@ impl<C: AsRequestContext> FromContextPart<C> for CallScope {
                     None,
                 )
             })
+    }
+}
+
+/// Capability providers, by type. Held by the checkpoint, never by the service, so a handler
+/// reaches one only through its [`CallScope`].
+#[derive(Clone, Default)]
+struct Providers(Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
+
+/// A service and the capability providers its tools draw on: what a [`Checkpoint`] serves.
+///
+/// ```
+/// # use mcp_lp::prelude::*;
+/// # #[derive(Clone)] struct Notes;
+/// # #[mcp_lp::server] impl Notes {
+/// #     /// Say hello.
+/// #     #[tool] async fn hello(&self) -> String { "hello".into() }
+/// # }
+/// /// Something tools receive only through an extractor, never through `self`.
+/// struct Pools;
+///
+/// let server = mcp_lp::Server::new(Notes).provide(Pools);
+/// ```
+pub struct Server<S> {
+    service: S,
+    providers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl<S: ToolSet> Server<S> {
+    /// A server with no providers.
+    pub fn new(service: S) -> Self {
+        Self {
+            service,
+            providers: HashMap::new(),
+        }
+    }
+
+    /// Give the checkpoint a capability provider, such as a set of database pools. Handlers
+    /// reach it only through extractors that read their [`CallScope`].
+    #[must_use]
+    pub fn provide<T: Send + Sync + 'static>(mut self, provider: T) -> Self {
+        self.providers.insert(TypeId::of::<T>(), Arc::new(provider));
+        self
+    }
+}
+
+impl<S: ToolSet> From<S> for Server<S> {
+    fn from(service: S) -> Self {
+        Self::new(service)
     }
 }
 
@@ -91,11 +173,20 @@ pub struct Checkpoint<S: ToolSet> {
     router: ToolRouter<S>,
     tools: HashMap<&'static str, ToolEntry>,
     principal: Arc<Principal>,
+    providers: Providers,
 }
 
 impl<S: ToolSet> Checkpoint<S> {
     /// A checkpoint whose every call runs for `principal`, with limits from `config`.
-    pub fn new(service: S, config: &Config, principal: Principal) -> Result<Self, ConfigError> {
+    ///
+    /// Refuses a configuration whose `[tools.<name>]` or `[db.<name>]` tables do not match what
+    /// the tools declare.
+    pub fn new(
+        server: impl Into<Server<S>>,
+        config: &Config,
+        principal: Principal,
+    ) -> Result<Self, ConfigError> {
+        let Server { service, providers } = server.into();
         config.check_tools(S::policies())?;
         let tools = S::policies()
             .iter()
@@ -113,13 +204,14 @@ impl<S: ToolSet> Checkpoint<S> {
             router: S::tool_router(),
             tools,
             principal: Arc::new(principal),
+            providers: Providers(Arc::new(providers)),
         })
     }
 
     /// A checkpoint for stdio, where the operator's `[stdio]` configuration names the principal
     /// and its grants.
-    pub fn for_stdio(service: S, config: &Config) -> Result<Self, ConfigError> {
-        Self::new(service, config, config.stdio_principal().clone())
+    pub fn for_stdio(server: impl Into<Server<S>>, config: &Config) -> Result<Self, ConfigError> {
+        Self::new(server, config, config.stdio_principal().clone())
     }
 
     /// The principal calls run for.
@@ -158,6 +250,7 @@ impl<S: ToolSet> Checkpoint<S> {
         context.extensions.insert(CallScope {
             tool: policy,
             principal: Arc::clone(&self.principal),
+            providers: self.providers.clone(),
         });
         let call = self
             .router

@@ -13,13 +13,14 @@ use std::error::Error;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::authorize::authorize;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, Server};
 use crate::config::{CONFIG_ENV, Config, ConfigError};
 use crate::policy::ToolSet;
 
@@ -60,12 +61,29 @@ enum Command {
 
 /// Parse the command line and run it with the server `build` makes from the configuration.
 ///
+/// `build` is async so that capability providers can connect and check their privileges
+/// before the server starts; `check` runs it too.
+///
+/// ```no_run
+/// # use mcp_lp::prelude::*;
+/// # #[derive(Clone)] struct Notes;
+/// # #[mcp_lp::server] impl Notes {
+/// #     /// Say hello.
+/// #     #[tool] async fn hello(&self) -> String { "hello".into() }
+/// # }
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     mcp_lp::cli::run(|_config| async { Ok(mcp_lp::Server::new(Notes)) }).await
+/// }
+/// ```
+///
 /// Returns the process exit code: 0 on success, 1 when the configuration or the server is
 /// refused (with the reason on stderr), 2 on a usage error.
-pub async fn run<S, F>(build: F) -> ExitCode
+pub async fn run<S, F, Fut>(build: F) -> ExitCode
 where
     S: ToolSet,
-    F: FnOnce(&Config) -> Result<S, BuildError>,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
 {
     let info = S::server_info();
     let command = Cli::command()
@@ -85,7 +103,7 @@ where
 
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config, build).await,
-        Command::Check => check(cli.config, build),
+        Command::Check => check(cli.config, build).await,
         Command::Inventory => inventory::<S>(cli.config),
     };
     match outcome {
@@ -102,21 +120,28 @@ fn load(path: Option<PathBuf>) -> Result<Config, ConfigError> {
     path.map_or_else(|| Ok(Config::defaults()), Config::load)
 }
 
-fn start<S: ToolSet>(
+async fn start<S, F, Fut>(
     path: Option<PathBuf>,
-    build: impl FnOnce(&Config) -> Result<S, BuildError>,
-) -> Result<(Config, Checkpoint<S>), BuildError> {
-    let config = load(path)?;
-    let service = build(&config)?;
-    let checkpoint = Checkpoint::for_stdio(service, &config)?;
+    build: F,
+) -> Result<(Arc<Config>, Checkpoint<S>), BuildError>
+where
+    S: ToolSet,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
+{
+    let config = Arc::new(load(path)?);
+    let server = build(Arc::clone(&config)).await?;
+    let checkpoint = Checkpoint::for_stdio(server, &config)?;
     Ok((config, checkpoint))
 }
 
-async fn serve<S: ToolSet>(
-    path: Option<PathBuf>,
-    build: impl FnOnce(&Config) -> Result<S, BuildError>,
-) -> Result<(), BuildError> {
-    let (config, checkpoint) = start(path, build)?;
+async fn serve<S, F, Fut>(path: Option<PathBuf>, build: F) -> Result<(), BuildError>
+where
+    S: ToolSet,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
+{
+    let (config, checkpoint) = start(path, build).await?;
     let principal = checkpoint.principal();
     let grants: Vec<_> = principal
         .grants()
@@ -134,11 +159,13 @@ async fn serve<S: ToolSet>(
     Ok(())
 }
 
-fn check<S: ToolSet>(
-    path: Option<PathBuf>,
-    build: impl FnOnce(&Config) -> Result<S, BuildError>,
-) -> Result<(), BuildError> {
-    let (config, checkpoint) = start(path, build)?;
+async fn check<S, F, Fut>(path: Option<PathBuf>, build: F) -> Result<(), BuildError>
+where
+    S: ToolSet,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
+{
+    let (config, checkpoint) = start(path, build).await?;
     let principal = checkpoint.principal();
     let now = SystemTime::now();
     let mut report = format!(

@@ -33,7 +33,7 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
-//!     mcp_lp::cli::run(|_config| Ok(Notes)).await
+//!     mcp_lp::cli::run(|_config| async { Ok(Notes.into()) }).await
 //! }
 //! ```
 //!
@@ -62,7 +62,7 @@ pub use rmcp::handler::server::wrapper::Json;
 pub use schemars;
 
 pub use crate::authorize::{Authorized, Denial, authorize};
-pub use crate::checkpoint::{CallScope, Checkpoint, FORBIDDEN, ServeError};
+pub use crate::checkpoint::{CallScope, Checkpoint, FORBIDDEN, ServeError, Server};
 pub use crate::config::{
     ANONYMOUS, CONFIG_ENV, Config, ConfigError, ConfigErrorKind, SecretError, SecretRef,
 };

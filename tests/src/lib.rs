@@ -98,7 +98,7 @@ impl Fixture {
     /// Say which tool and principal the call runs as.
     #[tool]
     async fn whoami(&self, scope: CallScope) -> String {
-        format!("{} as {}", scope.tool.name, scope.principal.id())
+        format!("{} as {}", scope.tool().name, scope.principal().id())
     }
 }
 

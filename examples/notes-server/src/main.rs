@@ -124,5 +124,5 @@ impl Notes {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    mcp_lp::cli::run(Notes::from_config).await
+    mcp_lp::cli::run(|config| async move { Ok(Notes::from_config(&config)?.into()) }).await
 }

@@ -20,6 +20,9 @@
 //! [dev]                          # risky switches, each named for what it allows
 //! allow_env_secrets = false
 //!
+//! [db.read]                      # one table per `db = "..."` capability, read by the provider
+//! # ...                          # (mcp-lp-db); its keys are the provider's to check
+//!
 //! [app]                          # the application's own settings, see Config::app
 //! ```
 
@@ -53,10 +56,12 @@ pub const ANONYMOUS: &str = "anonymous";
 #[derive(Debug)]
 pub struct Config {
     path: PathBuf,
+    allow_env_secrets: bool,
     stdio_principal: Principal,
     limits: LimitsSection,
     tools: BTreeMap<String, ToolSection>,
     secrets: BTreeMap<String, SecretString>,
+    db: toml::Table,
     app: toml::Table,
 }
 
@@ -73,6 +78,8 @@ struct RawConfig {
     secrets: BTreeMap<String, SecretRef>,
     #[serde(default)]
     dev: DevSection,
+    #[serde(default)]
+    db: toml::Table,
     #[serde(default)]
     app: toml::Table,
 }
@@ -157,10 +164,12 @@ impl Config {
     pub fn defaults() -> Self {
         Self {
             path: PathBuf::from("<defaults>"),
+            allow_env_secrets: false,
             stdio_principal: Principal::new(ANONYMOUS),
             limits: LimitsSection::default(),
             tools: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            db: toml::Table::new(),
             app: toml::Table::new(),
         }
     }
@@ -200,10 +209,12 @@ impl Config {
 
         Ok(Self {
             path: path.to_owned(),
+            allow_env_secrets: raw.dev.allow_env_secrets,
             stdio_principal,
             limits: raw.limits,
             tools: raw.tools,
             secrets,
+            db: raw.db,
             app: raw.app,
         })
     }
@@ -235,8 +246,43 @@ impl Config {
     /// # Ok::<(), mcp_lp::ConfigError>(())
     /// ```
     pub fn app<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        serde_path_to_error::deserialize(toml::Value::Table(self.app.clone()))
-            .map_err(|e| serde_error(&self.path, None, "app", e))
+        self.table(&self.app, "app")
+    }
+
+    /// The `[db]` table as `T`, for the database capability provider; a mismatch names the file
+    /// and the `db.` key. Each `[db.<name>]` must be declared by a tool (`db = "<name>"`).
+    pub fn db<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        self.table(&self.db, "db")
+    }
+
+    fn table<T: DeserializeOwned>(
+        &self,
+        table: &toml::Table,
+        prefix: &str,
+    ) -> Result<T, ConfigError> {
+        serde_path_to_error::deserialize(toml::Value::Table(table.clone()))
+            .map_err(|e| serde_error(&self.path, None, prefix, e))
+    }
+
+    /// Resolve a secret reference found at `key` in a provider's table, as `[secrets]` entries
+    /// are: relative files from the configuration's directory, environment variables only with
+    /// `[dev] allow_env_secrets = true`. The error names the key and the reference, never a value.
+    pub fn resolve_secret(
+        &self,
+        key: &str,
+        reference: &SecretRef,
+    ) -> Result<SecretString, ConfigError> {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        reference
+            .resolve(base, self.allow_env_secrets)
+            .map_err(|e| {
+                ConfigError::new(
+                    &self.path,
+                    Some(key.to_owned()),
+                    ConfigErrorKind::Secret,
+                    format!("secret {reference} {e}"),
+                )
+            })
     }
 
     /// The limits of the tool with `policy`: its `[tools.<name>]` table, then its attribute,
@@ -263,8 +309,35 @@ impl Config {
         }
     }
 
-    /// Refuse `[tools.<name>]` tables that name no tool of the server.
+    /// Refuse `[tools.<name>]` tables that name no tool of the server, a tool whose `db`
+    /// capability has no `[db.<name>]` table, and a `[db.<name>]` table no tool declares (a
+    /// credential nothing needs should not be configured).
     pub fn check_tools(&self, policies: &[ToolPolicy]) -> Result<(), ConfigError> {
+        for policy in policies {
+            if let Some(db) = policy.db
+                && !self.db.contains_key(db)
+            {
+                return Err(ConfigError::new(
+                    &self.path,
+                    Some(format!("db.{db}")),
+                    ConfigErrorKind::Mismatch,
+                    format!(
+                        "tool `{}` declares db = \"{db}\", but the configuration has no [db.{db}] table",
+                        policy.name
+                    ),
+                ));
+            }
+        }
+        for name in self.db.keys() {
+            if !policies.iter().any(|p| p.db == Some(name.as_str())) {
+                return Err(ConfigError::new(
+                    &self.path,
+                    Some(format!("db.{name}")),
+                    ConfigErrorKind::Mismatch,
+                    format!("no tool declares db = \"{name}\"; remove [db.{name}]"),
+                ));
+            }
+        }
         for name in self.tools.keys() {
             if !policies.iter().any(|p| p.name == name) {
                 let known: Vec<_> = policies.iter().map(|p| format!("`{}`", p.name)).collect();

@@ -203,3 +203,44 @@ fn app_settings_errors_name_the_app_key() {
     let err = config.app::<Settings>().unwrap_err();
     assert_eq!(err.key.as_deref(), Some("app.notes_dir"));
 }
+
+#[test]
+fn rejects_db_capability_without_table() {
+    let config = load("").unwrap();
+    let err = config
+        .check_tools(&[ToolPolicy::new("query").with_db("read")])
+        .unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::Mismatch);
+    assert_eq!(err.key.as_deref(), Some("db.read"));
+    assert!(
+        err.to_string()
+            .contains("tool `query` declares db = \"read\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn rejects_db_table_no_tool_declares() {
+    let config = load("[db.read]\n[db.admin]\n").unwrap();
+    let err = config
+        .check_tools(&[ToolPolicy::new("query").with_db("read")])
+        .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("db.admin"));
+    assert!(
+        err.to_string().contains("no tool declares db = \"admin\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn resolves_provider_secret_naming_its_key() {
+    let config = load("").unwrap();
+    let err = config
+        .resolve_secret(
+            "db.read.url",
+            &SecretRef::File("/nonexistent/db-url".into()),
+        )
+        .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("db.read.url"));
+    assert_eq!(err.kind, ConfigErrorKind::Secret);
+}
