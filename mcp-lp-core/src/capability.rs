@@ -17,10 +17,17 @@
 #[non_exhaustive]
 pub struct AwsRole;
 
-/// The declaration `db = "..."` in `#[tool(...)]`: the tool uses its own database capability.
+/// The declaration `db = "..."` (or `db_write = "..."`) in `#[tool(...)]`: the tool reads
+/// through its own database capability.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Database;
+pub struct DbRead;
+
+/// The declaration `db_write = "..."` in `#[tool(...)]`: the tool writes through its own
+/// database capability.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DbWrite;
 
 /// A handler argument that carries privilege, and the declaration it requires.
 ///
@@ -35,7 +42,8 @@ pub struct Database;
 /// }
 /// ```
 pub trait Capability {
-    /// The declaration a tool must make to receive this argument: [`AwsRole`] or [`Database`].
+    /// The declaration a tool must make to receive this argument: [`AwsRole`], [`DbRead`] or
+    /// [`DbWrite`].
     type Requirement;
 }
 
@@ -44,7 +52,7 @@ pub trait Capability {
 #[diagnostic::on_unimplemented(
     message = "tool declares no `{R}`, but an argument of its handler needs one",
     label = "this capability is not declared in the tool's `#[tool(...)]` attribute",
-    note = "declare it: `#[tool(role = \"...\")]` for an AWS role, `#[tool(db = \"...\")]` for a database capability"
+    note = "declare it: `#[tool(role = \"...\")]` for an AWS role, `#[tool(db = \"...\")]` to read a database, `#[tool(db_write = \"...\")]` to write one"
 )]
 pub trait Declares<R> {}
 

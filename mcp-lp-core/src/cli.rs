@@ -216,6 +216,7 @@ fn inventory<S: ToolSet>(path: Option<PathBuf>) -> Result<(), BuildError> {
                 "description": description,
                 "role": policy.role,
                 "db": policy.db,
+                "db_access": policy.db.map(|_| policy.db_access.as_str()),
                 "requires": policy.requires,
                 "timeout_ms": u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
                 "max_output_bytes": limits.max_output_bytes,

@@ -29,6 +29,8 @@ pub struct ToolPolicy {
     pub role: Option<&'static str>,
     /// The logical database capability the tool uses, if any.
     pub db: Option<&'static str>,
+    /// Whether the tool reads or writes through `db`.
+    pub db_access: DbAccess,
     /// Grants the caller must hold, all of them, for the tool to run or be listed.
     pub requires: &'static [&'static str],
     /// The tool's own timeout, overriding the configured default.
@@ -44,6 +46,7 @@ impl ToolPolicy {
             name,
             role: None,
             db: None,
+            db_access: DbAccess::Read,
             requires: &[],
             timeout: None,
             max_output_bytes: None,
@@ -57,10 +60,19 @@ impl ToolPolicy {
         self
     }
 
-    /// Declare the logical database capability the tool uses.
+    /// Declare the logical database capability the tool reads through.
     #[must_use]
     pub const fn with_db(mut self, db: &'static str) -> Self {
         self.db = Some(db);
+        self.db_access = DbAccess::Read;
+        self
+    }
+
+    /// Declare the logical database capability the tool writes through.
+    #[must_use]
+    pub const fn with_db_write(mut self, db: &'static str) -> Self {
+        self.db = Some(db);
+        self.db_access = DbAccess::Write;
         self
     }
 
@@ -83,6 +95,26 @@ impl ToolPolicy {
     pub const fn with_max_output_bytes(mut self, bytes: usize) -> Self {
         self.max_output_bytes = Some(bytes);
         self
+    }
+}
+
+/// How a tool uses its database capability: `db = "..."` reads, `db_write = "..."` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DbAccess {
+    /// Queries only, in `READ ONLY` transactions, through a role that cannot write.
+    #[default]
+    Read,
+    /// Queries and writes.
+    Write,
+}
+
+impl DbAccess {
+    /// `"read"` or `"write"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
     }
 }
 

@@ -15,7 +15,8 @@ mod tool_attr;
 /// implementation of `mcp_lp::ToolSet`, and a compile-time check that each handler argument
 /// that carries privilege is declared by its tool's attribute.
 ///
-/// `#[tool(...)]` accepts mcp-lp's keys — `role = "..."`, `db = "..."`,
+/// `#[tool(...)]` accepts mcp-lp's keys — `role = "..."`, `db = "..."` (read) or
+/// `db_write = "..."`,
 /// `requires = "grant"` or `requires = ["a", "b"]`, `timeout = "30s"`,
 /// `max_output_bytes = 65536` — and passes rmcp's own keys (`name`, `description`,
 /// `annotations`, ...) through to rmcp. The server attribute itself accepts

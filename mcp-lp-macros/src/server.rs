@@ -217,7 +217,13 @@ fn assertions(tool: &Tool) -> TokenStream {
 fn policy(tool: &Tool) -> TokenStream {
     let name = LitStr::new(&tool.name, tool.name_span);
     let role = tool.attr.role.as_ref().map(|r| quote!(.with_role(#r)));
-    let db = tool.attr.db.as_ref().map(|d| quote!(.with_db(#d)));
+    let db = tool.attr.db.as_ref().map(|d| {
+        if tool.attr.db_write {
+            quote!(.with_db_write(#d))
+        } else {
+            quote!(.with_db(#d))
+        }
+    });
     let requires = &tool.attr.requires;
     let requires = (!requires.is_empty()).then(|| quote!(.with_requires(&[#(#requires),*])));
     let timeout = tool
@@ -241,7 +247,10 @@ fn capability_check(tool: &Tool) -> TokenStream {
         declared.push(quote!(impl ::mcp_lp::capability::Declares<::mcp_lp::capability::AwsRole> for Declared {}));
     }
     if tool.attr.db.is_some() {
-        declared.push(quote!(impl ::mcp_lp::capability::Declares<::mcp_lp::capability::Database> for Declared {}));
+        declared.push(quote!(impl ::mcp_lp::capability::Declares<::mcp_lp::capability::DbRead> for Declared {}));
+    }
+    if tool.attr.db_write {
+        declared.push(quote!(impl ::mcp_lp::capability::Declares<::mcp_lp::capability::DbWrite> for Declared {}));
     }
     let probes = tool.arg_types.iter().map(|ty| {
         quote_spanned!(ty.span()=> ::mcp_lp::__private::Probe::<Declared, #ty>::new().check();)

@@ -5,7 +5,14 @@ use syn::spanned::Spanned as _;
 use syn::{Attribute, Expr, ExprLit, Lit, LitInt, LitStr, Meta, Token};
 
 /// mcp-lp's own keys, stripped before the attribute reaches rmcp.
-const OURS: &[&str] = &["role", "db", "requires", "timeout", "max_output_bytes"];
+const OURS: &[&str] = &[
+    "role",
+    "db",
+    "db_write",
+    "requires",
+    "timeout",
+    "max_output_bytes",
+];
 
 /// rmcp's `#[tool]` keys, passed through unchanged.
 const RMCP: &[&str] = &[
@@ -27,6 +34,8 @@ pub(crate) struct ToolAttr {
     pub(crate) name: Option<LitStr>,
     pub(crate) role: Option<LitStr>,
     pub(crate) db: Option<LitStr>,
+    /// Whether `db` came from `db_write`.
+    pub(crate) db_write: bool,
     pub(crate) requires: Vec<LitStr>,
     pub(crate) timeout_nanos: Option<u64>,
     pub(crate) max_output_bytes: Option<LitInt>,
@@ -75,7 +84,15 @@ pub(crate) fn parse(attr: &Attribute) -> syn::Result<ToolAttr> {
         seen.push(key.clone());
         let parsed = match key.as_str() {
             "role" => capability_name(&meta, "role", "docs-read").map(|v| out.role = Some(v)),
-            "db" => capability_name(&meta, "db", "read").map(|v| out.db = Some(v)),
+            "db" | "db_write" if out.db.is_some() => Err(syn::Error::new_spanned(
+                ident,
+                "a tool declares `db` (read) or `db_write` (write), not both; `db_write` also allows reads",
+            )),
+            "db" => capability_name(&meta, "db", "records").map(|v| out.db = Some(v)),
+            "db_write" => capability_name(&meta, "db_write", "records").map(|v| {
+                out.db = Some(v);
+                out.db_write = true;
+            }),
             "requires" => grants(&meta).map(|v| out.requires = v),
             "timeout" => timeout(&meta).map(|v| out.timeout_nanos = Some(v)),
             "max_output_bytes" => byte_count(&meta).map(|v| out.max_output_bytes = Some(v)),

@@ -43,7 +43,7 @@ pub use self::error::{ConfigError, ConfigErrorKind};
 pub use self::secret::{SecretError, SecretRef};
 use crate::grant::Grant;
 use crate::limits::{self, Limits};
-use crate::policy::ToolPolicy;
+use crate::policy::{DbAccess, ToolPolicy};
 use crate::principal::Principal;
 
 /// The environment variable naming the configuration file when `--config` is not given.
@@ -329,7 +329,21 @@ impl Config {
             }
         }
         for name in self.db.keys() {
-            if !policies.iter().any(|p| p.db == Some(name.as_str())) {
+            let users = || policies.iter().filter(|p| p.db == Some(name.as_str()));
+            let reader = users().find(|p| p.db_access == DbAccess::Read);
+            let writer = users().find(|p| p.db_access == DbAccess::Write);
+            if let (Some(reader), Some(writer)) = (reader, writer) {
+                return Err(ConfigError::new(
+                    &self.path,
+                    Some(format!("db.{name}")),
+                    ConfigErrorKind::Mismatch,
+                    format!(
+                        "tool `{}` reads through db capability `{name}` and tool `{}` writes through it; a reader must not hold a role that can write, so give the writer its own capability",
+                        reader.name, writer.name
+                    ),
+                ));
+            }
+            if users().next().is_none() {
                 return Err(ConfigError::new(
                     &self.path,
                     Some(format!("db.{name}")),

@@ -233,6 +233,23 @@ fn rejects_db_table_no_tool_declares() {
 }
 
 #[test]
+fn rejects_db_capability_shared_by_reader_and_writer() {
+    let config = load("[db.records]\n").unwrap();
+    let err = config
+        .check_tools(&[
+            ToolPolicy::new("query").with_db("records"),
+            ToolPolicy::new("insert").with_db_write("records"),
+        ])
+        .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("db.records"));
+    assert!(
+        err.to_string()
+            .contains("give the writer its own capability"),
+        "{err}"
+    );
+}
+
+#[test]
 fn resolves_provider_secret_naming_its_key() {
     let config = load("").unwrap();
     let err = config
