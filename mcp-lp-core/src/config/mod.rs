@@ -20,6 +20,9 @@
 //! [dev]                          # risky switches, each named for what it allows
 //! allow_env_secrets = false
 //!
+//! [aws.roles.docs-read]          # one table per `role = "..."`, read by the AWS provider
+//! # ...                          # (mcp-lp-aws); [aws] itself holds that provider's settings
+//!
 //! [db.read]                      # one table per `db = "..."` capability, read by the provider
 //! # ...                          # (mcp-lp-db); its keys are the provider's to check
 //!
@@ -62,6 +65,8 @@ pub struct Config {
     tools: BTreeMap<String, ToolSection>,
     secrets: BTreeMap<String, SecretString>,
     db: toml::Table,
+    aws: toml::Table,
+    allow_static_aws_keys: bool,
     app: toml::Table,
 }
 
@@ -80,6 +85,8 @@ struct RawConfig {
     dev: DevSection,
     #[serde(default)]
     db: toml::Table,
+    #[serde(default)]
+    aws: toml::Table,
     #[serde(default)]
     app: toml::Table,
 }
@@ -129,6 +136,8 @@ struct ToolSection {
 struct DevSection {
     #[serde(default)]
     allow_env_secrets: bool,
+    #[serde(default)]
+    allow_static_aws_keys: bool,
 }
 
 impl Config {
@@ -170,6 +179,8 @@ impl Config {
             tools: BTreeMap::new(),
             secrets: BTreeMap::new(),
             db: toml::Table::new(),
+            aws: toml::Table::new(),
+            allow_static_aws_keys: false,
             app: toml::Table::new(),
         }
     }
@@ -215,6 +226,8 @@ impl Config {
             tools: raw.tools,
             secrets,
             db: raw.db,
+            aws: raw.aws,
+            allow_static_aws_keys: raw.dev.allow_static_aws_keys,
             app: raw.app,
         })
     }
@@ -253,6 +266,18 @@ impl Config {
     /// and the `db.` key. Each `[db.<name>]` must be declared by a tool (`db = "<name>"`).
     pub fn db<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
         self.table(&self.db, "db")
+    }
+
+    /// The `[aws]` table as `T`, for the AWS capability provider; a mismatch names the file and
+    /// the `aws.` key. Each `[aws.roles.<name>]` must be declared by a tool (`role = "<name>"`).
+    pub fn aws<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        self.table(&self.aws, "aws")
+    }
+
+    /// Whether `[dev] allow_static_aws_keys = true`: long-term AWS access keys are a development
+    /// option the AWS provider refuses otherwise.
+    pub fn allows_static_aws_keys(&self) -> bool {
+        self.allow_static_aws_keys
     }
 
     fn table<T: DeserializeOwned>(
@@ -313,6 +338,43 @@ impl Config {
     /// capability has no `[db.<name>]` table, and a `[db.<name>]` table no tool declares (a
     /// credential nothing needs should not be configured).
     pub fn check_tools(&self, policies: &[ToolPolicy]) -> Result<(), ConfigError> {
+        let roles = match self.aws.get("roles") {
+            None => toml::Table::new(),
+            Some(toml::Value::Table(roles)) => roles.clone(),
+            Some(_) => {
+                return Err(ConfigError::new(
+                    &self.path,
+                    Some("aws.roles".into()),
+                    ConfigErrorKind::WrongType,
+                    "expected a table of roles, [aws.roles.<name>]",
+                ));
+            }
+        };
+        for policy in policies {
+            if let Some(role) = policy.role
+                && !roles.contains_key(role)
+            {
+                return Err(ConfigError::new(
+                    &self.path,
+                    Some(format!("aws.roles.{role}")),
+                    ConfigErrorKind::Mismatch,
+                    format!(
+                        "tool `{}` declares role = \"{role}\", but the configuration has no [aws.roles.{role}] table",
+                        policy.name
+                    ),
+                ));
+            }
+        }
+        for name in roles.keys() {
+            if !policies.iter().any(|p| p.role == Some(name.as_str())) {
+                return Err(ConfigError::new(
+                    &self.path,
+                    Some(format!("aws.roles.{name}")),
+                    ConfigErrorKind::Mismatch,
+                    format!("no tool declares role = \"{name}\"; remove [aws.roles.{name}]"),
+                ));
+            }
+        }
         for policy in policies {
             if let Some(db) = policy.db
                 && !self.db.contains_key(db)

@@ -261,3 +261,36 @@ fn resolves_provider_secret_naming_its_key() {
     assert_eq!(err.key.as_deref(), Some("db.read.url"));
     assert_eq!(err.kind, ConfigErrorKind::Secret);
 }
+
+#[test]
+fn rejects_role_without_aws_roles_table() {
+    let config = load("").unwrap();
+    let err = config
+        .check_tools(&[ToolPolicy::new("read_document").with_role("docs-read")])
+        .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("aws.roles.docs-read"));
+    assert!(
+        err.to_string()
+            .contains("tool `read_document` declares role = \"docs-read\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn rejects_aws_role_no_tool_declares() {
+    let config = load("[aws.roles.docs-read]\n[aws.roles.admin]\n").unwrap();
+    let err = config
+        .check_tools(&[ToolPolicy::new("read_document").with_role("docs-read")])
+        .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("aws.roles.admin"));
+}
+
+#[test]
+fn static_aws_keys_are_refused_unless_the_dev_flag_is_set() {
+    assert!(!load("").unwrap().allows_static_aws_keys());
+    assert!(
+        load("[dev]\nallow_static_aws_keys = true\n")
+            .unwrap()
+            .allows_static_aws_keys()
+    );
+}
