@@ -2,7 +2,7 @@
 //! [`AUDIT_TARGET`]. An event carries a SHA-256 digest of the arguments, never the arguments.
 
 use std::io;
-use std::time::Duration;
+use std::time::Instant;
 
 use rmcp::model::JsonObject;
 use serde_json::Value;
@@ -216,7 +216,7 @@ impl Outcome {
     }
 }
 
-/// One audit event, emitted by [`AuditEvent::emit`].
+/// One audit event, emitted by [`AuditEvent::finish`].
 #[derive(Debug)]
 pub(crate) struct AuditEvent<'a> {
     pub(crate) request_id: &'a str,
@@ -230,14 +230,40 @@ pub(crate) struct AuditEvent<'a> {
     pub(crate) reason: Option<&'a str>,
     pub(crate) arguments: &'a ArgumentDigest,
     pub(crate) output_bytes: Option<usize>,
-    pub(crate) duration: Duration,
+    pub(crate) started: Instant,
     pub(crate) outcome: Outcome,
 }
 
-impl AuditEvent<'_> {
-    pub(crate) fn emit(&self) {
+impl<'a> AuditEvent<'a> {
+    /// An event for a call not yet decided: denied, unknown tool, until the checkpoint says
+    /// otherwise.
+    pub(crate) fn start(
+        request_id: &'a str,
+        principal: &'a str,
+        arguments: &'a ArgumentDigest,
+        started: Instant,
+    ) -> Self {
+        Self {
+            request_id,
+            principal,
+            tool: "",
+            role: None,
+            db: None,
+            requires: "",
+            decision: Decision::Deny,
+            reason: None,
+            arguments,
+            output_bytes: None,
+            started,
+            outcome: Outcome::UnknownTool,
+        }
+    }
+
+    /// Emit the event, timed from its start.
+    pub(crate) fn finish(&self) {
+        let duration = self.started.elapsed();
         let args_sha256 = self.arguments.hex();
-        let duration_us = u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX);
+        let duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         macro_rules! event {
             ($level:expr) => {
                 tracing::event!(

@@ -26,7 +26,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::audit::{ArgumentDigest, AuditEvent, Decision, Outcome};
-use crate::authorize::{Authorized, authorize};
+use crate::authorize::{Authorized, Denial, authorize};
 use crate::config::{Config, ConfigError};
 use crate::limits::Limits;
 use crate::policy::{ToolPolicy, ToolSet};
@@ -153,7 +153,27 @@ struct ToolEntry {
     requires: String,
 }
 
+/// Who calls run for.
+#[derive(Clone)]
+enum Identity {
+    /// One principal named by the operator's configuration: stdio, where a request carries no
+    /// identity.
+    Operator(Arc<Principal>),
+    /// The principal the bearer-token layer attached to each HTTP request.
+    #[cfg(feature = "http")]
+    Bearer,
+}
+
+struct Shared<S> {
+    service: S,
+    router: ToolRouter<S>,
+    tools: HashMap<&'static str, ToolEntry>,
+    providers: Providers,
+}
+
 /// An MCP server handler that puts the checkpoint around the tools of `S`.
+///
+/// Cloning is cheap and shares the service, tool table and providers.
 ///
 /// ```no_run
 /// # use mcp_lp::prelude::*;
@@ -169,22 +189,70 @@ struct ToolEntry {
 /// # Ok(()) }
 /// ```
 pub struct Checkpoint<S: ToolSet> {
-    service: S,
-    router: ToolRouter<S>,
-    tools: HashMap<&'static str, ToolEntry>,
-    principal: Arc<Principal>,
-    providers: Providers,
+    shared: Arc<Shared<S>>,
+    identity: Identity,
+}
+
+impl<S: ToolSet> Clone for Checkpoint<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            identity: self.identity.clone(),
+        }
+    }
+}
+
+/// A call refused before its handler ran, with the policy it was refused by.
+pub(crate) struct Refusal {
+    pub(crate) policy: &'static ToolPolicy,
+    pub(crate) denial: Denial,
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    /// The JSON-RPC error for the caller: [`FORBIDDEN`], the explanation, and the lacking grants.
+    pub(crate) fn into_error(self) -> ErrorData {
+        let data = serde_json::json!({
+            "tool": self.policy.name,
+            "missing_grants": self.denial.lacking().collect::<Vec<_>>(),
+        });
+        ErrorData::new(FORBIDDEN, self.message, Some(data))
+    }
 }
 
 impl<S: ToolSet> Checkpoint<S> {
     /// A checkpoint whose every call runs for `principal`, with limits from `config`.
     ///
-    /// Refuses a configuration whose `[tools.<name>]` or `[db.<name>]` tables do not match what
-    /// the tools declare.
+    /// Refuses a configuration whose `[tools.<name>]`, `[db.<name>]` or `[aws.roles.<name>]`
+    /// tables do not match what the tools declare.
     pub fn new(
         server: impl Into<Server<S>>,
         config: &Config,
         principal: Principal,
+    ) -> Result<Self, ConfigError> {
+        Self::with_identity(server, config, Identity::Operator(Arc::new(principal)))
+    }
+
+    /// A checkpoint for stdio, where the operator's `[stdio]` configuration names the principal
+    /// and its grants.
+    pub fn for_stdio(server: impl Into<Server<S>>, config: &Config) -> Result<Self, ConfigError> {
+        Self::new(server, config, config.stdio_principal().clone())
+    }
+
+    /// A checkpoint whose calls run for the principal the HTTP bearer-token layer attached to
+    /// each request; a request without one is refused.
+    #[cfg(feature = "http")]
+    pub(crate) fn for_bearer(
+        server: impl Into<Server<S>>,
+        config: &Config,
+    ) -> Result<Self, ConfigError> {
+        Self::with_identity(server, config, Identity::Bearer)
+    }
+
+    fn with_identity(
+        server: impl Into<Server<S>>,
+        config: &Config,
+        identity: Identity,
     ) -> Result<Self, ConfigError> {
         let Server { service, providers } = server.into();
         config.check_tools(S::policies())?;
@@ -199,24 +267,25 @@ impl<S: ToolSet> Checkpoint<S> {
                 (policy.name, entry)
             })
             .collect();
-        Ok(Self {
+        let shared = Shared {
             service,
             router: S::tool_router(),
             tools,
-            principal: Arc::new(principal),
             providers: Providers(Arc::new(providers)),
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+            identity,
         })
     }
 
-    /// A checkpoint for stdio, where the operator's `[stdio]` configuration names the principal
-    /// and its grants.
-    pub fn for_stdio(server: impl Into<Server<S>>, config: &Config) -> Result<Self, ConfigError> {
-        Self::new(server, config, config.stdio_principal().clone())
-    }
-
-    /// The principal calls run for.
-    pub fn principal(&self) -> &Principal {
-        &self.principal
+    /// The principal every call runs for, when the operator names it (stdio).
+    pub fn operator_principal(&self) -> Option<&Principal> {
+        match &self.identity {
+            Identity::Operator(principal) => Some(principal),
+            #[cfg(feature = "http")]
+            Identity::Bearer => None,
+        }
     }
 
     /// Serve MCP over stdin and stdout until the client disconnects.
@@ -233,15 +302,50 @@ impl<S: ToolSet> Checkpoint<S> {
         Ok(())
     }
 
-    fn visible(&self, tool: &Tool, now: SystemTime) -> bool {
-        self.tools
+    fn principal_of(&self, context: &RequestContext<RoleServer>) -> Option<Arc<Principal>> {
+        match &self.identity {
+            Identity::Operator(principal) => {
+                let _ = context;
+                Some(Arc::clone(principal))
+            }
+            #[cfg(feature = "http")]
+            Identity::Bearer => context
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<Arc<Principal>>())
+                .cloned(),
+        }
+    }
+
+    fn visible(&self, tool: &Tool, principal: &Principal, now: SystemTime) -> bool {
+        self.shared
+            .tools
             .get(tool.name.as_ref())
-            .is_some_and(|entry| authorize(entry.policy, &self.principal, now).is_ok())
+            .is_some_and(|entry| authorize(entry.policy, principal, now).is_ok())
+    }
+
+    /// Refuse a call to `tool` that `principal` may not make, emitting its audit event; `None`
+    /// when the tool is unknown or the call may go ahead. The HTTP layer asks this before a
+    /// request reaches rmcp, so that it can answer a missing scope with `403`.
+    #[cfg(feature = "http")]
+    pub(crate) fn refusal(
+        &self,
+        principal: &Principal,
+        tool: &str,
+        arguments: Option<&rmcp::model::JsonObject>,
+        request_id: &str,
+    ) -> Option<Refusal> {
+        let entry = self.shared.tools.get(tool)?;
+        let denial = authorize(entry.policy, principal, SystemTime::now()).err()?;
+        let arguments = ArgumentDigest::of(arguments);
+        let event = AuditEvent::start(request_id, principal.id(), &arguments, Instant::now());
+        Some(deny(event, entry, principal, denial))
     }
 
     async fn run(
         &self,
         authorized: Authorized<'_>,
+        principal: Arc<Principal>,
         limits: Limits,
         request: CallToolRequestParams,
         mut context: RequestContext<RoleServer>,
@@ -249,12 +353,13 @@ impl<S: ToolSet> Checkpoint<S> {
         let policy = authorized.policy();
         context.extensions.insert(CallScope {
             tool: policy,
-            principal: Arc::clone(&self.principal),
-            providers: self.providers.clone(),
+            principal,
+            providers: self.shared.providers.clone(),
         });
-        let call = self
-            .router
-            .call(ToolCallContext::new(&self.service, request, context));
+        let call =
+            self.shared
+                .router
+                .call(ToolCallContext::new(&self.shared.service, request, context));
         let finished =
             tokio::time::timeout(limits.timeout, AssertUnwindSafe(call).catch_unwind()).await;
         match finished {
@@ -301,6 +406,31 @@ impl<S: ToolSet> Checkpoint<S> {
     }
 }
 
+/// Complete `event` as a denial by `entry`'s policy, emit it, and describe the refusal.
+fn deny<'a>(
+    event: AuditEvent<'a>,
+    entry: &'a ToolEntry,
+    principal: &Principal,
+    denial: Denial,
+) -> Refusal {
+    let message = denial.explain(entry.policy.name, principal.id());
+    AuditEvent {
+        tool: entry.policy.name,
+        role: entry.policy.role,
+        db: entry.policy.db,
+        requires: &entry.requires,
+        reason: Some(&message),
+        outcome: Outcome::Denied,
+        ..event
+    }
+    .finish();
+    Refusal {
+        policy: entry.policy,
+        denial,
+        message,
+    }
+}
+
 impl<S: ToolSet> ServerHandler for Checkpoint<S> {
     fn get_info(&self) -> ServerConfig {
         let config = ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -314,18 +444,24 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let Some(principal) = self.principal_of(&context) else {
+            return Ok(ListToolsResult::with_all_items(Vec::new()));
+        };
         let now = SystemTime::now();
-        let mut tools = self.router.list_all();
-        tools.retain(|tool| self.visible(tool, now));
+        let mut tools = self.shared.router.list_all();
+        tools.retain(|tool| self.visible(tool, &principal, now));
         Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.router
+        // Without a request there is no principal to decide by, except the operator's.
+        let principal = self.operator_principal()?;
+        self.shared
+            .router
             .get(name)
-            .filter(|tool| self.visible(tool, SystemTime::now()))
+            .filter(|tool| self.visible(tool, principal, SystemTime::now()))
             .cloned()
     }
 
@@ -337,27 +473,25 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
         let started = Instant::now();
         let request_id = context.id.to_string();
         let arguments = ArgumentDigest::of(request.arguments.as_ref());
-        let mut event = AuditEvent {
-            request_id: &request_id,
-            principal: self.principal.id(),
-            tool: "",
-            role: None,
-            db: None,
-            requires: "",
-            decision: Decision::Deny,
-            reason: None,
-            arguments: &arguments,
-            output_bytes: None,
-            duration: started.elapsed(),
-            outcome: Outcome::UnknownTool,
+        let Some(principal) = self.principal_of(&context) else {
+            let mut event = AuditEvent::start(&request_id, "", &arguments, started);
+            event.reason = Some("no authenticated principal");
+            event.outcome = Outcome::Denied;
+            event.finish();
+            return Err(ErrorData::new(
+                FORBIDDEN,
+                "no authenticated principal: the transport did not identify this request",
+                None,
+            ));
         };
+        let mut event = AuditEvent::start(&request_id, principal.id(), &arguments, started);
 
-        let Some(entry) = self.tools.get(request.name.as_ref()) else {
+        let Some(entry) = self.shared.tools.get(request.name.as_ref()) else {
             let name = echo(&request.name);
             let reason = format!("unknown tool `{name}`");
             event.tool = &name;
             event.reason = Some(&reason);
-            event.emit();
+            event.finish();
             return Err(ErrorData::invalid_params(reason.clone(), None));
         };
         let policy = entry.policy;
@@ -366,20 +500,9 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
         event.db = policy.db;
         event.requires = &entry.requires;
 
-        let authorized = match authorize(policy, &self.principal, SystemTime::now()) {
+        let authorized = match authorize(policy, &principal, SystemTime::now()) {
             Ok(authorized) => authorized,
-            Err(denial) => {
-                let reason = denial.explain(policy.name, self.principal.id());
-                event.reason = Some(&reason);
-                event.outcome = Outcome::Denied;
-                event.duration = started.elapsed();
-                event.emit();
-                let data = serde_json::json!({
-                    "tool": policy.name,
-                    "missing_grants": denial.lacking().collect::<Vec<_>>(),
-                });
-                return Err(ErrorData::new(FORBIDDEN, reason.clone(), Some(data)));
-            }
+            Err(denial) => return Err(deny(event, entry, &principal, denial).into_error()),
         };
 
         if arguments.bytes() > entry.limits.max_argument_bytes {
@@ -391,18 +514,23 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
             );
             event.reason = Some(&reason);
             event.outcome = Outcome::ArgumentsTooLarge;
-            event.duration = started.elapsed();
-            event.emit();
+            event.finish();
             return Err(ErrorData::invalid_params(reason.clone(), None));
         }
 
-        let (outcome, output_bytes, response) =
-            self.run(authorized, entry.limits, request, context).await;
+        let (outcome, output_bytes, response) = self
+            .run(
+                authorized,
+                Arc::clone(&principal),
+                entry.limits,
+                request,
+                context,
+            )
+            .await;
         event.decision = Decision::Allow;
         event.outcome = outcome;
         event.output_bytes = output_bytes;
-        event.duration = started.elapsed();
-        event.emit();
+        event.finish();
         response
     }
 }

@@ -51,8 +51,13 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve MCP over stdio (the default)
-    Serve,
+    /// Serve MCP over stdio (the default), or over HTTP with --http
+    Serve {
+        /// Serve over streamable HTTP as the [http] table configures, instead of stdio
+        #[cfg(feature = "http")]
+        #[arg(long)]
+        http: bool,
+    },
     /// Validate the configuration and the tool table, then exit
     Check,
     /// Print every tool and what it declares, as JSON
@@ -101,8 +106,14 @@ where
     };
     init_logging(cli.log_format);
 
-    let outcome = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(cli.config, build).await,
+    let serve_default = Command::Serve {
+        #[cfg(feature = "http")]
+        http: false,
+    };
+    let outcome = match cli.command.unwrap_or(serve_default) {
+        #[cfg(feature = "http")]
+        Command::Serve { http: true } => serve_http(cli.config, build).await,
+        Command::Serve { .. } => serve(cli.config, build).await,
         Command::Check => check(cli.config, build).await,
         Command::Inventory => inventory::<S>(cli.config),
     };
@@ -135,6 +146,19 @@ where
     Ok((config, checkpoint))
 }
 
+#[cfg(feature = "http")]
+async fn serve_http<S, F, Fut>(path: Option<PathBuf>, build: F) -> Result<(), BuildError>
+where
+    S: ToolSet,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
+{
+    let config = Arc::new(load(path)?);
+    let server = build(Arc::clone(&config)).await?;
+    crate::transport::http::serve_http(server, &config).await?;
+    Ok(())
+}
+
 async fn serve<S, F, Fut>(path: Option<PathBuf>, build: F) -> Result<(), BuildError>
 where
     S: ToolSet,
@@ -142,7 +166,9 @@ where
     Fut: Future<Output = Result<Server<S>, BuildError>>,
 {
     let (config, checkpoint) = start(path, build).await?;
-    let principal = checkpoint.principal();
+    let principal = checkpoint
+        .operator_principal()
+        .ok_or("stdio needs the operator's principal")?;
     let grants: Vec<_> = principal
         .grants()
         .iter()
@@ -166,7 +192,9 @@ where
     Fut: Future<Output = Result<Server<S>, BuildError>>,
 {
     let (config, checkpoint) = start(path, build).await?;
-    let principal = checkpoint.principal();
+    let principal = checkpoint
+        .operator_principal()
+        .ok_or("stdio needs the operator's principal")?;
     let now = SystemTime::now();
     let mut report = format!(
         "ok: {}\nstdio principal `{}`\n",

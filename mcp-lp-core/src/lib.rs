@@ -64,7 +64,8 @@ pub use schemars;
 pub use crate::authorize::{Authorized, Denial, authorize};
 pub use crate::checkpoint::{CallScope, Checkpoint, FORBIDDEN, ServeError, Server};
 pub use crate::config::{
-    ANONYMOUS, CONFIG_ENV, Config, ConfigError, ConfigErrorKind, SecretError, SecretRef,
+    ALLOWED_ALGORITHMS, ANONYMOUS, AuthSection, CONFIG_ENV, Config, ConfigError, ConfigErrorKind,
+    HttpSection, SecretError, SecretRef,
 };
 pub use crate::grant::{Grant, GrantError, MAX_GRANT_LEN, grant_syntax_error};
 pub use crate::limits::Limits;

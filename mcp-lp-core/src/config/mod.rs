@@ -30,6 +30,7 @@
 //! ```
 
 mod error;
+mod http;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 
 pub use self::error::{ConfigError, ConfigErrorKind};
+pub use self::http::{ALLOWED_ALGORITHMS, AuthSection, HttpSection};
 pub use self::secret::{SecretError, SecretRef};
 use crate::grant::Grant;
 use crate::limits::{self, Limits};
@@ -67,6 +69,8 @@ pub struct Config {
     db: toml::Table,
     aws: toml::Table,
     allow_static_aws_keys: bool,
+    http: Option<HttpSection>,
+    allow_unauthenticated_http: bool,
     app: toml::Table,
 }
 
@@ -87,6 +91,7 @@ struct RawConfig {
     db: toml::Table,
     #[serde(default)]
     aws: toml::Table,
+    http: Option<HttpSection>,
     #[serde(default)]
     app: toml::Table,
 }
@@ -138,6 +143,8 @@ struct DevSection {
     allow_env_secrets: bool,
     #[serde(default)]
     allow_static_aws_keys: bool,
+    #[serde(default)]
+    allow_unauthenticated_http: bool,
 }
 
 impl Config {
@@ -181,6 +188,8 @@ impl Config {
             db: toml::Table::new(),
             aws: toml::Table::new(),
             allow_static_aws_keys: false,
+            http: None,
+            allow_unauthenticated_http: false,
             app: toml::Table::new(),
         }
     }
@@ -202,6 +211,12 @@ impl Config {
             .grants
             .into_iter()
             .fold(Principal::new(id), |p, spec| p.with_grant(spec.0));
+
+        if let Some(http) = &raw.http
+            && let Some((key, message)) = http.problems().into_iter().next()
+        {
+            return Err(at(key, ConfigErrorKind::InvalidValue, message));
+        }
 
         let base = path.parent().unwrap_or(Path::new("."));
         let mut secrets = BTreeMap::new();
@@ -228,6 +243,8 @@ impl Config {
             db: raw.db,
             aws: raw.aws,
             allow_static_aws_keys: raw.dev.allow_static_aws_keys,
+            http: raw.http,
+            allow_unauthenticated_http: raw.dev.allow_unauthenticated_http,
             app: raw.app,
         })
     }
@@ -272,6 +289,18 @@ impl Config {
     /// the `aws.` key. Each `[aws.roles.<name>]` must be declared by a tool (`role = "<name>"`).
     pub fn aws<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
         self.table(&self.aws, "aws")
+    }
+
+    /// The `[http]` table, if the server may be served over HTTP.
+    pub fn http(&self) -> Option<&HttpSection> {
+        self.http.as_ref()
+    }
+
+    /// Whether `[dev] allow_unauthenticated_http = true`: serving HTTP without `[http.auth]`, every
+    /// request running for principal [`ANONYMOUS`] with no grants. For local development and
+    /// protocol test suites only.
+    pub fn allows_unauthenticated_http(&self) -> bool {
+        self.allow_unauthenticated_http
     }
 
     /// Whether `[dev] allow_static_aws_keys = true`: long-term AWS access keys are a development
@@ -474,6 +503,11 @@ fn serde_error(
         .zip(inner.span())
         .map(|(text, span)| line_of(text, span.start));
     err
+}
+
+fn de_duration_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    limits::parse_duration(&text).map_err(de::Error::custom)
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {

@@ -294,3 +294,30 @@ fn static_aws_keys_are_refused_unless_the_dev_flag_is_set() {
             .allows_static_aws_keys()
     );
 }
+
+#[test]
+fn rejects_hmac_algorithm_for_bearer_tokens() {
+    let err = load(
+        "[http.auth]\nissuer = \"https://auth.example.com\"\nalgorithms = [\"RS256\", \"HS256\"]\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("http.auth.algorithms[1]"));
+    assert!(err.to_string().contains("`HS256` is not accepted"), "{err}");
+}
+
+#[test]
+fn rejects_plain_http_issuer_off_loopback() {
+    let err = load("[http.auth]\nissuer = \"http://auth.example.com\"\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("http.auth.issuer"));
+}
+
+#[test]
+fn accepts_http_section_with_defaults() {
+    let config = load("[http]\n[http.auth]\nissuer = \"https://auth.example.com\"\n").unwrap();
+    let http = config.http().unwrap();
+    assert_eq!(http.resource_uri(), "http://127.0.0.1:8080/mcp");
+    assert_eq!(
+        http.auth.as_ref().unwrap().algorithms,
+        ["RS256", "ES256", "EdDSA"]
+    );
+}

@@ -1,5 +1,7 @@
 //! Transports the checkpoint is served over.
 
+#[cfg(feature = "http")]
+pub mod http;
 mod stdio;
 
 pub use self::stdio::{LineTransport, MAX_MESSAGE_BYTES};

@@ -1,0 +1,212 @@
+//! The `[http]` table: serving over streamable HTTP as an OAuth 2.1 resource server.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Algorithms a bearer token may be signed with. Symmetric (HMAC) algorithms and `none` are
+/// never accepted: a resource server must not share a signing secret.
+pub const ALLOWED_ALGORITHMS: &[&str] = &["RS256", "ES256", "EdDSA"];
+
+/// `[http]`: where and how to serve over streamable HTTP (`serve --http`).
+///
+/// ```toml
+/// [http]
+/// listen = "127.0.0.1:8080"
+/// path = "/mcp"
+/// resource = "https://mcp.example.com/mcp"    # this server's canonical URI: the token audience
+/// allowed_hosts = ["mcp.example.com"]         # Host header allow-list (DNS-rebinding defence)
+/// allowed_origins = ["https://app.example.com"]
+/// max_request_bytes = 1048576
+///
+/// [http.auth]
+/// issuer = "https://auth.example.com"
+/// jwks_uri = "https://auth.example.com/.well-known/jwks.json"   # else discovered from the issuer
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct HttpSection {
+    /// The socket address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The path of the MCP endpoint.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// The server's canonical resource URI (RFC 8707): tokens must name it as their audience.
+    /// Defaults to `http://<listen><path>`.
+    pub resource: Option<String>,
+    /// `Host` header values accepted. Defaults to loopback names only.
+    #[serde(default = "default_allowed_hosts")]
+    pub allowed_hosts: Vec<String>,
+    /// `Origin` header values accepted (with scheme); empty accepts requests without `Origin`
+    /// only from non-browser clients.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// The largest request body accepted.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: NonZeroUsize,
+    /// How bearer tokens are validated. Required unless `[dev] allow_unauthenticated_http`.
+    pub auth: Option<AuthSection>,
+}
+
+/// `[http.auth]`: validation of bearer tokens (JWT access tokens).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AuthSection {
+    /// The authorization server's issuer identifier; tokens must carry it as `iss`.
+    pub issuer: String,
+    /// Where the signing keys are published. Discovered from the issuer's metadata
+    /// (RFC 8414, then OpenID Connect discovery) when absent.
+    pub jwks_uri: Option<String>,
+    /// Accepted signature algorithms, a subset of [`ALLOWED_ALGORITHMS`].
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// The claim naming the principal.
+    #[serde(default = "default_principal_claim")]
+    pub principal_claim: String,
+    /// The claim carrying the granted scopes: a space-separated string or an array.
+    #[serde(default = "default_scope_claim")]
+    pub scope_claim: String,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[serde(
+        default = "default_leeway",
+        deserialize_with = "super::de_duration_value"
+    )]
+    pub leeway: Duration,
+    /// The least time between two fetches of the key set when a token names an unknown key.
+    #[serde(
+        default = "default_jwks_refresh",
+        deserialize_with = "super::de_duration_value"
+    )]
+    pub jwks_min_refresh: Duration,
+}
+
+impl HttpSection {
+    /// The canonical resource URI: `resource`, or `http://<listen><path>`.
+    pub fn resource_uri(&self) -> String {
+        self.resource
+            .clone()
+            .unwrap_or_else(|| format!("http://{}{}", self.listen, self.path))
+    }
+
+    /// Problems a well-typed section can still have, as `(key, message)`.
+    pub(crate) fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if !self.path.starts_with('/') {
+            problems.push((
+                "http.path".into(),
+                "the path starts with `/`, like \"/mcp\"".into(),
+            ));
+        }
+        if let Some(resource) = &self.resource
+            && !is_https_or_loopback(resource)
+        {
+            problems.push((
+                "http.resource".into(),
+                format!("`{resource}` must be an https URI (http only on a loopback host)"),
+            ));
+        }
+        if let Some(auth) = &self.auth {
+            for (i, alg) in auth.algorithms.iter().enumerate() {
+                if !ALLOWED_ALGORITHMS.contains(&alg.as_str()) {
+                    problems.push((
+                        format!("http.auth.algorithms[{i}]"),
+                        format!("`{alg}` is not accepted; use any of RS256, ES256, EdDSA (HMAC and `none` never are)"),
+                    ));
+                }
+            }
+            if auth.algorithms.is_empty() {
+                problems.push((
+                    "http.auth.algorithms".into(),
+                    "list at least one of RS256, ES256, EdDSA".into(),
+                ));
+            }
+            for (key, uri) in [
+                ("http.auth.issuer", Some(&auth.issuer)),
+                ("http.auth.jwks_uri", auth.jwks_uri.as_ref()),
+            ] {
+                if let Some(uri) = uri
+                    && !is_https_or_loopback(uri)
+                {
+                    problems.push((
+                        key.into(),
+                        format!("`{uri}` must be an https URI (http only on a loopback host)"),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// Whether `uri` is `https://…`, or `http://` to a loopback host (local development and tests).
+pub(crate) fn is_https_or_loopback(uri: &str) -> bool {
+    if uri.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = uri.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "::1")
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_path() -> String {
+    "/mcp".into()
+}
+
+fn default_allowed_hosts() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+}
+
+fn default_max_request_bytes() -> NonZeroUsize {
+    NonZeroUsize::new(1024 * 1024).unwrap_or(NonZeroUsize::MIN)
+}
+
+fn default_algorithms() -> Vec<String> {
+    ALLOWED_ALGORITHMS.iter().map(|a| (*a).to_owned()).collect()
+}
+
+fn default_principal_claim() -> String {
+    "sub".into()
+}
+
+fn default_scope_claim() -> String {
+    "scope".into()
+}
+
+fn default_leeway() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_https_and_loopback_http_only() {
+        assert!(is_https_or_loopback("https://auth.example.com"));
+        assert!(is_https_or_loopback("http://127.0.0.1:9000/jwks"));
+        assert!(is_https_or_loopback("http://localhost/x"));
+        assert!(is_https_or_loopback("http://[::1]:80/"));
+        assert!(!is_https_or_loopback("http://auth.example.com"));
+        assert!(!is_https_or_loopback("http://localhost.evil.com"));
+        assert!(!is_https_or_loopback("ftp://localhost"));
+    }
+}

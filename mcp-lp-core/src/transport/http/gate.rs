@@ -1,0 +1,238 @@
+//! The gate in front of the MCP endpoint: authenticate the bearer token, keep each session to
+//! the principal it was issued to, and answer a call the token's scopes do not cover with
+//! `403 insufficient_scope` so the client can step up.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::bearer::BearerValidator;
+use crate::checkpoint::Checkpoint;
+use crate::config::ANONYMOUS;
+use crate::policy::ToolSet;
+use crate::principal::Principal;
+
+/// The header rmcp names sessions with.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Sessions remembered per server; beyond this the oldest is forgotten and, unbound, refused.
+const MAX_SESSIONS: usize = 10_000;
+
+pub(crate) struct Gate<S: ToolSet> {
+    /// `None` only when `[dev] allow_unauthenticated_http` is set.
+    pub(crate) validator: Option<BearerValidator>,
+    pub(crate) checkpoint: Checkpoint<S>,
+    pub(crate) sessions: SessionOwners,
+    /// The URL of this resource's protected resource metadata (RFC 9728).
+    pub(crate) resource_metadata: String,
+    pub(crate) max_request_bytes: usize,
+}
+
+/// Which principal each session was issued to.
+#[derive(Default)]
+pub(crate) struct SessionOwners {
+    owners: Mutex<(HashMap<String, String>, VecDeque<String>)>,
+}
+
+impl SessionOwners {
+    fn bind(&self, session: &str, principal: &str) {
+        let Ok(mut guard) = self.owners.lock() else {
+            return;
+        };
+        let (owners, order) = &mut *guard;
+        if owners
+            .insert(session.to_owned(), principal.to_owned())
+            .is_none()
+        {
+            order.push_back(session.to_owned());
+        }
+        while order.len() > MAX_SESSIONS {
+            if let Some(oldest) = order.pop_front() {
+                owners.remove(&oldest);
+            }
+        }
+    }
+
+    /// Whether `session` was issued to `principal`. A session this gate never bound is
+    /// refused too: only sessions it saw created can be used.
+    fn owned_by(&self, session: &str, principal: &str) -> bool {
+        self.owners
+            .lock()
+            .is_ok_and(|guard| guard.0.get(session).is_some_and(|owner| owner == principal))
+    }
+
+    fn unbind(&self, session: &str) {
+        if let Ok(mut guard) = self.owners.lock() {
+            let (owners, order) = &mut *guard;
+            owners.remove(session);
+            order.retain(|s| s != session);
+        }
+    }
+}
+
+pub(crate) async fn gate<S: ToolSet>(
+    State(gate): State<Arc<Gate<S>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let principal = match gate.authenticate(request.headers()).await {
+        Ok(principal) => Arc::new(principal),
+        Err(response) => return response,
+    };
+    let session = request
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(session) = &session
+        && !gate.sessions.owned_by(session, principal.id())
+    {
+        tracing::warn!(
+            principal = principal.id(),
+            "refused a session id not issued to this principal"
+        );
+        return json_error(
+            StatusCode::NOT_FOUND,
+            None,
+            json!({"error": "session not found"}),
+        );
+    }
+
+    let (mut parts, body) = request.into_parts();
+    let Ok(bytes) = to_bytes(body, gate.max_request_bytes).await else {
+        let message = format!(
+            "the request body is over the limit of {} bytes",
+            gate.max_request_bytes
+        );
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            json!({"error": message}),
+        );
+    };
+    if parts.method == Method::POST
+        && let Some(response) = gate.refuse_out_of_scope(&principal, &bytes)
+    {
+        return response;
+    }
+    let deleting = parts.method == Method::DELETE;
+    parts.extensions.insert(Arc::clone(&principal));
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+
+    match &session {
+        None => {
+            if let Some(issued) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                gate.sessions.bind(issued, principal.id());
+            }
+        }
+        Some(session) if deleting && response.status().is_success() => {
+            gate.sessions.unbind(session)
+        }
+        Some(_) => {}
+    }
+    response
+}
+
+impl<S: ToolSet> Gate<S> {
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Response> {
+        let Some(validator) = &self.validator else {
+            return Ok(Principal::new(ANONYMOUS));
+        };
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            });
+        let Some(token) = token else {
+            // RFC 6750 §3.1: no error code when the request carried no credentials.
+            let challenge = format!("Bearer resource_metadata=\"{}\"", self.resource_metadata);
+            return Err(json_error(
+                StatusCode::UNAUTHORIZED,
+                Some(challenge),
+                json!({"error": "invalid_request", "error_description": "a bearer token is required"}),
+            ));
+        };
+        validator.validate(token).await.map_err(|error| {
+            let description = quoted(&error.to_string());
+            tracing::warn!(%error, issuer = validator.issuer(), "refused a bearer token");
+            let challenge = format!(
+                "Bearer error=\"invalid_token\", error_description=\"{description}\", resource_metadata=\"{}\"",
+                self.resource_metadata
+            );
+            json_error(
+                StatusCode::UNAUTHORIZED,
+                Some(challenge),
+                json!({"error": "invalid_token", "error_description": description}),
+            )
+        })
+    }
+
+    /// `403` for a `tools/call` the principal's grants do not cover, decided (and audited) by the
+    /// checkpoint itself.
+    fn refuse_out_of_scope(&self, principal: &Principal, body: &[u8]) -> Option<Response> {
+        let message: Value = serde_json::from_slice(body).ok()?;
+        if message.get("method")?.as_str()? != "tools/call" {
+            return None;
+        }
+        let params = message.get("params")?;
+        let tool = params.get("name")?.as_str()?;
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        let request_id = match &id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let arguments = params.get("arguments").and_then(Value::as_object);
+        let refusal = self
+            .checkpoint
+            .refusal(principal, tool, arguments, &request_id)?;
+        let scope = refusal.denial.lacking().collect::<Vec<_>>().join(" ");
+        let challenge = format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\", error_description=\"{}\"",
+            self.resource_metadata,
+            quoted(&refusal.message)
+        );
+        let error = refusal.into_error();
+        Some(json_error(
+            StatusCode::FORBIDDEN,
+            Some(challenge),
+            json!({"jsonrpc": "2.0", "id": id, "error": error}),
+        ))
+    }
+}
+
+/// Text safe inside a quoted header parameter.
+fn quoted(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '\''
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn json_error(status: StatusCode, challenge: Option<String>, body: Value) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}

@@ -1,0 +1,155 @@
+//! Streamable HTTP, served as an OAuth 2.1 resource server.
+//!
+//! rmcp's `StreamableHttpService` speaks the protocol; in front of it a gate validates the
+//! bearer token of every request (JWT, algorithm allow-list, issuer, audience = this server's
+//! canonical resource URI, `exp`/`nbf`), binds each session to the principal it was issued to,
+//! and answers a call whose required grants the token's scopes lack with
+//! `403 insufficient_scope`. The principal, never the token, travels on to the checkpoint: tools
+//! do not see the caller's token. `/.well-known/oauth-protected-resource` serves the protected
+//! resource metadata (RFC 9728) that `401` challenges point to.
+
+mod bearer;
+mod gate;
+mod jwks;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use self::bearer::BearerValidator;
+pub use self::bearer::TokenError;
+use self::gate::{Gate, SessionOwners};
+pub use self::jwks::JwksError;
+use crate::checkpoint::{Checkpoint, Server};
+use crate::config::Config;
+use crate::policy::ToolSet;
+
+/// Why serving over HTTP could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The configuration has no `[http]` table.
+    #[error("{0}: no [http] table; add one to serve over HTTP")]
+    NotConfigured(String),
+    /// `[http.auth]` is missing and unauthenticated HTTP was not asked for.
+    #[error(
+        "{0}: key `http.auth`: serving HTTP needs bearer-token validation; configure [http.auth] (or, for local development only, [dev] allow_unauthenticated_http = true)"
+    )]
+    Unauthenticated(String),
+    /// The authorization server's keys could not be loaded.
+    #[error("signing keys of the authorization server: {0}")]
+    Keys(#[from] JwksError),
+    /// The configuration disagrees with the tools.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The configured address.
+        address: std::net::SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The server stopped with an error.
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Serve `server` over streamable HTTP as `[http]` configures, until Ctrl-C.
+pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Result<(), HttpError> {
+    let path = config.path().display().to_string();
+    let section = config
+        .http()
+        .ok_or_else(|| HttpError::NotConfigured(path.clone()))?;
+    let resource = section.resource_uri();
+    let validator = match &section.auth {
+        Some(auth) => Some(BearerValidator::start(auth, resource.clone()).await?),
+        None if config.allows_unauthenticated_http() => {
+            tracing::warn!(
+                "serving HTTP WITHOUT authentication: [dev] allow_unauthenticated_http = true"
+            );
+            None
+        }
+        None => return Err(HttpError::Unauthenticated(path)),
+    };
+    let checkpoint = Checkpoint::for_bearer(server, config)?;
+
+    let metadata_path = format!("/.well-known/oauth-protected-resource{}", section.path);
+    let resource_metadata = format!("{}{metadata_path}", origin_of(&resource));
+    let scopes: BTreeSet<&str> = S::policies()
+        .iter()
+        .flat_map(|p| p.requires.iter().copied())
+        .collect();
+    let metadata = Arc::new(json!({
+        "resource": resource,
+        "authorization_servers": validator.iter().map(BearerValidator::issuer).collect::<Vec<_>>(),
+        "scopes_supported": scopes,
+        "bearer_methods_supported": ["header"],
+        "resource_name": S::server_info().name,
+    }));
+
+    let shutdown = CancellationToken::new();
+    let mut rmcp_config =
+        StreamableHttpServerConfig::default().with_allowed_hosts(section.allowed_hosts.clone());
+    if !section.allowed_origins.is_empty() {
+        rmcp_config = rmcp_config.with_allowed_origins(section.allowed_origins.clone());
+    }
+    rmcp_config.cancellation_token = shutdown.child_token();
+    let per_session = checkpoint.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(per_session.clone()),
+        Arc::new(LocalSessionManager::default()),
+        rmcp_config,
+    );
+    let gate = Arc::new(Gate {
+        validator,
+        checkpoint,
+        sessions: SessionOwners::default(),
+        resource_metadata,
+        max_request_bytes: section.max_request_bytes.get(),
+    });
+
+    let metadata_route = get(move || {
+        let metadata = Arc::clone(&metadata);
+        async move { axum::Json((*metadata).clone()) }
+    });
+    let app = Router::new()
+        .route_service(&section.path, mcp)
+        .route_layer(axum::middleware::from_fn_with_state(gate, gate::gate::<S>))
+        .route(&metadata_path, metadata_route.clone())
+        .route("/.well-known/oauth-protected-resource", metadata_route);
+
+    let listener = tokio::net::TcpListener::bind(section.listen)
+        .await
+        .map_err(|source| HttpError::Bind {
+            address: section.listen,
+            source,
+        })?;
+    tracing::info!(
+        listen = %section.listen,
+        resource = %resource,
+        "serving MCP over streamable HTTP"
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+        })
+        .await
+        .map_err(HttpError::Serve)
+}
+
+/// `scheme://host[:port]` of a URI.
+fn origin_of(uri: &str) -> &str {
+    let after_scheme = uri.find("://").map_or(0, |i| i + 3);
+    match uri[after_scheme..].find('/') {
+        Some(i) => &uri[..after_scheme + i],
+        None => uri,
+    }
+}
