@@ -70,7 +70,7 @@ pub use crate::config::{
 pub use crate::grant::{Grant, GrantError, MAX_GRANT_LEN, grant_syntax_error};
 pub use crate::limits::Limits;
 pub use crate::parameters::Parameters;
-pub use crate::policy::{DbAccess, ToolPolicy, ToolSet, capability_name_error};
+pub use crate::policy::{DbAccess, NoExtras, ToolPolicy, ToolSet, capability_name_error};
 pub use crate::principal::Principal;
 pub use crate::tool_error::ToolError;
 

@@ -98,6 +98,12 @@ impl ToolPolicy {
     }
 }
 
+/// A server with tools only: no resources, prompts, completion or logging.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoExtras;
+
+impl rmcp::ServerHandler for NoExtras {}
+
 /// How a tool uses its database capability: `db = "..."` reads, `db_write = "..."` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DbAccess {
@@ -120,6 +126,14 @@ impl DbAccess {
 
 /// A server's tools with their policies: implemented by `#[mcp_lp::server]`, never by hand.
 pub trait ToolSet: Send + Sync + Sized + 'static {
+    /// What serves the rest of the protocol (resources, prompts, completion, logging):
+    /// [`NoExtras`], or the server type itself with `#[mcp_lp::server(handler)]` and its own
+    /// `rmcp::ServerHandler` impl. Tools are always served by the checkpoint, never by it.
+    type Extras: rmcp::ServerHandler;
+
+    /// The handler of everything but tools.
+    fn extras(&self) -> &Self::Extras;
+
     /// rmcp's router over the tools' handlers.
     fn tool_router() -> ToolRouter<Self>;
 

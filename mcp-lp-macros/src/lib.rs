@@ -20,7 +20,9 @@ mod tool_attr;
 /// `requires = "grant"` or `requires = ["a", "b"]`, `timeout = "30s"`,
 /// `max_output_bytes = 65536` — and passes rmcp's own keys (`name`, `description`,
 /// `annotations`, ...) through to rmcp. The server attribute itself accepts
-/// `instructions = "..."`.
+/// `instructions = "..."` and `handler`: the type implements `rmcp::ServerHandler` itself to
+/// serve resources, prompts, completion and logging, while its tools stay behind the
+/// checkpoint.
 #[proc_macro_attribute]
 pub fn server(attr: TokenStream, item: TokenStream) -> TokenStream {
     server::expand(attr.into(), item.into()).into()

@@ -34,13 +34,19 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 struct ServerArgs {
     instructions: Option<LitStr>,
+    /// The type's own `rmcp::ServerHandler` impl serves everything but tools.
+    handler: bool,
 }
 
 fn parse_server_args(attr: TokenStream) -> syn::Result<ServerArgs> {
     let metas = syn::parse::Parser::parse2(Punctuated::<Meta, Token![,]>::parse_terminated, attr)?;
-    let mut args = ServerArgs { instructions: None };
+    let mut args = ServerArgs {
+        instructions: None,
+        handler: false,
+    };
     for meta in metas {
         match &meta {
+            Meta::Path(path) if path.is_ident("handler") && !args.handler => args.handler = true,
             Meta::NameValue(nv) if nv.path.is_ident("instructions") => match &nv.value {
                 Expr::Lit(ExprLit {
                     lit: Lit::Str(s), ..
@@ -65,7 +71,7 @@ fn parse_server_args(attr: TokenStream) -> syn::Result<ServerArgs> {
             _ => {
                 return Err(syn::Error::new_spanned(
                     &meta,
-                    "unknown key in `#[mcp_lp::server]`; expected `instructions = \"...\"`",
+                    "unknown key in `#[mcp_lp::server]`; expected `instructions = \"...\"` or `handler` (the type's own `rmcp::ServerHandler` serves resources, prompts, completion and logging)",
                 ));
             }
         }
@@ -166,6 +172,21 @@ fn try_expand(attr: TokenStream, item_impl: &mut ItemImpl) -> syn::Result<TokenS
     let instructions = args
         .instructions
         .map(|text| quote!(fn instructions() -> ::core::option::Option<&'static str> { ::core::option::Option::Some(#text) }));
+    let extras = if args.handler {
+        quote! {
+            type Extras = Self;
+            fn extras(&self) -> &Self {
+                self
+            }
+        }
+    } else {
+        quote! {
+            type Extras = ::mcp_lp::NoExtras;
+            fn extras(&self) -> &::mcp_lp::NoExtras {
+                &::mcp_lp::NoExtras
+            }
+        }
+    };
     let self_ty = &item_impl.self_ty;
     let (impl_generics, ty_generics, where_clause) = item_impl.generics.split_for_impl();
 
@@ -181,6 +202,8 @@ fn try_expand(attr: TokenStream, item_impl: &mut ItemImpl) -> syn::Result<TokenS
             #item_impl
 
             impl #impl_generics ::mcp_lp::ToolSet for #self_ty #ty_generics #where_clause {
+                #extras
+
                 fn tool_router() -> rmcp::handler::server::router::tool::ToolRouter<Self> {
                     Self::__mcp_lp_tool_router()
                 }

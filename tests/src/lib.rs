@@ -232,3 +232,37 @@ impl std::io::Write for Recorder {
         Ok(())
     }
 }
+
+/// A server with a resource of its own: its `ServerHandler` serves everything but tools.
+#[derive(Debug, Clone, Default)]
+pub struct WithResources;
+
+#[mcp_lp::server(handler)]
+impl WithResources {
+    /// Needs `fixture:admin`.
+    #[tool(requires = "fixture:admin")]
+    async fn purge(&self) -> String {
+        "purged".into()
+    }
+}
+
+impl rmcp::ServerHandler for WithResources {
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_resources()
+                .build(),
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, rmcp::ErrorData> {
+        let resource = rmcp::model::Resource::new("fixture://readme", "readme");
+        Ok(rmcp::model::ListResourcesResult::with_all_items(vec![
+            resource,
+        ]))
+    }
+}

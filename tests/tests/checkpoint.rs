@@ -315,3 +315,15 @@ async fn audits_every_call_with_a_hash_and_never_the_arguments() {
         "raw arguments leaked into the audit trail"
     );
 }
+
+#[tokio::test]
+async fn serves_resources_from_the_servers_own_handler_and_still_checks_its_tools() {
+    let conn = connect(mcp_lp_tests::WithResources, "", nobody()).await;
+    let info = conn.client.peer_info().expect("initialized");
+    assert!(info.capabilities.resources.is_some());
+    assert!(info.capabilities.tools.is_some());
+    let resources = conn.client.list_all_resources().await.unwrap();
+    assert_eq!(resources[0].uri, "fixture://readme");
+    let err = rpc_error(conn.call("purge", json!({})).await);
+    assert_eq!(err.code, mcp_lp::FORBIDDEN);
+}
