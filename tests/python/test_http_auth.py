@@ -1,0 +1,217 @@
+"""Streamable HTTP as an OAuth 2.1 resource server, driven by the official MCP Python client and
+by raw HTTP where the status line and headers are what is under test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from mcp import ClientSession
+from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+
+from http_harness import (
+    INITIALIZE,
+    HttpNotesServer,
+    KeyServer,
+    Minter,
+    b64url,
+    free_port,
+    http_config,
+    open_session,
+    post,
+    rpc,
+    serve_http,
+)
+from notes_harness import REQUEST_TIMEOUT, Workspace, audit_events, log_lines, text_of
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def keys() -> Iterator[KeyServer]:
+    with KeyServer().serving() as keys:
+        yield keys
+
+
+@pytest.fixture
+def server(binary: Path, workspace: Workspace, keys: KeyServer, errlog: Path) -> Iterator[HttpNotesServer]:
+    port = free_port()
+    config = workspace.write_config(extra=http_config(port, keys))
+    with serve_http(binary, config, port, errlog) as server:
+        yield server
+
+
+@pytest.fixture
+def minter(server: HttpNotesServer, keys: KeyServer) -> Minter:
+    return Minter(keys, audience=server.url)
+
+
+@asynccontextmanager
+async def connect_http(url: str, token: str) -> AsyncIterator[ClientSession]:
+    """The official client over streamable HTTP, presenting `token`."""
+    async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with streamable_http_client(url, http_client=http) as (read, write, _):
+            async with ClientSession(read, write, read_timeout_seconds=REQUEST_TIMEOUT) as session:
+                await session.initialize()
+                yield session
+
+
+async def tool_names(url: str, token: str) -> list[str]:
+    async with connect_http(url, token) as session:
+        return sorted(tool.name for tool in (await session.list_tools()).tools)
+
+
+async def test_accepts_call_with_valid_token(server: HttpNotesServer, minter: Minter, workspace: Workspace) -> None:
+    token = minter.token(sub="alice@example.com")
+    async with connect_http(server.url, token) as session:
+        result = await session.call_tool("read_note", {"name": "welcome"})
+        assert not result.isError, text_of(result)
+        assert text_of(result) == workspace.note("welcome").read_text(encoding="utf-8")
+
+
+async def test_lists_tools_by_token_scopes(server: HttpNotesServer, minter: Minter) -> None:
+    without = await tool_names(server.url, minter.token(scope="profile"))
+    with_grant = await tool_names(server.url, minter.token(scope="profile notes:delete"))
+    assert without == ["list_notes", "read_note"]
+    assert with_grant == ["delete_note", "list_notes", "read_note"]
+
+
+async def test_accepts_delete_with_scope(server: HttpNotesServer, minter: Minter, workspace: Workspace) -> None:
+    token = minter.token(scope="notes:delete")
+    async with connect_http(server.url, token) as session:
+        result = await session.call_tool("delete_note", {"name": "q3-plan"})
+        assert not result.isError, text_of(result)
+    assert not workspace.note("q3-plan").exists()
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+def test_accepts_each_allowed_algorithm(server: HttpNotesServer, minter: Minter, alg: str) -> None:
+    assert post(server.url, INITIALIZE, minter.token(alg=alg)).status == 200
+
+
+def test_rejects_missing_scope_with_403_step_up(server: HttpNotesServer, minter: Minter, workspace: Workspace) -> None:
+    token = minter.token(sub="bob@example.com", scope="notes:read")
+    session = open_session(server.url, token)
+    call = rpc("tools/call", 7, {"name": "delete_note", "arguments": {"name": "welcome"}})
+    reply = post(server.url, call, token, session)
+    assert reply.status == 403
+    challenge = reply.headers["www-authenticate"]
+    assert 'error="insufficient_scope"' in challenge, challenge
+    assert 'scope="notes:delete"' in challenge, challenge
+    assert f'resource_metadata="{server.base}/.well-known/oauth-protected-resource/mcp"' in challenge, challenge
+    assert reply.message is not None
+    assert reply.message["id"] == 7
+    assert reply.message["error"]["code"] == -32003
+    assert "`notes:delete`" in reply.message["error"]["message"]
+    assert workspace.note("welcome").exists(), "a refused call must not run"
+    denied = [e for e in audit_events(server.errlog) if e["decision"] == "deny"]
+    assert [(e["principal"], e["tool"], e["outcome"]) for e in denied] == [("bob@example.com", "delete_note", "denied")]
+
+
+def bad_tokens(minter: Minter, keys: KeyServer) -> dict[str, str | None]:
+    good = minter.token()
+    head, body, signature = good.split(".")
+    tampered_claims = minter.claims(scope="notes:delete")
+    tampered = ".".join([head, jwt_b64(tampered_claims), signature])
+    other_key = rsa.generate_private_key(65537, 2048)
+    return {
+        "missing": None,
+        "expired": minter.token(exp=1_000_000_000, nbf=999_999_000, iat=999_999_000),
+        "not_yet_valid": minter.token(nbf=4_000_000_000, exp=4_000_000_300),
+        "wrong_audience": minter.token(aud="http://127.0.0.1:1/other"),
+        "wrong_issuer": minter.token(iss="http://127.0.0.1:1"),
+        "alg_none": minter.unsigned({"alg": "none", "typ": "JWT"}, minter.claims(scope="notes:delete")),
+        "hs256_with_rsa_public_key": minter.unsigned(
+            {"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}, minter.claims(scope="notes:delete"), sign=keys.rsa_public_pem()
+        ),
+        "unknown_kid": minter.token(kid="rotated-away"),
+        "tampered_payload": tampered,
+        "wrong_signature": jwt.encode(minter.claims(), other_key, algorithm="RS256", headers={"kid": "rsa-1"}),
+    }
+
+
+def jwt_b64(claims: dict) -> str:
+    return b64url(json.dumps(claims).encode())
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "expired",
+        "not_yet_valid",
+        "wrong_audience",
+        "wrong_issuer",
+        "alg_none",
+        "hs256_with_rsa_public_key",
+        "unknown_kid",
+        "tampered_payload",
+        "wrong_signature",
+    ],
+)
+def test_rejects_bad_token_with_401(server: HttpNotesServer, minter: Minter, keys: KeyServer, case: str) -> None:
+    token = bad_tokens(minter, keys)[case]
+    reply = post(server.url, INITIALIZE, token)
+    assert reply.status == 401, (case, reply.status, reply.message)
+    challenge = reply.headers["www-authenticate"]
+    assert challenge.startswith("Bearer "), challenge
+    assert f'resource_metadata="{server.base}/.well-known/oauth-protected-resource/mcp"' in challenge
+    if token is not None:
+        assert 'error="invalid_token"' in challenge, challenge
+        assert token not in "\n".join(log_lines(server.errlog)), "the token must never be logged"
+
+
+def test_serves_protected_resource_metadata(server: HttpNotesServer, keys: KeyServer) -> None:
+    for path in ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"]:
+        metadata = httpx.get(server.base + path, timeout=5).json()
+        assert metadata["resource"] == server.url
+        assert metadata["authorization_servers"] == [keys.issuer]
+        assert metadata["scopes_supported"] == ["notes:delete"]
+        assert metadata["bearer_methods_supported"] == ["header"]
+
+
+def test_rejects_session_replayed_with_another_principals_token(server: HttpNotesServer, minter: Minter) -> None:
+    alice = minter.token(sub="alice@example.com")
+    mallory = minter.token(sub="mallory@example.com", scope="notes:delete")
+    session = open_session(server.url, alice)
+    replay = post(server.url, rpc("tools/list", 2), mallory, session)
+    assert replay.status == 404, (replay.status, replay.message)
+    own = post(server.url, rpc("tools/list", 3), alice, session)
+    assert own.status == 200, (own.status, own.message)
+
+
+def test_rejects_session_id_it_never_issued(server: HttpNotesServer, minter: Minter) -> None:
+    reply = post(server.url, rpc("tools/list", 2), minter.token(), "made-up-session")
+    assert reply.status == 404
+
+
+async def test_audits_the_tokens_principal_and_never_the_token(server: HttpNotesServer, minter: Minter) -> None:
+    token = minter.token(sub="carol@example.com")
+    async with connect_http(server.url, token) as session:
+        await session.call_tool("read_note", {"name": "welcome"})
+    events = audit_events(server.errlog)
+    assert [(e["principal"], e["tool"], e["decision"]) for e in events] == [("carol@example.com", "read_note", "allow")]
+    assert token not in server.errlog.read_text(encoding="utf-8")
+
+
+def test_discovers_keys_from_issuer_metadata(binary: Path, workspace: Workspace, keys: KeyServer, tmp_path: Path) -> None:
+    port = free_port()
+    config = workspace.write_config(extra=http_config(port, keys, discover=True), name="discover.toml")
+    with serve_http(binary, config, port, tmp_path / "discover.jsonl") as server:
+        token = Minter(keys, audience=server.url).token()
+        assert post(server.url, INITIALIZE, token).status == 200
+
+
+def test_refuses_http_without_auth_configuration(binary: Path, workspace: Workspace) -> None:
+    config = workspace.write_config(extra=f'[http]\nlisten = "127.0.0.1:{free_port()}"\n', name="noauth.toml")
+    done = subprocess.run([str(binary), "--config", str(config), "serve", "--http"], capture_output=True, timeout=20)
+    assert done.returncode == 1
+    stderr = done.stderr.decode()
+    assert "key `http.auth`" in stderr and "allow_unauthenticated_http" in stderr, stderr
