@@ -25,6 +25,7 @@ export NOTES_SERVER_BIN="$TARGET_DIR/debug/notes-server"
 
 say "pytest tests/python (server: $NOTES_SERVER_BIN)"
 "$VENV/bin/python" -m pytest -q tests/python "$@" || failed+=("pytest tests/python")
+CONFORMANCE_SERVER_BIN="$TARGET_DIR/debug/conformance-server" "$REPO_ROOT/scripts/conformance.sh" || failed+=("scripts/conformance.sh")
 
 if ((${#failed[@]})); then
     printf 'FAILED: %s\n' "${failed[@]}" >&2

