@@ -11,54 +11,19 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_lp::prelude::*;
 use mcp_lp::transport::LineTransport;
 use mcp_lp::{Checkpoint, Config, Grant, Principal};
-use mcp_lp_tests::{EchoArgs, object};
-use rmcp::handler::server::router::tool::ToolRouter;
+use mcp_lp_tests::{GuardedEcho, PlainEcho, object};
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
-use rmcp::{RoleClient, ServerHandler, ServiceExt as _, tool, tool_handler, tool_router};
-
-/// The tool on plain rmcp, with its router built once as rmcp's examples do.
-#[derive(Clone)]
-struct Plain {
-    tool_router: ToolRouter<Self>,
-}
-
-#[tool_router]
-impl Plain {
-    /// Return the text.
-    #[tool]
-    async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> String {
-        args.text
-    }
-}
-
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Plain {}
-
-/// The same tool on mcp-lp, requiring a grant so the full authorization path runs.
-#[derive(Clone)]
-struct Guarded;
-
-#[mcp_lp::server]
-impl Guarded {
-    /// Return the text.
-    #[tool(requires = "bench:echo")]
-    async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> String {
-        args.text
-    }
-}
+use rmcp::{RoleClient, ServiceExt as _};
 
 type Client = RunningService<RoleClient, ()>;
 
 async fn plain_client() -> Client {
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
-        let server = Plain {
-            tool_router: Plain::tool_router(),
-        };
+        let server = PlainEcho::new();
         let running = server
             .serve(tokio::io::split(server_io))
             .await
@@ -73,7 +38,8 @@ async fn guarded_client(line_transport: bool) -> Client {
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     let principal =
         Principal::new("bench@example.com").with_grant(Grant::new("bench:echo").expect("grant"));
-    let checkpoint = Checkpoint::new(Guarded, &Config::defaults(), principal).expect("checkpoint");
+    let checkpoint =
+        Checkpoint::new(GuardedEcho, &Config::defaults(), principal).expect("checkpoint");
     tokio::spawn(async move {
         let (read, write) = tokio::io::split(server_io);
         let running = if line_transport {

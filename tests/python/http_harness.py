@@ -155,11 +155,11 @@ class HttpNotesServer:
         return f"http://127.0.0.1:{self.port}"
 
 
-def http_config(port: int, keys: KeyServer, discover: bool = False) -> str:
+def http_config(port: int, keys: KeyServer, discover: bool = False, leeway: str = "30s") -> str:
     jwks = "" if discover else f"jwks_uri = {toml_str(keys.jwks_uri)}\n"
     return (
         f"[http]\nlisten = \"127.0.0.1:{port}\"\nresource = \"http://127.0.0.1:{port}/mcp\"\n\n"
-        f"[http.auth]\nissuer = {toml_str(keys.issuer)}\n{jwks}"
+        f"[http.auth]\nissuer = {toml_str(keys.issuer)}\nleeway = {toml_str(leeway)}\n{jwks}"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Iterator
@@ -215,3 +216,20 @@ def test_refuses_http_without_auth_configuration(binary: Path, workspace: Worksp
     assert done.returncode == 1
     stderr = done.stderr.decode()
     assert "key `http.auth`" in stderr and "allow_unauthenticated_http" in stderr, stderr
+
+
+def test_rejects_token_that_expires_after_being_accepted(
+    binary: Path, workspace: Workspace, keys: KeyServer, tmp_path: Path
+) -> None:
+    """Remembering a validated token must not outlive the token: once past `exp` (+ leeway) the
+    same token is refused."""
+    port = free_port()
+    config = workspace.write_config(extra=http_config(port, keys, leeway="1s"), name="short.toml")
+    with serve_http(binary, config, port, tmp_path / "short.jsonl") as server:
+        now = int(time.time())
+        token = Minter(keys, audience=server.url).token(iat=now, nbf=now, exp=now + 2)
+        assert post(server.url, INITIALIZE, token).status == 200
+        time.sleep(4)
+        reply = post(server.url, INITIALIZE, token)
+        assert reply.status == 401, reply.status
+        assert "expired" in reply.headers["www-authenticate"]

@@ -266,3 +266,51 @@ impl rmcp::ServerHandler for WithResources {
         ]))
     }
 }
+
+/// The `echo` tool on plain rmcp, with its router built once as rmcp's examples do: the baseline
+/// of the benchmarks.
+#[derive(Clone)]
+pub struct PlainEcho {
+    tool_router: rmcp::handler::server::router::tool::ToolRouter<Self>,
+}
+
+impl PlainEcho {
+    /// The plain server.
+    pub fn new() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+}
+
+impl Default for PlainEcho {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[rmcp::tool_router]
+impl PlainEcho {
+    /// Return the text.
+    #[rmcp::tool]
+    async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> String {
+        args.text
+    }
+}
+
+#[rmcp::tool_handler(router = self.tool_router)]
+impl rmcp::ServerHandler for PlainEcho {}
+
+/// The same `echo` tool on mcp-lp, requiring the grant `bench:echo` so the whole authorization
+/// path runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GuardedEcho;
+
+#[mcp_lp::server]
+impl GuardedEcho {
+    /// Return the text.
+    #[tool(requires = "bench:echo")]
+    async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> String {
+        args.text
+    }
+}

@@ -1,8 +1,13 @@
 //! Bearer-token validation: a JWT access token becomes a [`Principal`] with grants.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
 
 use super::jwks::{Jwks, JwksError};
 use crate::config::AuthSection;
@@ -43,7 +48,15 @@ pub enum TokenError {
     Claim(String),
 }
 
+/// Validated tokens remembered; when full, the cache is emptied and refilled.
+const MAX_CACHED_TOKENS: usize = 10_000;
+
 /// Validates bearer tokens for one resource.
+///
+/// A client presents the same token on every request, so a validated token is remembered, by
+/// its SHA-256, until its own `exp` (plus leeway): the signature is checked once per token, not
+/// once per call. A key removed from the key set therefore stops new tokens at once and cached
+/// ones at their expiry.
 pub(crate) struct BearerValidator {
     issuer: String,
     audience: String,
@@ -52,7 +65,11 @@ pub(crate) struct BearerValidator {
     scope_claim: String,
     leeway_secs: u64,
     jwks: Jwks,
+    validated: Mutex<HashMap<TokenDigest, (Arc<Principal>, u64)>>,
 }
+
+/// The SHA-256 of a token: how a validated token is remembered without keeping the token.
+type TokenDigest = [u8; 32];
 
 impl BearerValidator {
     /// A validator for tokens whose audience is `audience`, with the issuer's keys loaded.
@@ -75,6 +92,7 @@ impl BearerValidator {
             scope_claim: auth.scope_claim.clone(),
             leeway_secs: auth.leeway.as_secs(),
             jwks: Jwks::start(auth).await?,
+            validated: Mutex::new(HashMap::new()),
         })
     }
 
@@ -84,7 +102,32 @@ impl BearerValidator {
     }
 
     /// Validate `token` and turn its claims into a principal whose grants are its scopes.
-    pub(crate) async fn validate(&self, token: &str) -> Result<Principal, TokenError> {
+    pub(crate) async fn validate(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
+        let digest: TokenDigest = Sha256::digest(token.as_bytes()).into();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Ok(cache) = self.validated.lock()
+            && let Some((principal, exp)) = cache.get(&digest)
+        {
+            if now <= exp.saturating_add(self.leeway_secs) {
+                return Ok(Arc::clone(principal));
+            }
+            return Err(TokenError::Expired);
+        }
+        let (principal, exp) = self.verify(token).await?;
+        let principal = Arc::new(principal);
+        if let Ok(mut cache) = self.validated.lock() {
+            if cache.len() >= MAX_CACHED_TOKENS {
+                cache.clear();
+            }
+            cache.insert(digest, (Arc::clone(&principal), exp));
+        }
+        Ok(principal)
+    }
+
+    /// Check the token's signature and claims; the principal and the token's `exp`.
+    async fn verify(&self, token: &str) -> Result<(Principal, u64), TokenError> {
         // `alg: none` and unknown algorithms fail to parse here.
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
         if !self.algorithms.contains(&header.alg) {
@@ -130,10 +173,17 @@ impl BearerValidator {
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
             _ => Vec::new(),
         };
+        // NumericDate may carry a fraction; validation above already checked it is a number.
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .filter(|exp| *exp >= 0.0)
+            .ok_or_else(|| TokenError::Claim("exp".into()))? as u64;
         // A scope outside the grant grammar can match no tool's requirement; it is dropped.
-        Ok(scopes
+        let principal = scopes
             .into_iter()
             .filter_map(|scope| Grant::new(scope).ok())
-            .fold(Principal::new(id), Principal::with_grant))
+            .fold(Principal::new(id), Principal::with_grant);
+        Ok((principal, exp))
     }
 }

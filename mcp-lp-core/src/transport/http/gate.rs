@@ -82,7 +82,7 @@ pub(crate) async fn gate<S: ToolSet>(
     next: Next,
 ) -> Response {
     let principal = match gate.authenticate(request.headers()).await {
-        Ok(principal) => Arc::new(principal),
+        Ok(principal) => principal,
         Err(response) => return response,
     };
     let session = request
@@ -146,9 +146,9 @@ pub(crate) async fn gate<S: ToolSet>(
 }
 
 impl<S: ToolSet> Gate<S> {
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Response> {
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Principal>, Response> {
         let Some(validator) = &self.validator else {
-            return Ok(Principal::new(ANONYMOUS));
+            return Ok(Arc::new(Principal::new(ANONYMOUS)));
         };
         let token = headers
             .get(header::AUTHORIZATION)

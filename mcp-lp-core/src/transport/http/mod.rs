@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
@@ -130,7 +131,12 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         .map_err(|source| HttpError::Bind {
             address: section.listen,
             source,
-        })?;
+        })?
+        // A response is written in several small pieces (headers, then server-sent events);
+        // under Nagle's algorithm each later piece would wait for the client's delayed ACK.
+        .tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
     tracing::info!(
         listen = %section.listen,
         resource = %resource,

@@ -1,0 +1,304 @@
+//! `tools/call` throughput over streamable HTTP: mcp-lp with bearer-token validation (a signed
+//! JWT checked on every request, the scope-to-grant check, session binding, the checkpoint and
+//! its audit event) vs the same tool on a plain rmcp HTTP server without authentication. Both run
+//! in this process on loopback, measured interleaved round by round, sequentially and with
+//! concurrent clients.
+//!
+//! ```sh
+//! cargo bench -p mcp-lp-tests --bench http_calls        # ROUNDS=10 CALLS=500 CLIENTS=16
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use axum::serve::ListenerExt as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mcp_lp::{Config, Server};
+use mcp_lp_tests::{GuardedEcho, PlainEcho};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
+
+const ACCEPT: &str = "application/json, text/event-stream";
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
+async fn listener() -> (tokio::net::TcpListener, u16) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    (listener, port)
+}
+
+/// An authorization server's key set on loopback, and a token for `audience` signed with it.
+async fn keys_and_token(audience: &str) -> (String, String) {
+    // A fixed seed: the key exists only for this benchmark. PKCS#8 v1 is a fixed prefix + seed.
+    let seed = [7u8; 32];
+    let public = Ed25519KeyPair::from_seed_unchecked(&seed)
+        .expect("key")
+        .public_key()
+        .as_ref()
+        .to_vec();
+    let mut pkcs8 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    pkcs8.extend_from_slice(&seed);
+    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": b64url(&public), "kid": "bench", "alg": "EdDSA"}]});
+    let (listener, port) = listener().await;
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || async move { axum::Json(jwks) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let issuer = format!("http://127.0.0.1:{port}");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let claims = json!({"iss": issuer, "aud": audience, "sub": "bench@example.com", "exp": now + 3600, "scope": "bench:echo"});
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("bench".into());
+    let token =
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&pkcs8)).expect("token");
+    (issuer, token)
+}
+
+/// The mcp-lp server, started by `serve_http` from configuration as `serve --http` does.
+async fn guarded() -> (String, Option<String>) {
+    let (probe, port) = listener().await;
+    drop(probe);
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let (issuer, token) = keys_and_token(&url).await;
+    let text = format!(
+        "[http]\nlisten = \"127.0.0.1:{port}\"\nresource = \"{url}\"\n[http.auth]\nissuer = \"{issuer}\"\njwks_uri = \"{issuer}/jwks.json\"\n"
+    );
+    let config = Config::from_toml(&text, "bench.toml").expect("config");
+    tokio::spawn(async move {
+        mcp_lp::transport::http::serve_http(Server::new(GuardedEcho), &config).await
+    });
+    (url, Some(token))
+}
+
+/// The plain rmcp server: rmcp's defaults, no authentication.
+async fn plain() -> (String, Option<String>) {
+    let (listener, port) = listener().await;
+    let service = StreamableHttpService::new(
+        || Ok(PlainEcho::new()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let app = axum::Router::new().route_service("/mcp", service);
+    // TCP_NODELAY as mcp-lp's `serve_http` sets it, so the comparison is of the servers alone.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://127.0.0.1:{port}/mcp"), None)
+}
+
+struct Target {
+    url: String,
+    token: Option<String>,
+}
+
+impl Target {
+    async fn post(
+        &self,
+        client: &reqwest::Client,
+        session: Option<&str>,
+        message: &Value,
+    ) -> (Option<String>, Value) {
+        let mut request = client
+            .post(&self.url)
+            .header("accept", ACCEPT)
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(message);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        let response = request.send().await.expect("request");
+        assert!(
+            response.status().is_success(),
+            "{} answered {}",
+            self.url,
+            response.status()
+        );
+        let issued = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.text().await.expect("body");
+        let reply = body
+            .lines()
+            .rev()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .find_map(|data| serde_json::from_str(data.trim()).ok())
+            .or_else(|| serde_json::from_str(&body).ok())
+            .unwrap_or(Value::Null);
+        (issued, reply)
+    }
+
+    /// A client with an initialized session.
+    async fn session(&self) -> (reqwest::Client, String) {
+        let client = reqwest::Client::new();
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}});
+        let (session, _) = self.post(&client, None, &init).await;
+        let session = session.expect("a session id");
+        self.post(
+            &client,
+            Some(&session),
+            &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        )
+        .await;
+        (client, session)
+    }
+
+    async fn calls(&self, client: &reqwest::Client, session: &str, n: usize) {
+        for id in 1..=n {
+            let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"text": "quarterly report, page 3"}}});
+            let (_, reply) = self.post(client, Some(session), &call).await;
+            assert_eq!(
+                reply["result"]["content"][0]["text"], "quarterly report, page 3",
+                "{reply}"
+            );
+        }
+    }
+}
+
+/// Calls per second: `clients` sessions each making `calls` sequential calls at once.
+async fn throughput(
+    target: &Arc<Target>,
+    sessions: &[(reqwest::Client, String)],
+    calls: usize,
+) -> f64 {
+    let started = Instant::now();
+    let tasks: Vec<_> = sessions
+        .iter()
+        .cloned()
+        .map(|(client, session)| {
+            let target = Arc::clone(target);
+            tokio::spawn(async move { target.calls(&client, &session, calls).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("client task");
+    }
+    (sessions.len() * calls) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let rounds = env_or("ROUNDS", 10);
+    let calls = env_or("CALLS", 500);
+    let clients = env_or("CLIENTS", 16);
+    tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber(std::io::sink))
+        .expect("the only subscriber");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (plain_url, plain_token) = plain().await;
+        let (guarded_url, guarded_token) = guarded().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let targets = [
+            (
+                "plain rmcp 3.9, no authentication",
+                Arc::new(Target {
+                    url: plain_url,
+                    token: plain_token,
+                }),
+            ),
+            (
+                "mcp-lp, bearer JWT (EdDSA) + checkpoint",
+                Arc::new(Target {
+                    url: guarded_url,
+                    token: guarded_token,
+                }),
+            ),
+        ];
+        println!("tools/call over streamable HTTP on loopback, {rounds} interleaved rounds");
+        println!("| server | mode | median calls/s | ratio to plain: median (min, max) |");
+        println!("|---|---|---|---|");
+        for (mode, n_clients, n_calls) in [
+            ("sequential, 1 client", 1, calls),
+            ("concurrent", clients, calls / 4),
+        ] {
+            let mut sessions = Vec::new();
+            for (_, target) in &targets {
+                let mut own = Vec::new();
+                for _ in 0..n_clients {
+                    own.push(target.session().await);
+                }
+                throughput(target, &own, n_calls / 5 + 1).await; // warm up
+                sessions.push(own);
+            }
+            let mut rates = vec![Vec::new(); targets.len()];
+            let mut ratios = Vec::new();
+            for round in 0..rounds {
+                let mut this = [0.0; 2];
+                for k in 0..2 {
+                    let i = (round + k) % 2;
+                    this[i] = throughput(&targets[i].1, &sessions[i], n_calls).await;
+                }
+                rates[0].push(this[0]);
+                rates[1].push(this[1]);
+                ratios.push(this[1] / this[0]);
+            }
+            let (lo, hi) = (
+                ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                ratios.iter().copied().fold(0.0, f64::max),
+            );
+            let ratio = median(&mut ratios);
+            let mode = if n_clients == 1 {
+                mode.to_owned()
+            } else {
+                format!("{mode}, {n_clients} clients")
+            };
+            println!(
+                "| {} | {mode} | {:.0} | 1.000 |",
+                targets[0].0,
+                median(&mut rates[0])
+            );
+            println!(
+                "| {} | {mode} | {:.0} | {ratio:.3} ({lo:.3}, {hi:.3}) |",
+                targets[1].0,
+                median(&mut rates[1])
+            );
+        }
+        println!("target: ratio >= 0.9");
+    });
+}
