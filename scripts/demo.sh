@@ -2,6 +2,8 @@
 # The demonstration: build the notes server, then let the official MCP Python client talk to it
 # over stdio with three configurations (no grant, the `notes:delete` grant, an expired grant)
 # and print what happens. Works on a temporary copy of the notes; the repository is not touched.
+# Then the same for docs-server against the local AWS emulator (scripts/aws-emulator.sh), where
+# each tool runs with its own IAM role.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -13,6 +15,12 @@ cargo build -q -p notes-server
 ensure_venv
 
 TARGET_DIR="$(target_dir)"
-exec "$VENV/bin/python" -u tests/python/demo_notes.py \
+"$VENV/bin/python" -u tests/python/demo_notes.py \
     --binary "$TARGET_DIR/debug/notes-server" \
     --example "$REPO_ROOT/examples/notes-server"
+
+# The document server on S3, against the local AWS emulator with IAM enforcement on.
+say "cargo build -p docs-server"
+cargo build -q -p docs-server
+"$REPO_ROOT/scripts/aws-emulator.sh" start
+exec "$VENV/bin/python" -u tests/python/demo_docs.py --binary "$TARGET_DIR/debug/docs-server"

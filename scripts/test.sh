@@ -11,6 +11,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 ensure_venv
+# The local AWS emulator (IAM enforcement on) for mcp-lp-aws and docs-server; the environment
+# then names its non-root user as the process identity.
+# An emulator this run started is stopped when it ends.
+if ! "$REPO_ROOT/scripts/aws-emulator.sh" status >/dev/null 2>&1; then
+    trap '"$REPO_ROOT/scripts/aws-emulator.sh" stop' EXIT
+fi
+"$REPO_ROOT/scripts/aws-emulator.sh" start
+eval "$("$REPO_ROOT/scripts/aws-emulator.sh" env)"
 
 say "cargo build --workspace --all-targets"
 cargo build --workspace --all-targets
@@ -19,9 +27,12 @@ failed=()
 
 say "cargo test --workspace"
 cargo test --workspace --no-fail-fast || failed+=("cargo test --workspace")
+say "cargo test -p mcp-lp-aws -- --ignored (against the AWS emulator)"
+cargo test -p mcp-lp-aws --no-fail-fast -- --ignored || failed+=("cargo test -p mcp-lp-aws -- --ignored")
 
 TARGET_DIR="$(target_dir)"
 export NOTES_SERVER_BIN="$TARGET_DIR/debug/notes-server"
+export DOCS_SERVER_BIN="$TARGET_DIR/debug/docs-server"
 
 say "pytest tests/python (server: $NOTES_SERVER_BIN)"
 "$VENV/bin/python" -m pytest -q tests/python "$@" || failed+=("pytest tests/python")

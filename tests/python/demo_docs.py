@@ -1,0 +1,163 @@
+"""A scripted demonstration of docs-server against the local AWS emulator, run by
+scripts/demo.sh after scripts/aws-emulator.sh start.
+
+The official MCP Python client talks to the real docs-server binary over stdio. Each tool runs
+with its own IAM role, assumed through STS by the emulator's non-root user `mcp-lp-server`:
+
+  (a) the shipped configuration, no grant: list and read work; deleteDocument is hidden and
+      refused before any role is assumed;
+  (b) the operator grants docs:delete: deleteDocument runs with the delete role;
+  (c) a prompt-injected read cannot delete: mapping deleteDocument to the read-only role, the
+      emulator itself refuses the delete (the credential is the boundary);
+  (d) a session policy narrows the read role to public/: private/ is refused by the emulator.
+
+After each scene it prints the AssumeRole calls the emulator's CloudTrail recorded: who
+(RoleSessionName, SourceIdentity) assumed which role.
+
+Not a test (pytest collects only test_*.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp.shared.exceptions import McpError
+
+from docs_harness import (
+    DOCS_EXAMPLE,
+    DocsConfig,
+    assume_role_calls,
+    connect_docs,
+    docs_binary,
+    load_seed,
+    now,
+    server_env,
+)
+from notes_harness import text_of
+
+
+def heading(title: str) -> None:
+    print(f"\n{'=' * 78}\n{title}\n{'=' * 78}")
+
+
+def show(label: str, text: str) -> None:
+    print(f"  {label}")
+    print(textwrap.indent(text.rstrip(), "      "))
+
+
+async def call(session, tool: str, arguments: dict[str, Any]) -> None:
+    print(f"\n> tools/call {tool} {json.dumps(arguments)}")
+    try:
+        result = await session.call_tool(tool, arguments)
+    except McpError as e:
+        show(f"REFUSED by mcp-lp (JSON-RPC error {e.error.code}):", e.error.message)
+        return
+    if result.isError:
+        show("ERROR RESULT (isError: true):", text_of(result))
+    elif result.structuredContent is not None:
+        show("OK:", json.dumps(result.structuredContent))
+    else:
+        show("OK:", text_of(result))
+
+
+async def scene(binary: Path, seed: dict, key: str, title: str, config: Path, steps, principal: str) -> None:
+    heading(f"({key}) {title}")
+    print(f"config {config.name}:")
+    for line in config.read_text(encoding="utf-8").strip().splitlines():
+        print(f"  | {line}".rstrip())
+    since = now()
+    errlog = config.with_suffix(".stderr.jsonl")
+    async with connect_docs(binary, config, errlog, server_env(seed)) as session:
+        tools = await session.list_tools()
+        print(f"\n> tools/list\n  {', '.join(t.name for t in tools.tools)}")
+        for tool, arguments in steps:
+            await call(session, tool, arguments)
+    print("\nAssumeRole calls recorded by the emulator's CloudTrail for this scene:")
+    calls = assume_role_calls(since, principal)
+    for c in calls:
+        role = c["RoleArn"].rsplit("/", 1)[-1]
+        print(f"  {role:<14} RoleSessionName={c['RoleSessionName']}  SourceIdentity={c.get('SourceIdentity', '-')}")
+    if not calls:
+        print("  (none)")
+
+
+async def main(binary: Path) -> None:
+    seed = load_seed()
+    print(f"docs-server: {binary}")
+    print(f"AWS emulator: {seed['endpoint']} (ministack, AUTH=true), bucket {seed['bucket']}")
+    print(f"process identity: {seed['server_user']} (non-root; may only assume the mcp-* roles)")
+    with tempfile.TemporaryDirectory(prefix="mcp-lp-docs-demo-") as tmp:
+        configs = DocsConfig(Path(tmp), seed)
+        shipped = Path(tmp) / "mcp-lp-a.toml"
+        shipped.write_text(
+            (DOCS_EXAMPLE / "mcp-lp.toml").read_text(encoding="utf-8").replace(
+                'principal = "alice@example.com"', 'principal = "alice-a@example.com"'
+            ),
+            encoding="utf-8",
+        )
+        await scene(
+            binary, seed, "a",
+            "the shipped configuration: no grant, so deleteDocument is hidden and refused",
+            shipped,
+            [
+                ("listDocuments", {}),
+                ("readDocument", {"key": "public/welcome.md"}),
+                ("deleteDocument", {"key": "private/q3-plan.md"}),
+            ],
+            "alice-a@example.com",
+        )
+        await scene(
+            binary, seed, "b",
+            "the operator grants docs:delete: deleteDocument runs with the delete role",
+            configs.write("alice-b@example.com", grants='["docs:delete"]', name="mcp-lp-b.toml"),
+            [("deleteDocument", {"key": "private/q3-plan.md"}), ("listDocuments", {"prefix": "private/"})],
+            "alice-b@example.com",
+        )
+        await scene(
+            binary, seed, "c",
+            "deleteDocument mapped to the READ-ONLY role: the emulator refuses the delete",
+            configs.write(
+                "alice-c@example.com", grants='["docs:delete"]',
+                delete_role=seed["roles"]["mcp-read-only"], name="mcp-lp-c.toml",
+            ),
+            [("deleteDocument", {"key": "private/salaries.md"}), ("readDocument", {"key": "private/salaries.md"})],
+            "alice-c@example.com",
+        )
+        await scene(
+            binary, seed, "d",
+            "a session policy narrows the read role to public/",
+            configs.write(
+                "alice-d@example.com",
+                read_extra=f'session_policy = "{DOCS_EXAMPLE / "policies" / "docs-read-public.json"}"',
+                name="mcp-lp-d.toml",
+            ),
+            [("readDocument", {"key": "public/guide.md"}), ("readDocument", {"key": "private/salaries.md"})],
+            "alice-d@example.com",
+        )
+
+    config = DOCS_EXAMPLE / "mcp-lp.toml"
+    command = [str(binary), "--config", str(config)]
+    heading("connect a real MCP client")
+    print("Give the server its AWS identity, then point any MCP client at it over stdio:\n")
+    print('  eval "$(scripts/aws-emulator.sh env)"')
+    print(f"  {shlex.join(command)}\n")
+    print(f"Validate a configuration first: {shlex.join([*command, 'check'])}")
+    print("Stop the emulator with scripts/aws-emulator.sh stop (its state is in memory only).")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", type=Path, default=None, help="the docs-server binary")
+    args = parser.parse_args()
+    binary = (args.binary or docs_binary()).resolve()
+    if not binary.is_file():
+        sys.exit(f"error: {binary} does not exist; run `cargo build -p docs-server` first")
+    anyio.run(main, binary)
