@@ -279,9 +279,31 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Targets that print credentials at TRACE, capped at DEBUG whatever `RUST_LOG` says: the AWS
+/// SDK's request signer logs the canonical request (session token included) and its
+/// orchestrator logs the signed request.
+const CREDENTIAL_TRACE_TARGETS: &[&str] =
+    &["aws_sigv4", "aws_smithy_runtime::client::orchestrator"];
+
 fn log_filter() -> tracing_subscriber::EnvFilter {
+    capped(std::env::var("RUST_LOG").ok().as_deref())
+}
+
+/// The filter `rust_log` (or [`DEFAULT_LOG_FILTER`]) asks for, with credential-printing
+/// targets capped.
+fn capped(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::EnvFilter;
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
+    let filter = rust_log
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_FILTER));
+    CREDENTIAL_TRACE_TARGETS
+        .iter()
+        .fold(filter, |filter, target| {
+            match format!("{target}=debug").parse() {
+                Ok(cap) => filter.add_directive(cap),
+                Err(_) => filter,
+            }
+        })
 }
 
 /// The subscriber `serve` installs by default: JSON lines, one event each with its fields at the
@@ -296,4 +318,44 @@ where
         .with_writer(writer)
         .event_format(crate::json_log::JsonLines)
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(event.metadata().target().to_owned());
+        }
+    }
+
+    #[test]
+    fn rejects_trace_from_credential_printing_targets_even_when_asked() {
+        let seen = Seen::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(capped(Some("trace")))
+            .with(seen.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "aws_sigv4", "canonical request with x-amz-security-token");
+            tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", "signed request");
+            tracing::debug!(target: "aws_sigv4", "signing");
+            tracing::trace!(target: "mcp_lp::anything", "other trace");
+        });
+        assert_eq!(*seen.0.lock().unwrap(), ["aws_sigv4", "mcp_lp::anything"]);
+    }
 }
