@@ -19,20 +19,29 @@ if ! "$REPO_ROOT/scripts/aws-emulator.sh" status >/dev/null 2>&1; then
 fi
 "$REPO_ROOT/scripts/aws-emulator.sh" start
 eval "$("$REPO_ROOT/scripts/aws-emulator.sh" env)"
+# The local PostgreSQL for mcp-lp-db and records-server: a throwaway cluster in .cache/pg with
+# password-authenticated roles. It stays up for the next run; `scripts/postgres.sh stop` stops it.
+"$REPO_ROOT/scripts/postgres.sh" start
+eval "$("$REPO_ROOT/scripts/postgres.sh" env)"
 
 say "cargo build --workspace --all-targets"
 cargo build --workspace --all-targets
+say "cargo build -p mcp-lp-db --features tls --all-targets"
+cargo build -p mcp-lp-db --features tls --all-targets
 
 failed=()
 
 say "cargo test --workspace"
 cargo test --workspace --no-fail-fast || failed+=("cargo test --workspace")
+say "cargo test -p mcp-lp-db --features tls --test tls (TLS to the local PostgreSQL)"
+cargo test -p mcp-lp-db --features tls --test tls || failed+=("cargo test -p mcp-lp-db --features tls")
 say "cargo test -p mcp-lp-aws -- --ignored (against the AWS emulator)"
 cargo test -p mcp-lp-aws --no-fail-fast -- --ignored || failed+=("cargo test -p mcp-lp-aws -- --ignored")
 
 TARGET_DIR="$(target_dir)"
 export NOTES_SERVER_BIN="$TARGET_DIR/debug/notes-server"
 export DOCS_SERVER_BIN="$TARGET_DIR/debug/docs-server"
+export RECORDS_SERVER_BIN="$TARGET_DIR/debug/records-server"
 
 say "pytest tests/python (server: $NOTES_SERVER_BIN)"
 "$VENV/bin/python" -m pytest -q tests/python "$@" || failed+=("pytest tests/python")

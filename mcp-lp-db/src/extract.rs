@@ -1,0 +1,537 @@
+//! The connection handles a handler receives: [`PgRead`] and [`PgWrite`].
+//!
+//! rmcp's extractor trait is synchronous, so a handle is only a promise: it checks out a
+//! connection from its tool's pool on its first statement.
+//!
+//! A reader sends each statement in one pipeline with `BEGIN READ ONLY`, the principal's
+//! `set_config` and `ROLLBACK`: one round trip, after which the connection holds nothing of the
+//! statement. A writer opens its transaction in one pipeline with its first statement; when the
+//! handle is dropped, a task rolls back what was not committed, resets the session and only
+//! then returns the connection to the pool. A connection that cannot be made clean is closed.
+
+use std::fmt;
+use std::sync::Arc;
+
+use deadpool_postgres::Object;
+use futures::{TryStreamExt as _, join, try_join};
+use mcp_lp::capability::{Capability, DbRead, DbWrite};
+use mcp_lp::{CallScope, DbAccess};
+use rmcp::ErrorData;
+use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::error::DbError;
+use crate::pool::{CapabilityPool, Databases};
+use crate::statement::{Refusal, refused};
+
+/// Sets the principal for the current transaction only (`is_local = true`).
+const SET_PRINCIPAL: &str = "SELECT set_config('mcp_lp.principal', $1, true)";
+
+/// What a committed transaction may have left in its session, reset before the connection
+/// serves another call. `RESET ALL` returns settings to the session's defaults, which include
+/// the `statement_timeout` sent at login; `SET SESSION AUTHORIZATION DEFAULT` also undoes
+/// `SET ROLE`. Handlers cannot touch prepared statements (see `statement`), so the driver's
+/// cache stays valid.
+macro_rules! reset_session {
+    () => {
+        "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+         SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+    };
+}
+
+/// Ends a reader's statement: the rollback undoes everything a `READ ONLY` transaction can
+/// change (settings, `SET ROLE`, cursors and `LISTEN` are transactional; it can create no
+/// temporary table and advance no sequence) except session advisory locks, released next.
+const END_READ: &str = "ROLLBACK; SELECT pg_advisory_unlock_all()";
+
+/// How a writer's connection is made clean for the next call, by what its handle did.
+#[derive(Debug, Clone, Copy)]
+enum Reset {
+    /// Nothing ran: return it as it is.
+    None,
+    /// A read-write transaction ran and was not committed.
+    WriteTransaction,
+    /// A read-write transaction was committed: its session changes stand.
+    Committed,
+}
+
+impl Reset {
+    fn sql(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::WriteTransaction => Some(concat!("ROLLBACK; ", reset_session!())),
+            Self::Committed => Some(reset_session!()),
+        }
+    }
+}
+
+/// A connection that reads through the calling tool's database capability: every statement in
+/// its own `READ ONLY` transaction with the principal set.
+///
+/// Take it as a handler argument in a tool declaring `db = "<name>"` (or `db_write`, where it
+/// reads through the writer's role). It checks out a connection on its first statement and
+/// keeps it until it is dropped. Each statement is sent in one pipeline with `BEGIN READ ONLY`,
+/// `set_config('mcp_lp.principal', ...)` and `ROLLBACK`, so no statement can write, none runs
+/// without the principal, and nothing it did outlives it. Under `READ COMMITTED`, PostgreSQL's
+/// default, a statement sees what was committed before it began, as it would inside one longer
+/// transaction.
+///
+/// ```no_run
+/// # use mcp_lp::prelude::*;
+/// # use mcp_lp_db::PgRead;
+/// # #[derive(Clone)] struct Records;
+/// #[mcp_lp::server]
+/// impl Records {
+///     /// Count the caller's records.
+///     #[tool(db = "records-read")]
+///     async fn count(&self, mut db: PgRead) -> Result<String, ToolError> {
+///         let row = db.query_one("SELECT count(*) FROM records", &[]).await?;
+///         Ok(row.get::<_, i64>(0).to_string())
+///     }
+/// }
+/// ```
+pub struct PgRead {
+    handle: Handle,
+}
+
+/// A connection that writes through the calling tool's database capability, in one
+/// transaction with the principal set, committed only by [`PgWrite::commit`].
+///
+/// Take it as a handler argument in a tool declaring `db_write = "<name>"`; a tool declaring
+/// only `db = "..."` cannot, at compile time. If the handler returns, fails or times out without
+/// committing, the transaction is rolled back.
+///
+/// ```no_run
+/// # use mcp_lp::prelude::*;
+/// # use mcp_lp_db::PgWrite;
+/// # #[derive(Clone)] struct Records;
+/// #[mcp_lp::server]
+/// impl Records {
+///     /// Add a record for the caller.
+///     #[tool(db_write = "records-write", requires = "records:write")]
+///     async fn add(&self, mut db: PgWrite) -> Result<String, ToolError> {
+///         db.execute("INSERT INTO records (title, body) VALUES ($1, $2)", &[&"title", &"body"])
+///             .await?;
+///         db.commit().await?;
+///         Ok("added".into())
+///     }
+/// }
+/// ```
+pub struct PgWrite {
+    handle: Handle,
+}
+
+impl Capability for PgRead {
+    type Requirement = DbRead;
+}
+
+impl Capability for PgWrite {
+    type Requirement = DbWrite;
+}
+
+impl<C: AsRequestContext> FromContextPart<C> for PgRead {
+    fn from_context_part(context: &mut C) -> Result<Self, ErrorData> {
+        Handle::extract(context, DbAccess::Read).map(|handle| Self { handle })
+    }
+}
+
+impl<C: AsRequestContext> FromContextPart<C> for PgWrite {
+    fn from_context_part(context: &mut C) -> Result<Self, ErrorData> {
+        Handle::extract(context, DbAccess::Write).map(|handle| Self { handle })
+    }
+}
+
+impl PgRead {
+    /// Run one statement and return its rows. Parameters are bound, never interpolated: write
+    /// `$1`, `$2`, ... in `sql`.
+    pub async fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, DbError> {
+        self.handle.run(sql, params).await.map(|(rows, _)| rows)
+    }
+
+    /// Run one statement that returns exactly one row.
+    pub async fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, DbError> {
+        let rows = self.query(sql, params).await?;
+        self.handle.exactly_one(rows)
+    }
+
+    /// Run one statement that returns at most one row.
+    pub async fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, DbError> {
+        let rows = self.query(sql, params).await?;
+        self.handle.at_most_one(rows)
+    }
+
+    /// The capability this handle reads through.
+    pub fn capability(&self) -> &str {
+        &self.handle.pool.name
+    }
+}
+
+impl PgWrite {
+    /// Run one statement and return its rows. Parameters are bound, never interpolated: write
+    /// `$1`, `$2`, ... in `sql`.
+    pub async fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, DbError> {
+        self.handle.run(sql, params).await.map(|(rows, _)| rows)
+    }
+
+    /// Run one statement that returns exactly one row, such as `INSERT ... RETURNING`.
+    pub async fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, DbError> {
+        let rows = self.query(sql, params).await?;
+        self.handle.exactly_one(rows)
+    }
+
+    /// Run one statement that returns at most one row.
+    pub async fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, DbError> {
+        let rows = self.query(sql, params).await?;
+        self.handle.at_most_one(rows)
+    }
+
+    /// Run one statement and return how many rows it affected.
+    pub async fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, DbError> {
+        self.handle.run(sql, params).await.map(|(_, count)| count)
+    }
+
+    /// Commit the transaction. Without it, everything the handle wrote is rolled back.
+    ///
+    /// Fails with [`DbError::Aborted`] when a statement of the transaction failed earlier:
+    /// PostgreSQL aborted the transaction then, and nothing is committed.
+    pub async fn commit(mut self) -> Result<(), DbError> {
+        self.handle.commit().await
+    }
+
+    /// The capability this handle writes through.
+    pub fn capability(&self) -> &str {
+        &self.handle.pool.name
+    }
+}
+
+impl fmt::Debug for PgRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.handle.fmt_as("PgRead", f)
+    }
+}
+
+impl fmt::Debug for PgWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.handle.fmt_as("PgWrite", f)
+    }
+}
+
+/// The shared machinery of both handles.
+struct Handle {
+    pool: Arc<CapabilityPool>,
+    scope: CallScope,
+    access: DbAccess,
+    /// The checked-out connection; `None` before the first statement and after `commit`.
+    open: Option<Open>,
+    /// A statement failed inside the transaction, so PostgreSQL aborted it: `COMMIT` would
+    /// quietly roll back.
+    aborted: bool,
+}
+
+/// A checked-out connection.
+struct Open {
+    connection: Object,
+    /// Whether a transaction may be open on it: a writer's after its `BEGIN` was sent; a
+    /// reader's while a statement's pipeline has not finished (the handler's future was dropped
+    /// mid-statement).
+    in_transaction: bool,
+}
+
+impl Handle {
+    fn extract<C: AsRequestContext>(context: &mut C, access: DbAccess) -> Result<Self, ErrorData> {
+        let scope = CallScope::from_context_part(context)?;
+        let tool = scope.tool();
+        let internal = |message: String| ErrorData::internal_error(message, None);
+        let Some(capability) = tool.db else {
+            return Err(internal(format!(
+                "tool `{}` declares no database capability",
+                tool.name
+            )));
+        };
+        // The macro makes this a compile error; checked again so no path hands a reader's
+        // call a read-write transaction.
+        if access == DbAccess::Write && tool.db_access != DbAccess::Write {
+            return Err(internal(format!(
+                "tool `{}` reads db capability `{capability}` and cannot take a PgWrite",
+                tool.name
+            )));
+        }
+        let databases = scope.provider::<Databases>().ok_or_else(|| {
+            internal(
+                "the server was started without its databases: pass mcp_lp_db::Databases to mcp_lp::Server::provide"
+                    .to_owned(),
+            )
+        })?;
+        let pool = databases.pool(capability).cloned().ok_or_else(|| {
+            internal(format!(
+                "tool `{}` declares db capability `{capability}`, which the server's databases do not include",
+                tool.name
+            ))
+        })?;
+        Ok(Self {
+            pool,
+            scope,
+            access,
+            open: None,
+            aborted: false,
+        })
+    }
+
+    /// Run `sql` and return its rows and the number of rows it affected.
+    async fn run(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<(Vec<Row>, u64), DbError> {
+        if let Some((keyword, refusal)) = refused(sql) {
+            return Err(DbError::Refused {
+                capability: self.pool.name.clone(),
+                keyword,
+                reason: match (refusal, self.access) {
+                    (Refusal::TransactionControl, DbAccess::Read) => {
+                        "the handle runs every statement in its own READ ONLY transaction"
+                    }
+                    (Refusal::TransactionControl, DbAccess::Write) => {
+                        "the handle runs every statement in its own transaction; commit it with `PgWrite::commit`"
+                    }
+                    (Refusal::PreparedStatements, _) => {
+                        "the handle prepares and caches statements itself; pass parameters instead"
+                    }
+                },
+            });
+        }
+        let capability = self.pool.name.as_str();
+        let open = match &mut self.open {
+            Some(open) => open,
+            slot @ None => slot.insert(Open {
+                connection: self.pool.checkout().await?,
+                in_transaction: false,
+            }),
+        };
+        let connection = &open.connection;
+        // Prepared statements are cached per connection, so after the first call this costs no
+        // round trip.
+        let (set_principal, statement) = try_join!(
+            connection.prepare_cached(SET_PRINCIPAL),
+            connection.prepare_cached(sql)
+        )
+        .map_err(|e| DbError::from_statement(capability, e))?;
+        let principal: [&(dyn ToSql + Sync); 1] = [&self.scope.principal().id()];
+
+        let result = match (self.access, open.in_transaction) {
+            (DbAccess::Read, _) => {
+                open.in_transaction = true;
+                // One pipeline, one round trip: the requests go out in this order before any
+                // reply is awaited, and the server runs them in order. `join!`, not `try_join!`:
+                // every request is sent and answered even when one fails, so the rollback always
+                // runs.
+                let (begun, principal_set, rows, ended) = join!(
+                    connection.batch_execute("BEGIN READ ONLY"),
+                    connection.execute(&set_principal, &principal),
+                    collect(connection, &statement, params),
+                    connection.batch_execute(END_READ),
+                );
+                open.in_transaction = ended.is_err();
+                begun
+                    .and(principal_set)
+                    .and(rows)
+                    .and_then(|rows| ended.map(|()| rows))
+            }
+            (DbAccess::Write, true) => collect(connection, &statement, params).await,
+            (DbAccess::Write, false) => {
+                // From here a cancellation may leave the transaction open: the drop rolls it back.
+                open.in_transaction = true;
+                try_join!(
+                    connection.batch_execute("BEGIN READ WRITE"),
+                    connection.execute(&set_principal, &principal),
+                    collect(connection, &statement, params),
+                )
+                .map(|(_, _, result)| result)
+            }
+        };
+        result.map_err(|e| {
+            // An error the server raised, or a lost connection, aborts a writer's transaction;
+            // one the driver raised before sending (a parameter of the wrong type) does not.
+            if e.as_db_error().is_some() || e.is_closed() {
+                self.aborted = true;
+            }
+            DbError::from_statement(capability, e)
+        })
+    }
+
+    async fn commit(&mut self) -> Result<(), DbError> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        if !open.in_transaction {
+            release(open.connection, Reset::None);
+            return Ok(());
+        }
+        if self.aborted {
+            release(open.connection, Reset::WriteTransaction);
+            return Err(DbError::Aborted {
+                capability: self.pool.name.clone(),
+            });
+        }
+        match open.connection.batch_execute("COMMIT").await {
+            Ok(()) => {
+                release(open.connection, Reset::Committed);
+                Ok(())
+            }
+            Err(e) => {
+                // Whether it committed is unknown, and so is the session's state.
+                drop(Object::take(open.connection));
+                Err(DbError::from_statement(&self.pool.name, e))
+            }
+        }
+    }
+
+    fn exactly_one(&self, mut rows: Vec<Row>) -> Result<Row, DbError> {
+        match rows.len() {
+            1 => Ok(rows.remove(0)),
+            n => Err(DbError::RowCount {
+                capability: self.pool.name.clone(),
+                rows: n.min(2),
+            }),
+        }
+    }
+
+    fn at_most_one(&self, mut rows: Vec<Row>) -> Result<Option<Row>, DbError> {
+        match rows.len() {
+            0 => Ok(None),
+            1 => Ok(Some(rows.remove(0))),
+            n => Err(DbError::RowCount {
+                capability: self.pool.name.clone(),
+                rows: n.min(2),
+            }),
+        }
+    }
+
+    fn fmt_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.open {
+            None => "no connection",
+            Some(Open {
+                in_transaction: false,
+                ..
+            }) => "checked out",
+            Some(Open {
+                in_transaction: true,
+                ..
+            }) => "in transaction",
+        };
+        f.debug_struct(name)
+            .field("capability", &self.pool.name)
+            .field("role", &self.pool.role)
+            .field("principal", &self.scope.principal().id())
+            .field("state", &state)
+            .field("aborted", &self.aborted)
+            .finish()
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        match (self.access, open.in_transaction) {
+            (_, false) => release(open.connection, Reset::None),
+            // A statement's pipeline was cut short: the connection may still be busy with it.
+            (DbAccess::Read, true) => drop(Object::take(open.connection)),
+            (DbAccess::Write, true) => release(open.connection, Reset::WriteTransaction),
+        }
+    }
+}
+
+/// Run a prepared statement and collect its rows and affected-row count.
+async fn collect(
+    connection: &Object,
+    statement: &tokio_postgres::Statement,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<(Vec<Row>, u64), tokio_postgres::Error> {
+    let stream = connection
+        .query_raw(statement, params.iter().map(|p| *p as &dyn ToSql))
+        .await?;
+    futures::pin_mut!(stream);
+    let mut rows = Vec::new();
+    while let Some(row) = stream.try_next().await? {
+        rows.push(row);
+    }
+    let count = stream.rows_affected().unwrap_or(0);
+    Ok((rows, count))
+}
+
+/// Return `connection` to its pool once `reset` has made it clean, in a task so the call does
+/// not wait for it. A connection that cannot be reset is closed.
+fn release(connection: Object, reset: Reset) {
+    let Some(sql) = reset.sql() else {
+        // Dropping the object returns it to the pool.
+        drop(connection);
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        drop(Object::take(connection));
+        return;
+    };
+    let mut pending = Unclean(Some(connection));
+    runtime.spawn(async move {
+        let Some(connection) = pending.0.as_ref() else {
+            return;
+        };
+        match connection.batch_execute(sql).await {
+            Ok(()) => pending.clean(),
+            Err(e) => tracing::warn!(
+                error = %crate::error::PgReason(&e),
+                "a database connection could not be reset after a call and was closed"
+            ),
+        }
+    });
+}
+
+/// A connection whose session may hold a previous call's state. Dropped before it is marked
+/// clean (a failed reset, a runtime shutting down), it is closed, never returned to the pool.
+struct Unclean(Option<Object>);
+
+impl Unclean {
+    fn clean(&mut self) {
+        // Dropping the object returns it to the pool.
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Unclean {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            drop(Object::take(connection));
+        }
+    }
+}

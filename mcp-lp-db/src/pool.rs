@@ -1,0 +1,288 @@
+//! One pool per database capability, built and checked at startup, held by the checkpoint.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
+use mcp_lp::{Config, DbAccess, ToolSet};
+use tokio_postgres::config::Host;
+
+use crate::config::{CapabilitySettings, DbSection, PrivilegeCheck};
+use crate::error::{DbError, PgReason, StartupError};
+use crate::privileges::{self, PrivilegeError};
+
+/// The database pools of a server, one per `[db.<name>]` capability, each logging in as its own
+/// role. Give it to the checkpoint with [`mcp_lp::Server::provide`]; handlers reach a pool only
+/// through [`PgRead`](crate::PgRead) and [`PgWrite`](crate::PgWrite), and only the pool of the
+/// capability their tool declares.
+///
+/// Cloning is cheap and shares the pools. A clone hands out no connection: it is for
+/// [`Databases::stats`].
+///
+/// ```no_run
+/// # use mcp_lp::prelude::*;
+/// # #[derive(Clone)] struct Records;
+/// # #[mcp_lp::server] impl Records {
+/// #     /// Count records.
+/// #     #[tool(db = "records-read")]
+/// #     async fn count(&self, mut db: mcp_lp_db::PgRead) -> Result<String, ToolError> {
+/// #         Ok(db.query_one("SELECT count(*)::text FROM records", &[]).await?.get(0))
+/// #     }
+/// # }
+/// # async fn build(config: &mcp_lp::Config) -> Result<(), Box<dyn std::error::Error>> {
+/// let databases = mcp_lp_db::Databases::connect::<Records>(config).await?;
+/// let metrics = databases.clone();
+/// let server = mcp_lp::Server::new(Records).provide(databases);
+/// println!("{:?}", metrics.stats("records-read"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Databases {
+    pools: Arc<HashMap<String, Arc<CapabilityPool>>>,
+}
+
+/// A pool's counters, from [`Databases::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Connections asked of the pool for calls since startup: one per handle that ran a
+    /// statement, none for a call refused before its handler ran.
+    pub checkouts: u64,
+    /// Connections open now.
+    pub size: usize,
+    /// Connections open and idle now.
+    pub available: usize,
+    /// The pool's maximum size, `max_connections`.
+    pub max_size: usize,
+}
+
+/// One capability's pool and what calls need to know about it.
+pub(crate) struct CapabilityPool {
+    pub(crate) name: String,
+    pub(crate) access: DbAccess,
+    pub(crate) role: String,
+    pool: Pool,
+    max_connections: usize,
+    checkout_timeout: Duration,
+    connect_timeout: Duration,
+    checkouts: AtomicU64,
+}
+
+impl Databases {
+    /// Open a pool for every `[db.<name>]` table of `config`, connect each once and check its
+    /// role's privileges against what the tools of `S` do with it (`db = ...` reads,
+    /// `db_write = ...` writes).
+    ///
+    /// Refuses, naming the capability, the role and every offending [`Privilege`](crate::Privilege),
+    /// unless the table says `privilege_check = "warn-only"`. Run it in the build step of
+    /// [`mcp_lp::cli::run`] so that `check` runs it too.
+    pub async fn connect<S: ToolSet>(config: &Config) -> Result<Self, StartupError> {
+        config.check_tools(S::policies())?;
+        let section: DbSection = config.db()?;
+        let mut pools = HashMap::new();
+        for (name, table) in section.0 {
+            // check_tools guarantees a declaring tool, and that readers and writers do not share.
+            let access = S::policies()
+                .iter()
+                .find(|p| p.db == Some(name.as_str()))
+                .map_or(DbAccess::Read, |p| p.db_access);
+            let settings = table.resolve(&name, config)?;
+            let pool = CapabilityPool::open(settings, access, config).await?;
+            pools.insert(name, Arc::new(pool));
+        }
+        Ok(Self {
+            pools: Arc::new(pools),
+        })
+    }
+
+    /// The counters of `capability`'s pool, or `None` if there is no such capability.
+    pub fn stats(&self, capability: &str) -> Option<PoolStats> {
+        self.pools.get(capability).map(|pool| {
+            let status = pool.pool.status();
+            PoolStats {
+                checkouts: pool.checkouts.load(Ordering::Relaxed),
+                size: status.size,
+                available: status.available,
+                max_size: status.max_size,
+            }
+        })
+    }
+
+    /// The capability names, in no particular order.
+    pub fn capabilities(&self) -> impl Iterator<Item = &str> {
+        self.pools.keys().map(String::as_str)
+    }
+
+    pub(crate) fn pool(&self, capability: &str) -> Option<&Arc<CapabilityPool>> {
+        self.pools.get(capability)
+    }
+}
+
+impl fmt::Debug for Databases {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<_> = self.pools.values().collect();
+        names.sort_by(|a, b| a.name.cmp(&b.name));
+        f.debug_list().entries(names).finish()
+    }
+}
+
+impl fmt::Debug for CapabilityPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CapabilityPool")
+            .field("name", &self.name)
+            .field("access", &self.access)
+            .field("role", &self.role)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CapabilityPool {
+    async fn open(
+        settings: CapabilitySettings,
+        access: DbAccess,
+        config: &Config,
+    ) -> Result<Self, StartupError> {
+        let role = settings.pg.get_user().unwrap_or_default().to_owned();
+        let target = target(&settings.pg);
+        // Fast recycling only checks that the connection is open: every handle resets its
+        // session itself when the call ends (see `extract`), before the connection returns.
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &settings.tls_ca_file {
+            None => {
+                Manager::from_config(settings.pg.clone(), tokio_postgres::NoTls, manager_config)
+            }
+            #[cfg(feature = "tls")]
+            Some(ca_file) => Manager::from_config(
+                settings.pg.clone(),
+                crate::tls::connector(&settings.name, ca_file, config)?,
+                manager_config,
+            ),
+            #[cfg(not(feature = "tls"))]
+            Some(_) => unreachable_without_tls(),
+        };
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(settings.checkout_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.connect_timeout))
+            .build()
+            .map_err(|e| StartupError::CheckFailed {
+                capability: settings.name.clone(),
+                role: role.clone(),
+                reason: e.to_string(),
+            })?;
+
+        let connection = pool.get().await.map_err(|e| StartupError::Connect {
+            capability: settings.name.clone(),
+            role: role.clone(),
+            target: target.clone(),
+            reason: pool_error_reason(&e, settings.connect_timeout),
+        })?;
+        let offending = privileges::check(&connection, &settings, access).await?;
+        drop(connection);
+
+        if !offending.is_empty() {
+            let error = PrivilegeError {
+                capability: settings.name.clone(),
+                role: role.clone(),
+                access,
+                offending,
+            };
+            match settings.privilege_check {
+                PrivilegeCheck::Enforce => return Err(error.into()),
+                PrivilegeCheck::WarnOnly => tracing::warn!(
+                    capability = %settings.name,
+                    role = %role,
+                    privileges = %error.list(),
+                    path = %config.path().display(),
+                    "starting despite the privilege check, because `privilege_check = \"warn-only\"`: {error}"
+                ),
+            }
+        }
+
+        tracing::info!(
+            capability = %settings.name,
+            access = access.as_str(),
+            role = %role,
+            database = %target,
+            max_connections = settings.max_connections,
+            tls = settings.tls_ca_file.is_some(),
+            "database capability ready"
+        );
+        Ok(Self {
+            name: settings.name,
+            access,
+            role,
+            pool,
+            max_connections: settings.max_connections,
+            checkout_timeout: settings.checkout_timeout,
+            connect_timeout: settings.connect_timeout,
+            checkouts: AtomicU64::new(0),
+        })
+    }
+
+    /// A connection for one call.
+    pub(crate) async fn checkout(&self) -> Result<Object, DbError> {
+        self.checkouts.fetch_add(1, Ordering::Relaxed);
+        self.pool.get().await.map_err(|error| {
+            let error = match error {
+                PoolError::Timeout(TimeoutType::Wait) => DbError::PoolExhausted {
+                    capability: self.name.clone(),
+                    timeout: self.checkout_timeout,
+                    max_connections: self.max_connections,
+                },
+                PoolError::Timeout(TimeoutType::Create | TimeoutType::Recycle) => {
+                    DbError::ConnectTimeout {
+                        capability: self.name.clone(),
+                        timeout: self.connect_timeout,
+                    }
+                }
+                other => DbError::Unavailable {
+                    capability: self.name.clone(),
+                    reason: pool_error_reason(&other, self.connect_timeout),
+                },
+            };
+            tracing::warn!(capability = %self.name, role = %self.role, error = %error, "no database connection for a call");
+            error
+        })
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn unreachable_without_tls() -> Manager {
+    // `CapabilitySection::resolve` refuses `tls` when the feature is off.
+    unreachable!("a TLS CA file is configured but the `tls` feature is off")
+}
+
+fn pool_error_reason(error: &PoolError, connect_timeout: Duration) -> String {
+    match error {
+        PoolError::Backend(e) => PgReason(e).to_string(),
+        PoolError::Timeout(TimeoutType::Create | TimeoutType::Recycle) => {
+            format!("no connection within the connect timeout of {connect_timeout:?}")
+        }
+        PoolError::Timeout(TimeoutType::Wait) => "no connection became free".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// `host:port/database`, for messages.
+fn target(pg: &tokio_postgres::Config) -> String {
+    let host = match pg.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let database = pg.get_dbname().or(pg.get_user()).unwrap_or_default();
+    format!("{host}:{port}/{database}")
+}

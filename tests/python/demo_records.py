@@ -1,0 +1,134 @@
+"""A scripted demonstration of the records server, run by scripts/demo.sh against the local
+PostgreSQL that `scripts/postgres.sh start` provides.
+
+The official MCP Python client talks to the real records-server binary over stdio: as alice
+without a grant, as alice with `records:write`, and as bob, who sees only his own rows. Then
+`check` refuses a configuration whose read capability logs in as the write role.
+
+Not a test (pytest collects only test_*.py); run it as
+`python tests/python/demo_records.py --binary target/debug/records-server`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp.shared.exceptions import McpError
+
+from notes_harness import audit_events, run_cli, text_of
+from records_harness import EXAMPLE_DIR, connect, records_binary, url_file, write_config
+
+
+def heading(title: str) -> None:
+    print(f"\n{'=' * 78}\n{title}\n{'=' * 78}")
+
+
+def show(label: str, text: str) -> None:
+    print(f"  {label}")
+    print(textwrap.indent(text.rstrip(), "      "))
+
+
+async def call(session, tool: str, arguments: dict[str, Any] | None) -> None:
+    print(f"\n> tools/call {tool} {json.dumps(arguments or {})}")
+    try:
+        result = await session.call_tool(tool, arguments)
+    except McpError as e:
+        show(f"REFUSED (JSON-RPC error {e.error.code}):", e.error.message)
+        return
+    if result.isError:
+        show("ERROR RESULT (isError: true):", text_of(result))
+        return
+    content = result.structuredContent or {}
+    rows = content.get("records", [content] if content else [])
+    show("OK:", "\n".join(f"#{r['id']} {r['owner']}: {r['title']} ({r['created_at']})" for r in rows) or "(no records)")
+
+
+def print_config(config: Path) -> None:
+    print(f"config {config.name}:")
+    for line in config.read_text(encoding="utf-8").strip().splitlines():
+        print(f"  | {line}".rstrip())
+
+
+async def scene(binary: Path, workdir: Path, key: str, title: str, config: Path, steps) -> None:
+    heading(f"({key}) {title}")
+    print_config(config)
+    errlog = workdir / f"{config.stem}.stderr.jsonl"
+    async with connect(binary, config, errlog) as session:
+        tools = await session.list_tools()
+        print(f"\n> tools/list\n  {', '.join(t.name for t in tools.tools)}")
+        for tool, arguments in steps:
+            await call(session, tool, arguments)
+    print("\naudit events (stderr, target mcp_lp::audit):")
+    for event in audit_events(errlog):
+        print(
+            f"  {event['decision']:<5} {event['tool']:<13} db={event.get('db')} "
+            f"principal={event['principal']} outcome={event['outcome']}"
+        )
+
+
+async def main(binary: Path) -> None:
+    stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+    with tempfile.TemporaryDirectory(prefix="mcp-lp-records-demo-") as tmp:
+        workdir = Path(tmp)
+        print(f"records-server: {binary}")
+        print("database: the local cluster of scripts/postgres.sh; schema, roles and policy in")
+        print(f"  {EXAMPLE_DIR / 'schema.sql'}")
+
+        await scene(
+            binary, workdir, "a",
+            "alice, no grant: queryRecords reads her rows; insertRecord is hidden and refused",
+            write_config(workdir, "alice@example.com", name="alice-no-grant.toml"),
+            [("queryRecords", {}), ("insertRecord", {"title": f"demo {stamp}", "body": "x"})],
+        )
+        await scene(
+            binary, workdir, "b",
+            "the operator grants alice records:write: insertRecord runs, as role records_writer",
+            write_config(workdir, "alice@example.com", '["records:write"]', name="alice-write.toml"),
+            [
+                ("insertRecord", {"title": f"demo {stamp}", "body": "inserted by the demo"}),
+                ("queryRecords", {"title_contains": "demo", "limit": 3}),
+            ],
+        )
+        await scene(
+            binary, workdir, "c",
+            "bob calls the same tool: row-level security shows him only his own rows",
+            write_config(workdir, "bob@example.com", name="bob.toml"),
+            [("queryRecords", {})],
+        )
+
+        heading("(d) the read capability pointed at the write role: the server refuses to start")
+        config = write_config(
+            workdir, "alice@example.com", read_url=url_file("records-write"), name="misconfigured.toml"
+        )
+        print_config(config)
+        result = run_cli(binary, "--config", str(config), "check")
+        print(f"\n> records-server --config {config.name} check\n  exit code {result.returncode}")
+        for line in result.stderr.splitlines():
+            if line.startswith("error:"):
+                print(textwrap.indent("\n".join(textwrap.wrap(line, 90)), "      "))
+
+    config = EXAMPLE_DIR / "mcp-lp.toml"
+    command = [str(binary), "--config", str(config)]
+    heading("connect a real MCP client")
+    print("Point any MCP client at this command line (the local PostgreSQL must be running):\n")
+    print(f"  {shlex.join(command)}\n")
+    print(f"Validate the configuration and the database roles first: {shlex.join([*command, 'check'])}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", type=Path, default=None, help="the records-server binary")
+    args = parser.parse_args()
+    binary = (args.binary or records_binary()).resolve()
+    if not binary.is_file():
+        sys.exit(f"error: {binary} does not exist; run `cargo build -p records-server` first")
+    anyio.run(main, binary)

@@ -1,0 +1,108 @@
+"""Helpers for the records-server end-to-end tests and demo: find the binary and the local
+PostgreSQL that `scripts/postgres.sh start` set up, write a configuration for a principal, and
+connect the official MCP client with a chosen environment (for RUST_LOG)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import get_default_environment, stdio_client
+
+from notes_harness import REPO_ROOT, REQUEST_TIMEOUT, toml_str
+
+EXAMPLE_DIR = REPO_ROOT / "examples" / "records-server"
+PG_ENV_FILE = REPO_ROOT / ".cache" / "pg" / "env"
+
+
+def records_binary() -> Path:
+    """The records-server binary: $RECORDS_SERVER_BIN, else <target>/debug/records-server."""
+    explicit = os.environ.get("RECORDS_SERVER_BIN")
+    if explicit:
+        return Path(explicit)
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target")
+    if not target.is_absolute():
+        target = REPO_ROOT / target
+    return target / "debug" / "records-server"
+
+
+def pg_env() -> dict[str, str]:
+    """The MCP_LP_PG_* variables: from the environment, else from the file the script wrote."""
+    values: dict[str, str] = {}
+    if PG_ENV_FILE.is_file():
+        for line in PG_ENV_FILE.read_text(encoding="utf-8").splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key.strip()] = value.strip()
+    values.update({k: v for k, v in os.environ.items() if k.startswith("MCP_LP_PG_")})
+    return values
+
+
+def url_file(capability: str) -> Path:
+    """The URL file of `records-read` or `records-write`."""
+    key = {
+        "records-read": "MCP_LP_PG_RECORDS_READ_URL_FILE",
+        "records-write": "MCP_LP_PG_RECORDS_WRITE_URL_FILE",
+    }[capability]
+    value = pg_env().get(key)
+    if not value or not Path(value).is_file():
+        raise AssertionError(
+            f"{key} names no file: start the local PostgreSQL with `scripts/postgres.sh start`"
+        )
+    return Path(value)
+
+
+def password_in(url_path: Path) -> str:
+    """The password inside a postgres://ROLE:PASSWORD@HOST:PORT/DB file."""
+    url = url_path.read_text(encoding="utf-8").strip()
+    credentials = url.split("://", 1)[1].split("@", 1)[0]
+    return credentials.split(":", 1)[1]
+
+
+def unique_principal(name: str) -> str:
+    """A principal no other test uses, so each test sees only the rows it wrote."""
+    return f"{name}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def write_config(
+    directory: Path,
+    principal: str,
+    grants: str = "[]",
+    read_url: Path | None = None,
+    write_url: Path | None = None,
+    extra: str = "",
+    name: str = "mcp-lp.toml",
+) -> Path:
+    """A records-server configuration for `principal` with `grants` (TOML source)."""
+    read_url = read_url or url_file("records-read")
+    write_url = write_url or url_file("records-write")
+    text = (
+        f"[stdio]\nprincipal = {toml_str(principal)}\ngrants = {grants}\n\n"
+        f"[db.records-read]\nurl = {{ file = {toml_str(str(read_url))} }}\n"
+        'checkout_timeout = "2s"\nconnect_timeout = "3s"\n\n'
+        f"[db.records-write]\nurl = {{ file = {toml_str(str(write_url))} }}\n"
+        'checkout_timeout = "2s"\nconnect_timeout = "3s"\n'
+        f"{extra}"
+    )
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@asynccontextmanager
+async def connect(
+    binary: Path, config: Path, errlog: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[ClientSession]:
+    """Launch `binary --config config` over stdio with the client's default environment plus
+    `env`, its stderr written to `errlog`, and yield an initialized MCP client session."""
+    environment = {**get_default_environment(), **(env or {})}
+    params = StdioServerParameters(command=str(binary), args=["--config", str(config)], env=environment)
+    with open(errlog, "w", encoding="utf-8") as err:
+        async with stdio_client(params, errlog=err) as (read, write):
+            async with ClientSession(read, write, read_timeout_seconds=REQUEST_TIMEOUT) as session:
+                await session.initialize()
+                yield session

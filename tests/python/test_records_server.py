@@ -1,0 +1,170 @@
+"""End-to-end tests of records-server against the local PostgreSQL, with the official MCP
+client: row-level security per principal, the write grant, the startup privilege check run
+by `check`, and passwords kept out of logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mcp.shared.exceptions import McpError
+
+from notes_harness import audit_events, call_error, run_cli, text_of
+from records_harness import (
+    EXAMPLE_DIR,
+    connect,
+    password_in,
+    pg_env,
+    records_binary,
+    unique_principal,
+    url_file,
+    write_config,
+)
+
+pytestmark = pytest.mark.anyio
+
+WRITE = '["records:write"]'
+
+
+@pytest.fixture(scope="module")
+def binary() -> Path:
+    path = records_binary()
+    if not path.is_file():
+        pytest.fail(
+            f"{path} does not exist: build it with `cargo build -p records-server` "
+            "or run ./scripts/test.sh (or set RECORDS_SERVER_BIN)"
+        )
+    return path
+
+
+def records_of(result) -> list[dict]:
+    assert not result.isError, text_of(result)
+    return result.structuredContent["records"]
+
+
+async def test_query_records_returns_only_the_callers_rows(binary: Path, tmp_path: Path) -> None:
+    alice, bob = unique_principal("alice"), unique_principal("bob")
+    alice_config = write_config(tmp_path, alice, WRITE, name="alice.toml")
+    bob_config = write_config(tmp_path, bob, WRITE, name="bob.toml")
+
+    async with connect(binary, alice_config, tmp_path / "alice.jsonl") as session:
+        for title in ("plan", "notes"):
+            result = await session.call_tool("insertRecord", {"title": title, "body": f"alice's {title}"})
+            assert not result.isError, text_of(result)
+            assert result.structuredContent["owner"] == alice
+    async with connect(binary, bob_config, tmp_path / "bob.jsonl") as session:
+        await session.call_tool("insertRecord", {"title": "salary", "body": "bob's salary"})
+        bobs = records_of(await session.call_tool("queryRecords", {}))
+    async with connect(binary, alice_config, tmp_path / "alice2.jsonl") as session:
+        alices = records_of(await session.call_tool("queryRecords", {}))
+        filtered = records_of(await session.call_tool("queryRecords", {"title_contains": "PLA"}))
+
+    assert [r["title"] for r in alices] == ["notes", "plan"]
+    assert {r["owner"] for r in alices} == {alice}
+    assert [r["title"] for r in bobs] == ["salary"]
+    assert [r["title"] for r in filtered] == ["plan"]
+
+
+async def test_insert_record_hidden_and_refused_without_grant(binary: Path, tmp_path: Path) -> None:
+    principal = unique_principal("carol")
+    errlog = tmp_path / "server.jsonl"
+    async with connect(binary, write_config(tmp_path, principal), errlog) as session:
+        names = {tool.name for tool in (await session.list_tools()).tools}
+        assert names == {"queryRecords"}
+        with pytest.raises(McpError) as refused:
+            await session.call_tool("insertRecord", {"title": "sneaky", "body": "x"})
+        assert refused.value.error.code == -32003
+        assert "requires grant `records:write`" in refused.value.error.message
+        assert records_of(await session.call_tool("queryRecords", {})) == []
+
+    denied = [e for e in audit_events(errlog) if e["tool"] == "insertRecord"]
+    assert len(denied) == 1
+    assert denied[0]["decision"] == "deny"
+    assert denied[0]["db"] == "records-write"
+    assert denied[0]["principal"] == principal
+
+
+async def test_insert_record_with_grant_inserts_and_is_audited(binary: Path, tmp_path: Path) -> None:
+    principal = unique_principal("dave")
+    errlog = tmp_path / "server.jsonl"
+    async with connect(binary, write_config(tmp_path, principal, WRITE), errlog) as session:
+        result = await session.call_tool("insertRecord", {"title": "Vendor call", "body": "renewal"})
+        assert not result.isError, text_of(result)
+        inserted = result.structuredContent
+        assert inserted["owner"] == principal
+        assert inserted["title"] == "Vendor call"
+        listed = records_of(await session.call_tool("queryRecords", {"limit": 5}))
+    assert listed == [inserted]
+
+    events = {e["tool"]: e for e in audit_events(errlog)}
+    assert events["insertRecord"]["decision"] == "allow"
+    assert events["insertRecord"]["outcome"] == "ok"
+    assert events["insertRecord"]["db"] == "records-write"
+    assert events["queryRecords"]["db"] == "records-read"
+
+
+async def test_query_records_refuses_bad_limit_and_leaves_sql_to_parameters(binary: Path, tmp_path: Path) -> None:
+    principal = unique_principal("erin")
+    async with connect(binary, write_config(tmp_path, principal, WRITE), tmp_path / "e.jsonl") as session:
+        message = await call_error(session, "queryRecords", {"limit": 0})
+        assert "argument `limit`: must be 1 to 100" in message
+        hostile = "x'); DROP TABLE records; --"
+        result = await session.call_tool("insertRecord", {"title": hostile, "body": hostile})
+        assert not result.isError, text_of(result)
+        found = records_of(await session.call_tool("queryRecords", {"title_contains": "drop table"}))
+        assert [r["title"] for r in found] == [hostile]
+
+
+def test_check_accepts_the_example_configuration(binary: Path) -> None:
+    result = run_cli(binary, "--config", str(EXAMPLE_DIR / "mcp-lp.toml"), "check")
+    assert result.returncode == 0, result.stderr
+    assert "queryRecords" in result.stdout
+
+
+def test_check_refuses_read_capability_logging_in_as_the_writer(binary: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, unique_principal("frank"), read_url=url_file("records-write"))
+    result = run_cli(binary, "--config", str(config), "check")
+    assert result.returncode == 1, result.stdout
+    assert (
+        "db capability `records-read` (read) logs in as role `records_writer`, "
+        "which holds what a read capability must not: INSERT on table public.records"
+    ) in result.stderr
+    assert password_in(url_file("records-write")) not in result.stderr + result.stdout
+
+
+def test_check_refuses_write_capability_on_a_superuser_before_serving(binary: Path, tmp_path: Path) -> None:
+    admin = Path(pg_env()["MCP_LP_PG_ADMIN_URL_FILE"])
+    url = admin.read_text(encoding="utf-8").strip().rsplit("/", 1)[0] + "/records"
+    superuser = tmp_path / "superuser.url"
+    superuser.write_text(url, encoding="utf-8")
+    config = write_config(tmp_path, unique_principal("gina"), write_url=superuser)
+    result = run_cli(binary, "--config", str(config))
+    assert result.returncode == 1
+    assert "db capability `records-write` (write) logs in as role `mcp_lp_admin`" in result.stderr
+    assert "SUPERUSER" in result.stderr
+    assert password_in(superuser) not in result.stderr + result.stdout
+
+
+async def test_passwords_stay_out_of_trace_logs(binary: Path, tmp_path: Path) -> None:
+    principal = unique_principal("hank")
+    errlog = tmp_path / "server.jsonl"
+    async with connect(
+        binary, write_config(tmp_path, principal, WRITE), errlog, env={"RUST_LOG": "trace"}
+    ) as session:
+        await session.call_tool("insertRecord", {"title": "t", "body": "b"})
+        await session.call_tool("queryRecords", {})
+    logs = errlog.read_text(encoding="utf-8")
+    assert '"level":"TRACE"' in logs, "the server did not log at TRACE"
+    for capability in ("records-read", "records-write"):
+        assert password_in(url_file(capability)) not in logs
+
+    # A wrong password: refused, and neither password is echoed.
+    wrong = tmp_path / "wrong.url"
+    real = url_file("records-read").read_text(encoding="utf-8")
+    wrong.write_text(real.replace(password_in(url_file("records-read")), "not-the-password-9d1"), encoding="utf-8")
+    config = write_config(tmp_path, principal, read_url=wrong, name="wrong.toml")
+    result = run_cli(binary, "--config", str(config), "check", env={"RUST_LOG": "trace"})
+    assert result.returncode == 1
+    assert "password authentication failed" in result.stderr
+    assert "not-the-password-9d1" not in result.stderr + result.stdout
+    assert password_in(url_file("records-read")) not in result.stderr + result.stdout
