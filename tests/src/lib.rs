@@ -122,6 +122,15 @@ impl Connection {
         self.client.call_tool(params).await
     }
 
+    /// Call `tool` and return whether it was an error result, and its text.
+    pub async fn text(&self, tool: &str, arguments: serde_json::Value) -> (bool, String) {
+        let result = self
+            .call(tool, arguments)
+            .await
+            .expect("tools/call answered");
+        (result.is_error == Some(true), text(&result).to_owned())
+    }
+
     /// The names `tools/list` shows.
     pub async fn tool_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -137,15 +146,16 @@ impl Connection {
     }
 }
 
-/// Serve `service` behind the checkpoint for `principal` with configuration `config_toml`, and
-/// connect an rmcp client to it over an in-memory pipe.
+/// Serve `server` (a service, or a `mcp_lp::Server` with its providers) behind the checkpoint
+/// for `principal` with configuration `config_toml`, and connect an rmcp client to it over an
+/// in-memory pipe.
 pub async fn connect<S: mcp_lp::ToolSet>(
-    service: S,
+    server: impl Into<mcp_lp::Server<S>>,
     config_toml: &str,
     principal: Principal,
 ) -> Connection {
     let config = Config::from_toml(config_toml, "test.toml").expect("test configuration");
-    let checkpoint = Checkpoint::new(service, &config, principal).expect("checkpoint");
+    let checkpoint = Checkpoint::new(server, &config, principal).expect("checkpoint");
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     let (server_read, server_write) = tokio::io::split(server_io);
     tokio::spawn(async move {

@@ -12,11 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_credential_types::Credentials;
-use mcp_lp::transport::LineTransport;
-use mcp_lp::{Checkpoint, Config, Principal, Server, ToolSet};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::{RunningService, ServiceError};
-use rmcp::{RoleClient, ServiceExt as _};
+use mcp_lp::{Config, Principal, Server, ToolSet};
 use serde::Deserialize;
 
 /// What scripts/aws-emulator/seed.py wrote.
@@ -144,38 +140,7 @@ impl Seed {
     }
 }
 
-/// A client connected in-process to `server` behind the checkpoint.
-pub struct Connection {
-    pub client: RunningService<RoleClient, ()>,
-}
-
-impl Connection {
-    pub async fn call(
-        &self,
-        tool: &str,
-        arguments: serde_json::Value,
-    ) -> Result<CallToolResult, ServiceError> {
-        let mut params = CallToolRequestParams::new(tool.to_owned());
-        if let serde_json::Value::Object(object) = arguments {
-            params = params.with_arguments(object);
-        }
-        self.client.call_tool(params).await
-    }
-
-    /// Call `tool`; its text, and whether it was an error result.
-    pub async fn text(&self, tool: &str, arguments: serde_json::Value) -> (bool, String) {
-        let result = self
-            .call(tool, arguments)
-            .await
-            .expect("tools/call answered");
-        let text = result
-            .content
-            .first()
-            .and_then(|c| c.as_text())
-            .map_or(String::new(), |t| t.text.clone());
-        (result.is_error == Some(true), text)
-    }
-}
+pub use mcp_lp_tests::Connection;
 
 /// Load `config_toml`, build the AWS roles from it and serve `service` with them for
 /// `principal`.
@@ -189,21 +154,9 @@ pub async fn connect<S: ToolSet>(
         .await
         .expect("AWS provider starts");
     let roles = aws.roles();
-    let checkpoint = Checkpoint::new(
-        Server::new(service).provide(aws.roles()),
-        &config,
-        principal,
+    let server = Server::new(service).provide(aws.roles());
+    (
+        mcp_lp_tests::connect(server, config_toml, principal).await,
+        roles,
     )
-    .expect("checkpoint");
-    let (client_io, server_io) = tokio::io::duplex(1 << 20);
-    let (server_read, server_write) = tokio::io::split(server_io);
-    tokio::spawn(async move {
-        let running = checkpoint
-            .serve(LineTransport::new(server_read, server_write))
-            .await
-            .expect("server starts");
-        let _ = running.waiting().await;
-    });
-    let client = ().serve(tokio::io::split(client_io)).await.expect("client connects");
-    (Connection { client }, roles)
 }
