@@ -330,18 +330,21 @@ impl<S: ToolSet> Checkpoint<S> {
     /// Refuse a call to `tool` that `principal` may not make, emitting its audit event; `None`
     /// when the tool is unknown or the call may go ahead. The HTTP layer asks this before a
     /// request reaches rmcp, so that it can answer a missing scope with `403`.
+    ///
+    /// `call` gives the request id and arguments for the audit event; it runs only on refusal.
     #[cfg(feature = "http")]
     pub(crate) fn refusal(
         &self,
         principal: &Principal,
         tool: &str,
-        arguments: Option<&rmcp::model::JsonObject>,
-        request_id: &str,
+        call: impl FnOnce() -> (String, Option<rmcp::model::JsonObject>),
     ) -> Option<Refusal> {
+        let started = Instant::now();
         let entry = self.shared.tools.get(tool)?;
         let denial = authorize(entry.policy, principal, SystemTime::now()).err()?;
-        let arguments = ArgumentDigest::of(arguments);
-        let event = AuditEvent::start(request_id, principal.id(), &arguments, Instant::now());
+        let (request_id, arguments) = call();
+        let arguments = ArgumentDigest::of(arguments.as_ref());
+        let event = AuditEvent::start(&request_id, principal.id(), &arguments, started);
         Some(deny(event, entry, principal, denial))
     }
 

@@ -1,7 +1,8 @@
 //! `tools/call` throughput over streamable HTTP: mcp-lp with bearer-token validation (a signed
 //! JWT checked on every request, the scope-to-grant check, session binding, the checkpoint and
-//! its audit event) vs the same tool on a plain rmcp HTTP server without authentication. Both run
-//! in this process on loopback, measured interleaved round by round, sequentially and with
+//! its audit event) vs the same tool on a plain rmcp HTTP server without authentication. A third
+//! server, mcp-lp without authentication, separates the cost of tokens from the rest. All
+//! run in this process on loopback, measured interleaved round by round, sequentially and with
 //! concurrent clients.
 //!
 //! ```sh
@@ -15,7 +16,7 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use axum::serve::ListenerExt as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_lp::{Config, Server};
-use mcp_lp_tests::{GuardedEcho, PlainEcho};
+use mcp_lp_tests::{GuardedEcho, OpenEcho, PlainEcho};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
@@ -100,6 +101,22 @@ async fn guarded() -> (String, Option<String>) {
         mcp_lp::transport::http::serve_http(Server::new(GuardedEcho), &config).await
     });
     (url, Some(token))
+}
+
+/// The mcp-lp server without authentication (`[dev] allow_unauthenticated_http`): the gate, the
+/// checkpoint and its audit event, with no token to validate.
+async fn open() -> (String, Option<String>) {
+    let (probe, port) = listener().await;
+    drop(probe);
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let text = format!(
+        "[dev]\nallow_unauthenticated_http = true\n[http]\nlisten = \"127.0.0.1:{port}\"\nresource = \"{url}\"\n"
+    );
+    let config = Config::from_toml(&text, "bench.toml").expect("config");
+    tokio::spawn(async move {
+        mcp_lp::transport::http::serve_http(Server::new(OpenEcho), &config).await
+    });
+    (url, None)
 }
 
 /// The plain rmcp server: rmcp's defaults, no authentication.
@@ -194,12 +211,29 @@ impl Target {
     }
 }
 
-/// Calls per second: `clients` sessions each making `calls` sequential calls at once.
+/// CPU time this process's threads have run, from the kernel's scheduler statistics
+/// (nanosecond resolution, unlike `/proc/self/stat`). Client and servers share the process, so
+/// the difference between two servers' CPU per call is the difference in their own work.
+fn process_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+/// Calls per second and CPU microseconds per call: `clients` sessions each making `calls`
+/// sequential calls at once.
 async fn throughput(
     target: &Arc<Target>,
     sessions: &[(reqwest::Client, String)],
     calls: usize,
-) -> f64 {
+) -> (f64, f64) {
+    let cpu = process_cpu();
     let started = Instant::now();
     let tasks: Vec<_> = sessions
         .iter()
@@ -212,7 +246,10 @@ async fn throughput(
     for task in tasks {
         task.await.expect("client task");
     }
-    (sessions.len() * calls) as f64 / started.elapsed().as_secs_f64()
+    let elapsed = started.elapsed();
+    let total = (sessions.len() * calls) as f64;
+    let cpu_us = process_cpu().saturating_sub(cpu).as_secs_f64() * 1e6 / total;
+    (total / elapsed.as_secs_f64(), cpu_us)
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -231,28 +268,20 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let (plain_url, plain_token) = plain().await;
-        let (guarded_url, guarded_token) = guarded().await;
+        let mut targets = Vec::new();
+        for (name, (url, token)) in [
+            ("plain rmcp 3.9, no authentication", plain().await),
+            ("mcp-lp, no authentication", open().await),
+            ("mcp-lp, bearer JWT (EdDSA) + checkpoint", guarded().await),
+        ] {
+            targets.push((name, Arc::new(Target { url, token })));
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let targets = [
-            (
-                "plain rmcp 3.9, no authentication",
-                Arc::new(Target {
-                    url: plain_url,
-                    token: plain_token,
-                }),
-            ),
-            (
-                "mcp-lp, bearer JWT (EdDSA) + checkpoint",
-                Arc::new(Target {
-                    url: guarded_url,
-                    token: guarded_token,
-                }),
-            ),
-        ];
         println!("tools/call over streamable HTTP on loopback, {rounds} interleaved rounds");
-        println!("| server | mode | median calls/s | ratio to plain: median (min, max) |");
-        println!("|---|---|---|---|");
+        println!(
+            "| server | mode | median calls/s | ratio to plain: median (min, max) | CPU µs per call (client + server) |"
+        );
+        println!("|---|---|---|---|---|");
         for (mode, n_clients, n_calls) in [
             ("sequential, 1 client", 1, calls),
             ("concurrent", clients, calls / 4),
@@ -266,38 +295,47 @@ fn main() {
                 throughput(target, &own, n_calls / 5 + 1).await; // warm up
                 sessions.push(own);
             }
-            let mut rates = vec![Vec::new(); targets.len()];
-            let mut ratios = Vec::new();
+            let n = targets.len();
+            let mut rates = vec![Vec::new(); n];
+            let mut cpu = vec![Vec::new(); n];
+            let mut ratios = vec![Vec::new(); n];
             for round in 0..rounds {
-                let mut this = [0.0; 2];
-                for k in 0..2 {
-                    let i = (round + k) % 2;
-                    this[i] = throughput(&targets[i].1, &sessions[i], n_calls).await;
+                let mut this = vec![0.0; n];
+                // Each round starts with a different server.
+                for k in 0..n {
+                    let i = (round + k) % n;
+                    let (rate, cpu_us) = throughput(&targets[i].1, &sessions[i], n_calls).await;
+                    this[i] = rate;
+                    cpu[i].push(cpu_us);
                 }
-                rates[0].push(this[0]);
-                rates[1].push(this[1]);
-                ratios.push(this[1] / this[0]);
+                for i in 0..n {
+                    rates[i].push(this[i]);
+                    ratios[i].push(this[i] / this[0]);
+                }
             }
-            let (lo, hi) = (
-                ratios.iter().copied().fold(f64::INFINITY, f64::min),
-                ratios.iter().copied().fold(0.0, f64::max),
-            );
-            let ratio = median(&mut ratios);
             let mode = if n_clients == 1 {
                 mode.to_owned()
             } else {
                 format!("{mode}, {n_clients} clients")
             };
-            println!(
-                "| {} | {mode} | {:.0} | 1.000 |",
-                targets[0].0,
-                median(&mut rates[0])
-            );
-            println!(
-                "| {} | {mode} | {:.0} | {ratio:.3} ({lo:.3}, {hi:.3}) |",
-                targets[1].0,
-                median(&mut rates[1])
-            );
+            for i in 0..n {
+                let ratios = &mut ratios[i];
+                let (lo, hi) = (
+                    ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                    ratios.iter().copied().fold(0.0, f64::max),
+                );
+                let ratio = if i == 0 {
+                    "1.000".to_owned()
+                } else {
+                    format!("{:.3} ({lo:.3}, {hi:.3})", median(ratios))
+                };
+                println!(
+                    "| {} | {mode} | {:.0} | {ratio} | {:.1} |",
+                    targets[i].0,
+                    median(&mut rates[i]),
+                    median(&mut cpu[i])
+                );
+            }
         }
         println!("target: ratio >= 0.9");
     });

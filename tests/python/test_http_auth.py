@@ -3,6 +3,7 @@ by raw HTTP where the status line and headers are what is under test."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
@@ -114,6 +115,9 @@ def test_rejects_missing_scope_with_403_step_up(server: HttpNotesServer, minter:
     assert workspace.note("welcome").exists(), "a refused call must not run"
     denied = [e for e in audit_events(server.errlog) if e["decision"] == "deny"]
     assert [(e["principal"], e["tool"], e["outcome"]) for e in denied] == [("bob@example.com", "delete_note", "denied")]
+    # The refusal is audited like any other: the request id, and the hash of the canonical arguments.
+    assert denied[0]["request_id"] == "7"
+    assert denied[0]["args_sha256"] == hashlib.sha256(b'{"name":"welcome"}').hexdigest()
 
 
 def bad_tokens(minter: Minter, keys: KeyServer) -> dict[str, str | None]:

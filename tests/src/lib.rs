@@ -324,3 +324,17 @@ impl GuardedEcho {
         args.text
     }
 }
+
+/// The same `echo` tool on mcp-lp with no grant required: the checkpoint without the
+/// authorization it would refuse, for servers without authentication.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenEcho;
+
+#[mcp_lp::server]
+impl OpenEcho {
+    /// Return the text.
+    #[tool]
+    async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> String {
+        args.text
+    }
+}

@@ -2,6 +2,7 @@
 //! the principal it was issued to, and answer a call the token's scopes do not cover with
 //! `403 insufficient_scope` so the client can step up.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +11,8 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::bearer::BearerValidator;
@@ -184,21 +187,29 @@ impl<S: ToolSet> Gate<S> {
     /// `403` for a `tools/call` the principal's grants do not cover, decided (and audited) by the
     /// checkpoint itself.
     fn refuse_out_of_scope(&self, principal: &Principal, body: &[u8]) -> Option<Response> {
-        let message: Value = serde_json::from_slice(body).ok()?;
-        if message.get("method")?.as_str()? != "tools/call" {
+        // Every POST passes through here, so only the method and tool name are read; the
+        // arguments are parsed only for the audit event of a refusal.
+        let message: CallPeek<'_> = serde_json::from_slice(body).ok()?;
+        if message.method.as_deref() != Some("tools/call") {
             return None;
         }
-        let params = message.get("params")?;
-        let tool = params.get("name")?.as_str()?;
-        let id = message.get("id").cloned().unwrap_or(Value::Null);
-        let request_id = match &id {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+        let params = message.params?;
+        let id = || -> Value {
+            message
+                .id
+                .and_then(|raw| serde_json::from_str(raw.get()).ok())
+                .unwrap_or(Value::Null)
         };
-        let arguments = params.get("arguments").and_then(Value::as_object);
-        let refusal = self
-            .checkpoint
-            .refusal(principal, tool, arguments, &request_id)?;
+        let refusal = self.checkpoint.refusal(principal, &params.name, || {
+            let request_id = match id() {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let arguments = params
+                .arguments
+                .and_then(|raw| serde_json::from_str(raw.get()).ok());
+            (request_id, arguments)
+        })?;
         let scope = refusal.denial.lacking().collect::<Vec<_>>().join(" ");
         let challenge = format!(
             "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\", error_description=\"{}\"",
@@ -209,9 +220,28 @@ impl<S: ToolSet> Gate<S> {
         Some(json_error(
             StatusCode::FORBIDDEN,
             Some(challenge),
-            json!({"jsonrpc": "2.0", "id": id, "error": error}),
+            json!({"jsonrpc": "2.0", "id": id(), "error": error}),
         ))
     }
+}
+
+/// The parts of a JSON-RPC message the scope pre-check reads, borrowed from the body.
+#[derive(Deserialize)]
+struct CallPeek<'a> {
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    params: Option<ParamsPeek<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ParamsPeek<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    arguments: Option<&'a RawValue>,
 }
 
 /// Text safe inside a quoted header parameter.
