@@ -6,6 +6,9 @@
 //! ROUNDS=50 CALLS=5000 WORKERS=2 cargo bench -p mcp-lp-tests --bench tools_call
 //! ```
 //!
+//! `ONLY=N` runs the N-th server of the table alone, for counting its instructions under
+//! `valgrind --tool=callgrind`.
+//!
 //! Both servers log through the CLI's JSON subscriber into a sink, so mcp-lp pays for writing
 //! its audit event as it does in production.
 
@@ -80,6 +83,9 @@ fn main() {
     let rounds = env_or("ROUNDS", 30);
     let calls = env_or("CALLS", 2000);
     let workers = env_or("WORKERS", 0);
+    let only = std::env::var("ONLY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
     tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber(std::io::sink))
         .expect("the only subscriber");
     // One thread by default: client and server then share a core, which keeps cross-core
@@ -96,11 +102,15 @@ fn main() {
     }
     .expect("runtime");
     runtime.block_on(async {
-        let clients = [
+        let mut clients = vec![
             ("plain rmcp 3.9", plain_client().await),
             ("mcp-lp checkpoint, rmcp's stdio transport", guarded_client(false).await),
             ("mcp-lp checkpoint, mcp-lp's stdio transport (what `serve_stdio` uses)", guarded_client(true).await),
         ];
+        if let Some(only) = only {
+            assert!(only < clients.len(), "ONLY must be below {}", clients.len());
+            clients = vec![clients.swap_remove(only)];
+        }
         // Warm up every path (allocators, schema caches, branch predictors).
         for (_, client) in &clients {
             per_call(client, calls).await;

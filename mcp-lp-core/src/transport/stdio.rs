@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use rmcp::RoleServer;
+use rmcp::model::{CallToolRequest, ClientRequest, JsonRpcMessage, JsonRpcRequest};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use serde_json::{Value, json};
@@ -157,7 +158,7 @@ where
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<RxJsonRpcMessage<RoleServer>>(line) {
+            match parse(line) {
                 Ok(message) => return Some(message),
                 Err(error) => Self::answer_bad_line(&self.writer, line, &error)
                     .await
@@ -168,5 +169,81 @@ where
 
     async fn close(&mut self) -> Result<(), Self::Error> {
         self.writer.lock().await.flush().await
+    }
+}
+
+/// Parse one message. A `tools/call`, most of the traffic, is read straight into its type
+/// first: rmcp's client request is an untagged enum, whose general parse tries each kind of
+/// request in turn and builds an error message for every kind that does not match, which costs
+/// more instructions than the checkpoint itself. Anything else, or a `tools/call` that does not
+/// parse as one, takes the general parse, so the result and any error are rmcp's own.
+fn parse(line: &str) -> serde_json::Result<RxJsonRpcMessage<RoleServer>> {
+    if let Ok(call) = serde_json::from_str::<JsonRpcRequest<CallToolRequest>>(line) {
+        let request = ClientRequest::CallToolRequest(call.request);
+        return Ok(JsonRpcMessage::Request(JsonRpcRequest::new(
+            call.id, request,
+        )));
+    }
+    serde_json::from_str(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn general(line: &str) -> serde_json::Result<RxJsonRpcMessage<RoleServer>> {
+        serde_json::from_str(line)
+    }
+
+    #[test]
+    fn parses_tools_call_exactly_as_rmcp_does() {
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi","n":[1,{"b":2}]}}}"#,
+            r#"{"id":"req-7","method":"tools/call","jsonrpc":"2.0","params":{"name":"echo"}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{},"_meta":{"progressToken":"p1","other":true}}}"#,
+        ] {
+            let fast = parse(line).unwrap();
+            let slow = general(line).unwrap();
+            assert!(
+                matches!(&fast, JsonRpcMessage::Request(r) if matches!(r.request, ClientRequest::CallToolRequest(_))),
+                "{line}"
+            );
+            assert_eq!(
+                serde_json::to_value(&fast).unwrap(),
+                serde_json::to_value(&slow).unwrap(),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_other_messages_as_rmcp_does() {
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#,
+        ] {
+            assert_eq!(
+                serde_json::to_value(parse(line).unwrap()).unwrap(),
+                serde_json::to_value(general(line).unwrap()).unwrap(),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_tools_call_as_rmcp_does() {
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#,
+            r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo"}}"#,
+        ] {
+            assert_eq!(
+                parse(line).map_err(|e| e.to_string()).err(),
+                general(line).map_err(|e| e.to_string()).err(),
+                "{line}"
+            );
+        }
     }
 }
