@@ -8,6 +8,9 @@
 //! ```sh
 //! cargo bench -p mcp-lp-tests --bench http_calls        # ROUNDS=10 CALLS=500 CLIENTS=16
 //! ```
+//!
+//! `ONLY=N` serves and measures the N-th server of the table alone, for counting its
+//! instructions under `valgrind --tool=callgrind`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -275,6 +278,11 @@ fn main() {
             ("mcp-lp, bearer JWT (EdDSA) + checkpoint", guarded().await),
         ] {
             targets.push((name, Arc::new(Target { url, token })));
+        }
+        if let Ok(only) = std::env::var("ONLY") {
+            let only: usize = only.parse().expect("ONLY is a number");
+            assert!(only < targets.len(), "ONLY must be below {}", targets.len());
+            targets = vec![targets.swap_remove(only)];
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         println!("tools/call over streamable HTTP on loopback, {rounds} interleaved rounds");

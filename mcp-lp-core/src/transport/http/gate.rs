@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use rmcp::transport::streamable_http_server::StreamableHttpService;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -27,7 +28,12 @@ const SESSION_HEADER: &str = "mcp-session-id";
 /// Sessions remembered per server; beyond this the oldest is forgotten and, unbound, refused.
 const MAX_SESSIONS: usize = 10_000;
 
+/// rmcp's streamable HTTP service for the checkpoint, one session manager per server.
+pub(crate) type McpService<S> = StreamableHttpService<Checkpoint<S>, LocalSessionManager>;
+
 pub(crate) struct Gate<S: ToolSet> {
+    /// What a request that passes the gate goes on to; called in place, not cloned per request.
+    pub(crate) mcp: McpService<S>,
     /// `None` only when `[dev] allow_unauthenticated_http` is set.
     pub(crate) validator: Option<BearerValidator>,
     pub(crate) checkpoint: Checkpoint<S>,
@@ -79,10 +85,10 @@ impl SessionOwners {
     }
 }
 
+/// The MCP endpoint: every request passes the gate, then goes to rmcp.
 pub(crate) async fn gate<S: ToolSet>(
     State(gate): State<Arc<Gate<S>>>,
     request: Request,
-    next: Next,
 ) -> Response {
     let principal = match gate.authenticate(request.headers()).await {
         Ok(principal) => principal,
@@ -126,9 +132,11 @@ pub(crate) async fn gate<S: ToolSet>(
     }
     let deleting = parts.method == Method::DELETE;
     parts.extensions.insert(Arc::clone(&principal));
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let response = gate
+        .mcp
+        .handle(Request::from_parts(parts, Body::from(bytes)))
+        .await
+        .map(Body::new);
 
     match &session {
         None => {

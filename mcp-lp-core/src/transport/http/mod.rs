@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::serve::ListenerExt as _;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -109,6 +109,7 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         rmcp_config,
     );
     let gate = Arc::new(Gate {
+        mcp,
         validator,
         checkpoint,
         sessions: SessionOwners::default(),
@@ -121,8 +122,7 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         async move { axum::Json((*metadata).clone()) }
     });
     let app = Router::new()
-        .route_service(&section.path, mcp)
-        .route_layer(axum::middleware::from_fn_with_state(gate, gate::gate::<S>))
+        .route(&section.path, any(gate::gate::<S>).with_state(gate))
         .route(&metadata_path, metadata_route.clone())
         .route("/.well-known/oauth-protected-resource", metadata_route);
 
