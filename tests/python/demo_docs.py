@@ -24,12 +24,9 @@ import json
 import shlex
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
-from typing import Any
 
 import anyio
-from mcp.shared.exceptions import McpError
 
 from docs_harness import (
     DOCS_EXAMPLE,
@@ -41,45 +38,24 @@ from docs_harness import (
     now,
     server_env,
 )
+from demo_output import call, heading, print_config
 from notes_harness import text_of
 
 
-def heading(title: str) -> None:
-    print(f"\n{'=' * 78}\n{title}\n{'=' * 78}")
-
-
-def show(label: str, text: str) -> None:
-    print(f"  {label}")
-    print(textwrap.indent(text.rstrip(), "      "))
-
-
-async def call(session, tool: str, arguments: dict[str, Any]) -> None:
-    print(f"\n> tools/call {tool} {json.dumps(arguments)}")
-    try:
-        result = await session.call_tool(tool, arguments)
-    except McpError as e:
-        show(f"REFUSED by mcp-lp (JSON-RPC error {e.error.code}):", e.error.message)
-        return
-    if result.isError:
-        show("ERROR RESULT (isError: true):", text_of(result))
-    elif result.structuredContent is not None:
-        show("OK:", json.dumps(result.structuredContent))
-    else:
-        show("OK:", text_of(result))
+def structured(result) -> str:
+    return json.dumps(result.structuredContent) if result.structuredContent is not None else text_of(result)
 
 
 async def scene(binary: Path, seed: dict, key: str, title: str, config: Path, steps, principal: str) -> None:
     heading(f"({key}) {title}")
-    print(f"config {config.name}:")
-    for line in config.read_text(encoding="utf-8").strip().splitlines():
-        print(f"  | {line}".rstrip())
+    print_config(config)
     since = now()
     errlog = config.with_suffix(".stderr.jsonl")
     async with connect_docs(binary, config, errlog, server_env(seed)) as session:
         tools = await session.list_tools()
         print(f"\n> tools/list\n  {', '.join(t.name for t in tools.tools)}")
         for tool, arguments in steps:
-            await call(session, tool, arguments)
+            await call(session, tool, arguments, structured)
     print("\nAssumeRole calls recorded by the emulator's CloudTrail for this scene:")
     calls = assume_role_calls(since, principal)
     for c in calls:

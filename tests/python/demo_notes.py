@@ -17,41 +17,16 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import anyio
-from mcp.shared.exceptions import McpError
 
-from notes_harness import EXAMPLE_DIR, Workspace, audit_events, connect, server_binary, text_of
-
-
-def heading(title: str) -> None:
-    print(f"\n{'=' * 78}\n{title}\n{'=' * 78}")
-
-
-def show(label: str, text: str) -> None:
-    print(f"  {label}")
-    print(textwrap.indent(text.rstrip(), "      "))
-
-
-async def call(session, tool: str, arguments: dict[str, Any] | None) -> None:
-    print(f"\n> tools/call {tool} {json.dumps(arguments or {})}")
-    try:
-        result = await session.call_tool(tool, arguments)
-    except McpError as e:
-        show(f"REFUSED (JSON-RPC error {e.error.code}):", e.error.message)
-        return
-    if result.isError:
-        show("ERROR RESULT (isError: true):", text_of(result))
-    else:
-        show("OK:", text_of(result))
+from demo_output import call, heading, print_config
+from notes_harness import EXAMPLE_DIR, Workspace, audit_events, connect, server_binary
 
 
 async def scene(binary: Path, workspace: Workspace, key: str, title: str, config: Path, steps) -> None:
     heading(f"({key}) {title}")
-    print(f"config {config.name}:")
-    for line in config.read_text(encoding="utf-8").strip().splitlines():
-        print(f"  | {line}".rstrip())
+    print_config(config)
     errlog = workspace.root / f"{config.stem}.stderr.jsonl"
     async with connect(binary, config, errlog) as session:
         tools = await session.list_tools()

@@ -12,50 +12,24 @@ Not a test (pytest collects only test_*.py); run it as
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import tempfile
 import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import anyio
-from mcp.shared.exceptions import McpError
 
-from notes_harness import audit_events, run_cli, text_of
+from demo_output import call, heading, print_config
+from notes_harness import audit_events, run_cli
 from records_harness import EXAMPLE_DIR, connect, records_binary, url_file, write_config
 
 
-def heading(title: str) -> None:
-    print(f"\n{'=' * 78}\n{title}\n{'=' * 78}")
-
-
-def show(label: str, text: str) -> None:
-    print(f"  {label}")
-    print(textwrap.indent(text.rstrip(), "      "))
-
-
-async def call(session, tool: str, arguments: dict[str, Any] | None) -> None:
-    print(f"\n> tools/call {tool} {json.dumps(arguments or {})}")
-    try:
-        result = await session.call_tool(tool, arguments)
-    except McpError as e:
-        show(f"REFUSED (JSON-RPC error {e.error.code}):", e.error.message)
-        return
-    if result.isError:
-        show("ERROR RESULT (isError: true):", text_of(result))
-        return
+def records(result) -> str:
     content = result.structuredContent or {}
     rows = content.get("records", [content] if content else [])
-    show("OK:", "\n".join(f"#{r['id']} {r['owner']}: {r['title']} ({r['created_at']})" for r in rows) or "(no records)")
-
-
-def print_config(config: Path) -> None:
-    print(f"config {config.name}:")
-    for line in config.read_text(encoding="utf-8").strip().splitlines():
-        print(f"  | {line}".rstrip())
+    return "\n".join(f"#{r['id']} {r['owner']}: {r['title']} ({r['created_at']})" for r in rows) or "(no records)"
 
 
 async def scene(binary: Path, workdir: Path, key: str, title: str, config: Path, steps) -> None:
@@ -66,7 +40,7 @@ async def scene(binary: Path, workdir: Path, key: str, title: str, config: Path,
         tools = await session.list_tools()
         print(f"\n> tools/list\n  {', '.join(t.name for t in tools.tools)}")
         for tool, arguments in steps:
-            await call(session, tool, arguments)
+            await call(session, tool, arguments, records)
     print("\naudit events (stderr, target mcp_lp::audit):")
     for event in audit_events(errlog):
         print(
