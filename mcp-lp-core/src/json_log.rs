@@ -45,8 +45,12 @@ where
         LINE.with(|line| match line.try_borrow_mut() {
             Ok(mut line) => {
                 line.clear();
-                write_line(&mut line, event)?;
-                writer.write_str(&line)
+                let written = write_line(&mut line, event).and_then(|()| writer.write_str(&line));
+                // One oversized event must not pin its buffer for the thread's lifetime.
+                if line.capacity() > MAX_KEPT_LINE_BYTES {
+                    *line = String::new();
+                }
+                written
             }
             Err(_) => {
                 let mut line = String::new();
@@ -56,6 +60,9 @@ where
         })
     }
 }
+
+/// The largest line buffer kept for the next event.
+const MAX_KEPT_LINE_BYTES: usize = 64 * 1024;
 
 thread_local! {
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
