@@ -255,6 +255,15 @@ async fn throughput(
     (total / elapsed.as_secs_f64(), cpu_us)
 }
 
+/// The server `ONLY=N` picks out of `count`, if any.
+fn only(count: usize) -> Option<usize> {
+    let only = std::env::var("ONLY").ok()?;
+    match only.parse() {
+        Ok(n) if n < count => Some(n),
+        _ => panic!("ONLY={only}: expected a server number below {count}"),
+    }
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -271,19 +280,26 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
+        let names = [
+            "plain rmcp 3.9, no authentication",
+            "mcp-lp, no authentication",
+            "mcp-lp, bearer JWT (EdDSA) + checkpoint",
+        ];
+        let only = only(names.len());
         let mut targets = Vec::new();
-        for (name, (url, token)) in [
-            ("plain rmcp 3.9, no authentication", plain().await),
-            ("mcp-lp, no authentication", open().await),
-            ("mcp-lp, bearer JWT (EdDSA) + checkpoint", guarded().await),
-        ] {
+        for (i, name) in names.into_iter().enumerate() {
+            if only.is_some_and(|only| only != i) {
+                continue;
+            }
+            let (url, token) = match i {
+                0 => plain().await,
+                1 => open().await,
+                _ => guarded().await,
+            };
             targets.push((name, Arc::new(Target { url, token })));
         }
-        if let Ok(only) = std::env::var("ONLY") {
-            let only: usize = only.parse().expect("ONLY is a number");
-            assert!(only < targets.len(), "ONLY must be below {}", targets.len());
-            targets = vec![targets.swap_remove(only)];
-        }
+        // Ratios are to plain rmcp, so only when it runs too.
+        let with_plain = only.is_none_or(|only| only == 0);
         tokio::time::sleep(Duration::from_millis(300)).await;
         println!("tools/call over streamable HTTP on loopback, {rounds} interleaved rounds");
         println!(
@@ -332,7 +348,9 @@ fn main() {
                     ratios.iter().copied().fold(f64::INFINITY, f64::min),
                     ratios.iter().copied().fold(0.0, f64::max),
                 );
-                let ratio = if i == 0 {
+                let ratio = if !with_plain {
+                    "n/a".to_owned()
+                } else if i == 0 {
                     "1.000".to_owned()
                 } else {
                     format!("{:.3} ({lo:.3}, {hi:.3})", median(ratios))

@@ -67,6 +67,15 @@ async fn per_call(client: &Client, calls: u32) -> Duration {
     started.elapsed() / calls
 }
 
+/// The server `ONLY=N` picks out of `count`, if any.
+fn only(count: usize) -> Option<usize> {
+    let only = std::env::var("ONLY").ok()?;
+    match only.parse() {
+        Ok(n) if n < count => Some(n),
+        _ => panic!("ONLY={only}: expected a server number below {count}"),
+    }
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -83,9 +92,6 @@ fn main() {
     let rounds = env_or("ROUNDS", 30);
     let calls = env_or("CALLS", 2000);
     let workers = env_or("WORKERS", 0);
-    let only = std::env::var("ONLY")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok());
     tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber(std::io::sink))
         .expect("the only subscriber");
     // One thread by default: client and server then share a core, which keeps cross-core
@@ -102,15 +108,26 @@ fn main() {
     }
     .expect("runtime");
     runtime.block_on(async {
-        let mut clients = vec![
-            ("plain rmcp 3.9", plain_client().await),
-            ("mcp-lp checkpoint, rmcp's stdio transport", guarded_client(false).await),
-            ("mcp-lp checkpoint, mcp-lp's stdio transport (what `serve_stdio` uses)", guarded_client(true).await),
+        let names = [
+            "plain rmcp 3.9",
+            "mcp-lp checkpoint, rmcp's stdio transport",
+            "mcp-lp checkpoint, mcp-lp's stdio transport (what `serve_stdio` uses)",
         ];
-        if let Some(only) = only {
-            assert!(only < clients.len(), "ONLY must be below {}", clients.len());
-            clients = vec![clients.swap_remove(only)];
+        let only = only(names.len());
+        let mut clients = Vec::new();
+        for (i, name) in names.into_iter().enumerate() {
+            if only.is_some_and(|only| only != i) {
+                continue;
+            }
+            let client = match i {
+                0 => plain_client().await,
+                1 => guarded_client(false).await,
+                _ => guarded_client(true).await,
+            };
+            clients.push((name, client));
         }
+        // Ratios are to plain rmcp, so only when it runs too.
+        let with_plain = only.is_none_or(|only| only == 0);
         // Warm up every path (allocators, schema caches, branch predictors).
         for (_, client) in &clients {
             per_call(client, calls).await;
@@ -137,7 +154,11 @@ fn main() {
             let us = median(&mut samples[i]);
             let r = median(&mut ratios[i]);
             let (lo, hi) = (ratios[i][ratios[i].len() / 10], ratios[i][ratios[i].len() * 9 / 10]);
-            println!("| {name} | {us:.2} | {r:.3} ({lo:.3}, {hi:.3}) |");
+            if with_plain {
+                println!("| {name} | {us:.2} | {r:.3} ({lo:.3}, {hi:.3}) |");
+            } else {
+                println!("| {name} | {us:.2} | n/a |");
+            }
         }
     });
 }

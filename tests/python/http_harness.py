@@ -211,7 +211,7 @@ class Reply:
     message: dict[str, Any] | None
 
 
-def post(url: str, message: dict[str, Any], token: str | None, session: str | None = None) -> Reply:
+def post(url: str, message: dict[str, Any] | list[Any], token: str | None, session: str | None = None) -> Reply:
     """POST one JSON-RPC message and read the reply, whether JSON or a server-sent event."""
     headers = {"Accept": ACCEPT, "Content-Type": "application/json", "MCP-Protocol-Version": PROTOCOL_VERSION}
     if token is not None:
@@ -225,7 +225,7 @@ def post(url: str, message: dict[str, Any], token: str | None, session: str | No
         for line in body.splitlines():
             if line.startswith("data:") and line[5:].strip():
                 parsed = json.loads(line[5:])
-    elif body.strip():
+    elif response.headers.get("content-type", "").startswith("application/json") and body.strip():
         parsed = json.loads(body)
     return Reply(response.status_code, response.headers, parsed)
 

@@ -120,6 +120,17 @@ def test_rejects_missing_scope_with_403_step_up(server: HttpNotesServer, minter:
     assert denied[0]["args_sha256"] == hashlib.sha256(b'{"name":"welcome"}').hexdigest()
 
 
+def test_rejects_array_shaped_call_without_a_scope_refusal(server: HttpNotesServer, minter: Minter, workspace: Workspace) -> None:
+    # A JSON array is not a message: rmcp refuses it, and the scope check must not read it as one.
+    token = minter.token(sub="bob@example.com", scope="notes:read")
+    session = open_session(server.url, token)
+    reply = post(server.url, ["tools/call", 7, {"name": "delete_note", "arguments": {"name": "welcome"}}], token, session)
+    assert reply.status != 403, reply.status
+    assert 400 <= reply.status < 500, reply.status
+    assert workspace.note("welcome").exists()
+    assert [e for e in audit_events(server.errlog) if e["decision"] == "deny"] == []
+
+
 def bad_tokens(minter: Minter, keys: KeyServer) -> dict[str, str | None]:
     good = minter.token()
     head, body, signature = good.split(".")

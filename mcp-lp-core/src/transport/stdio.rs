@@ -16,6 +16,7 @@ use rmcp::RoleServer;
 use rmcp::model::{CallToolRequest, ClientRequest, JsonRpcMessage, JsonRpcRequest};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::Mutex;
@@ -175,10 +176,12 @@ where
 /// Parse one message. A `tools/call`, most of the traffic, is read straight into its type
 /// first: rmcp's client request is an untagged enum, whose general parse tries each kind of
 /// request in turn and builds an error message for every kind that does not match, which costs
-/// more instructions than the checkpoint itself. Anything else, or a `tools/call` that does not
-/// parse as one, takes the general parse, so the result and any error are rmcp's own.
+/// more instructions than the checkpoint itself. The first attempt still goes through rmcp's
+/// own message parse, with its check that a request carries no `result` or `error`. Anything
+/// but a `tools/call` request takes the general parse, so the result and any error are rmcp's.
 fn parse(line: &str) -> serde_json::Result<RxJsonRpcMessage<RoleServer>> {
-    if let Ok(call) = serde_json::from_str::<JsonRpcRequest<CallToolRequest>>(line) {
+    type CallOnly = JsonRpcMessage<CallToolRequest, IgnoredAny, IgnoredAny>;
+    if let Ok(JsonRpcMessage::Request(call)) = serde_json::from_str::<CallOnly>(line) {
         let request = ClientRequest::CallToolRequest(call.request);
         return Ok(JsonRpcMessage::Request(JsonRpcRequest::new(
             call.id, request,
@@ -232,18 +235,36 @@ mod tests {
         }
     }
 
+    fn outcome(
+        parsed: serde_json::Result<RxJsonRpcMessage<RoleServer>>,
+    ) -> Result<serde_json::Value, String> {
+        parsed
+            .map(|message| serde_json::to_value(message).unwrap())
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn rejects_malformed_tools_call_as_rmcp_does() {
+    fn falls_back_to_rmcp_for_malformed_tools_call() {
         for line in [
+            "[]",
+            r#"["tools/call", 1]"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#,
             r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo"}}"#,
         ] {
-            assert_eq!(
-                parse(line).map_err(|e| e.to_string()).err(),
-                general(line).map_err(|e| e.to_string()).err(),
-                "{line}"
-            );
+            assert_eq!(outcome(parse(line)), outcome(general(line)), "{line}");
+        }
+    }
+
+    #[test]
+    fn rejects_tools_call_that_is_also_a_response() {
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"},"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"},"error":{"code":1,"message":"m"}}"#,
+        ] {
+            let fast = outcome(parse(line));
+            assert!(fast.is_err(), "{line}");
+            assert_eq!(fast, outcome(general(line)), "{line}");
         }
     }
 }

@@ -196,12 +196,16 @@ impl<S: ToolSet> Gate<S> {
     /// checkpoint itself.
     fn refuse_out_of_scope(&self, principal: &Principal, body: &[u8]) -> Option<Response> {
         // Every POST passes through here, so only the method and tool name are read; the
-        // arguments are parsed only for the audit event of a refusal.
-        let message: CallPeek<'_> = serde_json::from_slice(body).ok()?;
+        // arguments are parsed only for the audit event of a refusal. Derived deserializers
+        // would also read a JSON array positionally, so only objects are read at all: anything
+        // else goes on to rmcp, which refuses it.
+        let message: CallPeek<'_> = serde_json::from_slice(object(body)?).ok()?;
         if message.method.as_deref() != Some("tools/call") {
             return None;
         }
-        let params = message.params?;
+        let params = message.params?.get();
+        object(params.as_bytes())?;
+        let params: ParamsPeek<'_> = serde_json::from_str(params).ok()?;
         let id = || -> Value {
             message
                 .id
@@ -241,7 +245,7 @@ struct CallPeek<'a> {
     #[serde(borrow)]
     id: Option<&'a RawValue>,
     #[serde(borrow)]
-    params: Option<ParamsPeek<'a>>,
+    params: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -250,6 +254,11 @@ struct ParamsPeek<'a> {
     name: Cow<'a, str>,
     #[serde(borrow)]
     arguments: Option<&'a RawValue>,
+}
+
+/// `json` if it is a JSON object, judged by its first non-blank byte.
+fn object(json: &[u8]) -> Option<&[u8]> {
+    (json.trim_ascii_start().first() == Some(&b'{')).then_some(json)
 }
 
 /// Text safe inside a quoted header parameter.
