@@ -25,6 +25,7 @@ use aws_credential_types::provider::ProvideCredentials as _;
 use mcp_lp::Principal;
 use mcp_lp::prelude::*;
 use mcp_lp_aws::{AwsConfig, S3};
+use mcp_lp_tests::bench::{env_or, median};
 use support::{Connection, Seed, connect, seed};
 
 #[derive(Clone)]
@@ -85,18 +86,6 @@ impl Bench {
     async fn nothing(&self) -> String {
         "ok".into()
     }
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {
@@ -332,10 +321,10 @@ async fn rollover(seed: &Seed, seconds: u64) {
 
 fn main() {
     let seed = seed();
-    let first = env_or("FIRST", 1000);
-    let rounds = env_or("ROUNDS", 20);
-    let calls = env_or("CALLS", 200);
-    let seconds = env_or("ROLLOVER_SECS", 12);
+    let first: u64 = env_or("FIRST", 1000);
+    let rounds: u64 = env_or("ROUNDS", 20);
+    let calls: u64 = env_or("CALLS", 200);
+    let seconds: u64 = env_or("ROLLOVER_SECS", 12);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -32,6 +32,7 @@ use mcp_lp::prelude::*;
 use mcp_lp::transport::LineTransport;
 use mcp_lp::{Checkpoint, Principal, Server};
 use mcp_lp_db::{Databases, PgRead};
+use mcp_lp_tests::bench::{env_or, median};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
@@ -198,11 +199,6 @@ async fn per_call(
     (total, db)
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn percentiles(values: &mut [f64]) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
     (
@@ -212,16 +208,9 @@ fn percentiles(values: &mut [f64]) -> (f64, f64, f64) {
     )
 }
 
-fn env_or(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let rounds = env_or("ROUNDS", 30);
-    let calls = env_or("CALLS", 1000);
+    let rounds: u32 = env_or("ROUNDS", 30);
+    let calls: u32 = env_or("CALLS", 1000);
     tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber(std::io::sink))
         .expect("the only subscriber");
     // One thread, as in the tools/call benchmark: client and server share a core.

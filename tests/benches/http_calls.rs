@@ -19,19 +19,13 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use axum::serve::ListenerExt as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_lp::{Config, Server};
+use mcp_lp_tests::bench::{env_or, median, only};
 use mcp_lp_tests::{GuardedEcho, OpenEcho, PlainEcho};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 
 const ACCEPT: &str = "application/json, text/event-stream";
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn b64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -255,24 +249,10 @@ async fn throughput(
     (total / elapsed.as_secs_f64(), cpu_us)
 }
 
-/// The server `ONLY=N` picks out of `count`, if any.
-fn only(count: usize) -> Option<usize> {
-    let only = std::env::var("ONLY").ok()?;
-    match only.parse() {
-        Ok(n) if n < count => Some(n),
-        _ => panic!("ONLY={only}: expected a server number below {count}"),
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
-    let rounds = env_or("ROUNDS", 10);
-    let calls = env_or("CALLS", 500);
-    let clients = env_or("CLIENTS", 16);
+    let rounds: usize = env_or("ROUNDS", 10);
+    let calls: usize = env_or("CALLS", 500);
+    let clients: usize = env_or("CLIENTS", 16);
     tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber(std::io::sink))
         .expect("the only subscriber");
     let runtime = tokio::runtime::Builder::new_multi_thread()

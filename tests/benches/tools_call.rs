@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use mcp_lp::transport::LineTransport;
 use mcp_lp::{Checkpoint, Config, Grant, Principal};
+use mcp_lp_tests::bench::{env_or, median, only};
 use mcp_lp_tests::{GuardedEcho, PlainEcho, object};
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
@@ -67,31 +68,10 @@ async fn per_call(client: &Client, calls: u32) -> Duration {
     started.elapsed() / calls
 }
 
-/// The server `ONLY=N` picks out of `count`, if any.
-fn only(count: usize) -> Option<usize> {
-    let only = std::env::var("ONLY").ok()?;
-    match only.parse() {
-        Ok(n) if n < count => Some(n),
-        _ => panic!("ONLY={only}: expected a server number below {count}"),
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn env_or(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let rounds = env_or("ROUNDS", 30);
-    let calls = env_or("CALLS", 2000);
-    let workers = env_or("WORKERS", 0);
+    let rounds: u32 = env_or("ROUNDS", 30);
+    let calls: u32 = env_or("CALLS", 2000);
+    let workers: u32 = env_or("WORKERS", 0);
     tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber(std::io::sink))
         .expect("the only subscriber");
     // One thread by default: client and server then share a core, which keeps cross-core

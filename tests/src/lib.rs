@@ -1,6 +1,8 @@
 //! Fixtures for mcp-lp's integration tests and benchmarks: servers with tools that exercise
 //! every branch of the checkpoint, an in-process client connected over a byte pipe, and an
-//! audit-event recorder.
+//! audit-event recorder; and the benchmarks' shared helpers in [`bench`].
+
+pub mod bench;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
