@@ -206,15 +206,14 @@ impl<S: ToolSet> Gate<S> {
         let params = message.params?.get();
         object(params.as_bytes())?;
         let params: ParamsPeek<'_> = serde_json::from_str(params).ok()?;
-        let id = || -> Value {
-            message
+        let mut id = Value::Null;
+        let refusal = self.checkpoint.refusal(principal, &params.name, || {
+            id = message
                 .id
                 .and_then(|raw| serde_json::from_str(raw.get()).ok())
-                .unwrap_or(Value::Null)
-        };
-        let refusal = self.checkpoint.refusal(principal, &params.name, || {
-            let request_id = match id() {
-                Value::String(s) => s,
+                .unwrap_or(Value::Null);
+            let request_id = match &id {
+                Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
             let arguments = params
@@ -232,7 +231,7 @@ impl<S: ToolSet> Gate<S> {
         Some(json_error(
             StatusCode::FORBIDDEN,
             Some(challenge),
-            json!({"jsonrpc": "2.0", "id": id(), "error": error}),
+            json!({"jsonrpc": "2.0", "id": id, "error": error}),
         ))
     }
 }
