@@ -104,9 +104,9 @@ impl FieldWriter<'_> {
         }
     }
 
-    fn put_number(&mut self, field: &Field, digits: &str) {
+    fn put_literal(&mut self, field: &Field, json: &str) {
         self.put(field, |line| {
-            line.push_str(digits);
+            line.push_str(json);
             Ok(())
         });
     }
@@ -118,15 +118,15 @@ impl Visit for FieldWriter<'_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put_number(field, itoa::Buffer::new().format(value));
+        self.put_literal(field, itoa::Buffer::new().format(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put_number(field, itoa::Buffer::new().format(value));
+        self.put_literal(field, itoa::Buffer::new().format(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put_number(field, if value { "true" } else { "false" });
+        self.put_literal(field, if value { "true" } else { "false" });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
