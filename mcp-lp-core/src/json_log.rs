@@ -321,6 +321,15 @@ mod tests {
     }
 
     #[test]
+    fn keeps_no_oversized_line_buffer_after_a_large_event() {
+        let big = "x".repeat(4 * MAX_KEPT_LINE_BYTES);
+        let event = capture(|| tracing::info!(value = big.as_str(), "m"));
+        assert_eq!(event["value"].as_str().map(str::len), Some(big.len()));
+        let kept = LINE.with(|line| line.borrow().capacity());
+        assert!(kept <= MAX_KEPT_LINE_BYTES, "kept {kept} bytes");
+    }
+
+    #[test]
     fn escapes_debug_values() {
         let event = capture(|| tracing::info!(value = ?"quo\"te", "m"));
         assert_eq!(event["value"], "\"quo\\\"te\"");
