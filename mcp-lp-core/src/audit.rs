@@ -50,6 +50,36 @@ impl ArgumentDigest {
         }
     }
 
+    /// Digest what a multi-round-trip retry adds to a call: the client's `inputResponses` and
+    /// the `requestState` it echoes, as the canonical form of
+    /// `{"inputResponses": ..., "requestState": ...}` with absent members left out. `None` for
+    /// a call that carries neither.
+    ///
+    /// ```
+    /// use mcp_lp::audit::ArgumentDigest;
+    ///
+    /// assert_eq!(ArgumentDigest::of_round(None, None), None);
+    /// let round = ArgumentDigest::of_round(None, Some("sealed")).unwrap();
+    /// assert_eq!(round.bytes(), r#"{"requestState":"sealed"}"#.len());
+    /// ```
+    pub fn of_round(
+        input_responses: Option<&rmcp::model::InputResponses>,
+        request_state: Option<&str>,
+    ) -> Option<Self> {
+        if input_responses.is_none() && request_state.is_none() {
+            return None;
+        }
+        let mut round = JsonObject::new();
+        if let Some(responses) = input_responses {
+            let responses = responses.iter().map(|(k, v)| (k.clone(), v.clone()));
+            round.insert("inputResponses".into(), Value::Object(responses.collect()));
+        }
+        if let Some(state) = request_state {
+            round.insert("requestState".into(), Value::String(state.to_owned()));
+        }
+        Some(Self::of(Some(&round)))
+    }
+
     /// The digest as 64 lowercase hex digits.
     pub fn sha256_hex(&self) -> String {
         self.hex().as_str().to_owned()
@@ -198,6 +228,12 @@ pub enum Outcome {
     OutputTooLarge,
     /// The handler panicked.
     Panicked,
+    /// The handler asked the client for input (a multi-round-trip `InputRequiredResult`); the
+    /// client retries with its answers.
+    InputRequired,
+    /// The `requestState` the client brought back failed its seal or its binding to this
+    /// principal, tool and arguments.
+    StateRejected,
 }
 
 impl Outcome {
@@ -212,6 +248,8 @@ impl Outcome {
             Self::Timeout => "timeout",
             Self::OutputTooLarge => "output_too_large",
             Self::Panicked => "panicked",
+            Self::InputRequired => "input_required",
+            Self::StateRejected => "state_rejected",
         }
     }
 }
@@ -229,6 +267,8 @@ pub(crate) struct AuditEvent<'a> {
     pub(crate) decision: Decision,
     pub(crate) reason: Option<&'a str>,
     pub(crate) arguments: &'a ArgumentDigest,
+    /// What a multi-round-trip retry adds: `inputResponses` and `requestState`.
+    pub(crate) round: Option<&'a ArgumentDigest>,
     pub(crate) output_bytes: Option<usize>,
     pub(crate) started: Instant,
     pub(crate) outcome: Outcome,
@@ -253,6 +293,7 @@ impl<'a> AuditEvent<'a> {
             decision: Decision::Deny,
             reason: None,
             arguments,
+            round: None,
             output_bytes: None,
             started,
             outcome: Outcome::UnknownTool,
@@ -263,6 +304,7 @@ impl<'a> AuditEvent<'a> {
     pub(crate) fn finish(&self) {
         let duration = self.started.elapsed();
         let args_sha256 = self.arguments.hex();
+        let round_sha256 = self.round.map(ArgumentDigest::hex);
         let duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         macro_rules! event {
             ($level:expr) => {
@@ -279,6 +321,8 @@ impl<'a> AuditEvent<'a> {
                     reason = self.reason,
                     args_sha256 = args_sha256.as_str(),
                     args_bytes = self.arguments.bytes(),
+                    input_sha256 = round_sha256.as_ref().map(HexDigest::as_str),
+                    input_bytes = self.round.map(ArgumentDigest::bytes),
                     output_bytes = self.output_bytes,
                     duration_us,
                     outcome = self.outcome.as_str(),

@@ -12,20 +12,23 @@ use std::fmt;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::FutureExt as _;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
+use std::borrow::Cow;
+
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-    ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResponse, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
-    SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+    CompleteResult, ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool,
+    UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::audit::{ArgumentDigest, AuditEvent, Decision, Outcome};
@@ -34,6 +37,7 @@ use crate::config::{Config, ConfigError};
 use crate::limits::Limits;
 use crate::policy::{ToolPolicy, ToolSet};
 use crate::principal::Principal;
+use crate::sealed_state::{Binding, DEFAULT_STATE_TTL, StateSealer};
 use crate::transport::LineTransport;
 
 /// The JSON-RPC error code of a call refused for a missing grant.
@@ -41,6 +45,10 @@ pub const FORBIDDEN: ErrorCode = ErrorCode(-32003);
 
 /// The longest client-sent tool name echoed back in an error or written to the audit trail.
 const MAX_ECHOED_NAME: usize = 64;
+
+/// How long a client may reuse a `tools/list` result. The list depends on the caller's grants,
+/// which can expire, so it is short, and never longer than the caller's next grant expiry.
+const TOOL_LIST_TTL: Duration = Duration::from_secs(60);
 
 /// What a running handler knows about its call: which tool, for whom, and the capability
 /// providers the server was given. Capability extractors read it to hand out the tool's own
@@ -172,6 +180,9 @@ struct Shared<S> {
     router: ToolRouter<S>,
     tools: HashMap<&'static str, ToolEntry>,
     providers: Providers,
+    /// Seals the state tools hand clients to bring back, and opens it on their return.
+    sealer: StateSealer,
+    protocol_versions: Vec<ProtocolVersion>,
 }
 
 /// An MCP server handler that puts the checkpoint around the tools of `S`.
@@ -270,11 +281,17 @@ impl<S: ToolSet> Checkpoint<S> {
                 (policy.name, entry)
             })
             .collect();
+        let sealer = match config.request_state_sealer() {
+            Some(sealer) => sealer.clone(),
+            None => StateSealer::ephemeral(DEFAULT_STATE_TTL),
+        };
         let shared = Shared {
             service,
             router: S::tool_router(),
             tools,
             providers: Providers(Arc::new(providers)),
+            sealer,
+            protocol_versions: config.protocol_versions().to_vec(),
         };
         Ok(Self {
             shared: Arc::new(shared),
@@ -403,6 +420,7 @@ impl<S: ToolSet> Checkpoint<S> {
                         CallToolResponse::Complete(r) if r.is_error == Some(true) => {
                             Outcome::ToolError
                         }
+                        CallToolResponse::InputRequired(_) => Outcome::InputRequired,
                         _ => Outcome::Ok,
                     };
                     (outcome, Some(bytes), Ok(response))
@@ -575,29 +593,55 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
         let now = SystemTime::now();
         let mut tools = self.shared.router.list_all();
         tools.retain(|tool| self.visible(tool, &principal, now));
-        Ok(ListToolsResult::with_all_items(tools))
+        // The list is this caller's: no shared cache may hand it to another.
+        Ok(ListToolsResult::with_all_items(tools)
+            .with_cache_scope(CacheScope::Private)
+            .with_ttl_ms(list_ttl_ms(&principal, now)))
     }
 
+    // rmcp asks for a tool's definition only to check the `Mcp-Param-*` headers of a request
+    // against its input schema (SEP-2243), before the call reaches `call_tool`; nothing of it is
+    // sent to the client. Authorization stays with `call_tool` and `list_tools`.
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        // Without a request there is no principal to decide by, except the operator's.
-        let principal = self.operator_principal()?;
+        self.shared.router.get(name).cloned()
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Owned(self.shared.protocol_versions.clone())
+    }
+
+    // `subscriptions/listen` (2026-07-28) carries list-changed and resource notifications, none
+    // of which are capability-scoped: the server's own handler serves it.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
         self.shared
-            .router
-            .get(name)
-            .filter(|tool| self.visible(tool, principal, SystemTime::now()))
-            .cloned()
+            .service
+            .extras()
+            .accepted_subscription_filter(requested)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        self.shared.service.extras().listen(context).await
     }
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
         let request_id = context.id.to_string();
         let arguments = ArgumentDigest::of(request.arguments.as_ref());
+        // A multi-round-trip retry also carries the client's answers and the state it echoes.
+        let round = ArgumentDigest::of_round(
+            request.input_responses.as_ref(),
+            request.request_state.as_deref(),
+        );
         let Some(principal) = self.principal_of(&context) else {
             let mut event = AuditEvent::start(&request_id, "", &arguments, started);
+            event.round = round.as_ref();
             event.reason = Some("no authenticated principal");
             event.outcome = Outcome::Denied;
             event.finish();
@@ -608,6 +652,7 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
             ));
         };
         let mut event = AuditEvent::start(&request_id, principal.id(), &arguments, started);
+        event.round = round.as_ref();
 
         let Some(entry) = self.shared.tools.get(request.name.as_ref()) else {
             let name = echo(&request.name);
@@ -628,12 +673,11 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
             Err(denial) => return Err(deny(event, entry, &principal, denial).into_error()),
         };
 
-        if arguments.bytes() > entry.limits.max_argument_bytes {
+        let request_bytes = arguments.bytes() + round.as_ref().map_or(0, ArgumentDigest::bytes);
+        if request_bytes > entry.limits.max_argument_bytes {
             let reason = format!(
-                "arguments to tool `{}` are {} bytes, over the limit of {} bytes",
-                policy.name,
-                arguments.bytes(),
-                entry.limits.max_argument_bytes
+                "arguments to tool `{}` are {request_bytes} bytes, over the limit of {} bytes",
+                policy.name, entry.limits.max_argument_bytes
             );
             event.reason = Some(&reason);
             event.outcome = Outcome::ArgumentsTooLarge;
@@ -641,7 +685,34 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
             return Err(ErrorData::invalid_params(reason.clone(), None));
         }
 
-        let (outcome, output_bytes, response) = self
+        // The state a client brings back is attacker-controlled: the tool sees it only once the
+        // seal shows it was issued for this principal, this tool and these arguments.
+        let binding = Binding {
+            principal: principal.id(),
+            tool: policy.name,
+            arguments: &arguments,
+        };
+        if let Some(sealed) = request.request_state.take() {
+            match self.shared.sealer.open(&binding, &sealed) {
+                Ok(state) => request.request_state = Some(state),
+                Err(rejected) => {
+                    let reason = format!(
+                        "the requestState sent to tool `{}` was refused: {rejected}; call the tool again without it",
+                        policy.name
+                    );
+                    event.reason = Some(&reason);
+                    event.outcome = Outcome::StateRejected;
+                    event.finish();
+                    let data = serde_json::json!({
+                        "tool": policy.name,
+                        "request_state": rejected.code(),
+                    });
+                    return Err(ErrorData::invalid_params(reason.clone(), Some(data)));
+                }
+            }
+        }
+
+        let (outcome, output_bytes, mut response) = self
             .run(
                 authorized,
                 Arc::clone(&principal),
@@ -650,6 +721,11 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
                 context,
             )
             .await;
+        if let Ok(CallToolResponse::InputRequired(result)) = &mut response
+            && let Some(state) = result.request_state.take()
+        {
+            result.request_state = Some(self.shared.sealer.seal(&binding, &state));
+        }
         event.decision = Decision::Allow;
         event.outcome = outcome;
         event.output_bytes = output_bytes;
@@ -679,6 +755,17 @@ fn echo(name: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// How long `principal`'s tool list stays fresh at `now`: [`TOOL_LIST_TTL`], or less when one of
+/// its grants expires sooner.
+fn list_ttl_ms(principal: &Principal, now: SystemTime) -> u64 {
+    let ttl = principal
+        .grants()
+        .iter()
+        .filter_map(|grant| grant.expires_at()?.duration_since(now).ok())
+        .fold(TOOL_LIST_TTL, Duration::min);
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn serialized_len(response: &CallToolResponse) -> usize {

@@ -54,6 +54,7 @@ pub mod limits;
 mod parameters;
 mod policy;
 mod principal;
+pub mod sealed_state;
 mod tool_error;
 pub mod transport;
 

@@ -6,17 +6,18 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use rmcp::model::{
     ArgumentInfo, CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock,
-    GetPromptRequestParams, GetPromptResponse, GetPromptResult, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, LoggingLevel, PaginatedRequestParams, Prompt,
-    PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Reference, Resource, ResourceContents, ResourceTemplate, Role,
-    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, InputRequiredResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, LoggingLevel,
+    PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Reference, Resource, ResourceContents,
+    ResourceTemplate, Role, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::json;
 
+use crate::input_required::{answer, ask_text, content_str, requests};
 use crate::{Conformance, media};
 
 const STATIC_TEXT: &str = "test://static-text";
@@ -28,6 +29,7 @@ const SIMPLE_PROMPT: &str = "test_simple_prompt";
 const PROMPT_WITH_ARGUMENTS: &str = "test_prompt_with_arguments";
 const PROMPT_WITH_RESOURCE: &str = "test_prompt_with_embedded_resource";
 const PROMPT_WITH_IMAGE: &str = "test_prompt_with_image";
+const PROMPT_WITH_INPUT: &str = "test_input_required_result_prompt";
 
 /// Values `completion/complete` offers for `arg1` and `arg2` of `test_prompt_with_arguments`
 /// and for `id` of the resource template, filtered by the prefix typed so far.
@@ -80,6 +82,15 @@ impl ServerHandler for Conformance {
             .enable_resources_subscribe()
             .build();
         ServerConfig::new(capabilities)
+    }
+
+    // `subscriptions/listen` (2026-07-28): every notification kind the capabilities advertise
+    // is accepted; rmcp acknowledges the stream and tags what is sent on it.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.supported_by(&self.get_info().capabilities))
     }
 
     async fn set_level(
@@ -202,6 +213,11 @@ impl ServerHandler for Conformance {
                 Some("A prompt that includes an image"),
                 None,
             ),
+            Prompt::new(
+                PROMPT_WITH_INPUT,
+                Some("A prompt that first asks the user for context (2026-07-28)"),
+                None,
+            ),
         ]))
     }
 
@@ -211,6 +227,25 @@ impl ServerHandler for Conformance {
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let name = request.name.as_str();
+        if name == PROMPT_WITH_INPUT {
+            return Ok(
+                match answer(request.input_responses.as_ref(), "user_context") {
+                    Some(reply) => {
+                        let context = content_str(reply, "context").unwrap_or("none given");
+                        GetPromptResult::new(vec![PromptMessage::new_text(
+                            Role::User,
+                            format!("Prompt built with the context: {context}"),
+                        )])
+                        .into()
+                    }
+                    None => InputRequiredResult::from_input_requests(requests([(
+                        "user_context",
+                        ask_text("What context should the prompt use?", "context"),
+                    )]))
+                    .into(),
+                },
+            );
+        }
         let arguments = request.arguments.unwrap_or_default();
         let argument = |key: &str| {
             arguments.get(key).and_then(|v| v.as_str()).ok_or_else(|| {

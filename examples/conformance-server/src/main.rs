@@ -18,23 +18,29 @@
 #![allow(deprecated)]
 
 mod handler;
+mod input_required;
 mod media;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_lp::prelude::*;
+use rmcp::handler::server::tool::{InputResponses as Answers, RequestState};
 use rmcp::model::{
-    CallToolResult, ContentBlock, CreateMessageRequestParams, ElicitRequestParams, ElicitResult,
-    ElicitationSchema, EnumSchema, LegacyEnumSchema, LoggingLevel, LoggingMessageNotificationParam,
-    ProgressNotificationParam, ResourceContents, SamplingMessage,
+    CallToolResponse, CallToolResult, ClientCapabilities, ContentBlock, CreateMessageRequestParams,
+    ElicitRequestParams, ElicitResult, ElicitationSchema, EnumSchema, InputRequiredResult,
+    LegacyEnumSchema, LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam,
+    RequestMetaObject, ResourceContents, SamplingMessage,
 };
 use rmcp::service::{ElicitationMode, RequestContext};
-use rmcp::{Peer, RoleServer};
+use rmcp::{ErrorData, Peer, RoleServer};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::handler::LogThreshold;
+use crate::input_required::{
+    answer, ask_bool, ask_llm, ask_roots, ask_text, content_str, requests,
+};
 
 /// How long the logging and progress fixtures pause between two notifications, so that a
 /// client sees them arrive one by one while the call is still running.
@@ -308,6 +314,216 @@ impl Conformance {
         Ok(format!("Elicitation completed: {}", describe(&result)))
     }
 
+    /// Refuse to run unless the request declares the `sampling` client capability in its
+    /// `_meta` (scenario `server-stateless`, SEP-2575): `-32021` naming what is missing.
+    #[tool]
+    async fn test_missing_capability(
+        &self,
+        meta: RequestMetaObject,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let declared = meta.client_capabilities().unwrap_or_default();
+        if declared.sampling.is_none() {
+            return Err(ErrorData::missing_required_client_capability(
+                ClientCapabilities::builder().enable_sampling().build(),
+            ));
+        }
+        Ok(text("Required capability declared"))
+    }
+
+    /// Ask for a value through an `InputRequiredResult` in the response stream, never through
+    /// an independent request (scenario `server-stateless`, SEP-2575).
+    #[tool]
+    async fn test_streaming_elicitation(&self) -> InputRequiredResult {
+        InputRequiredResult::from_input_requests(requests([(
+            "streaming_elicitation",
+            ask_text("Provide a value", "value"),
+        )]))
+    }
+
+    /// Log one message, only when the request's `_meta` asks for a log level (scenario
+    /// `server-stateless`, SEP-2575).
+    #[tool]
+    async fn test_logging_tool(
+        &self,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+    ) -> Result<String, ToolError> {
+        if let Some(level) = meta.log_level() {
+            let notification =
+                LoggingMessageNotificationParam::new(level, json!("logLevel was requested"))
+                    .with_logger(env!("CARGO_PKG_NAME"));
+            peer.notify_logging_message(notification)
+                .await
+                .map_err(|e| ToolError::new(format!("cannot send a log message: {e}")))?;
+        }
+        Ok("Logging tool completed".into())
+    }
+
+    /// Ask the user's name, then greet them (scenarios `input-required-result-*`, SEP-2322).
+    /// Answers that are missing or not objects are asked for again.
+    #[tool]
+    async fn test_input_required_result_elicitation(
+        &self,
+        Answers(answers): Answers,
+    ) -> CallToolResponse {
+        match answer(answers.as_ref(), "user_name") {
+            Some(user) => text(format!(
+                "Hello, {}!",
+                content_str(user, "name").unwrap_or("friend")
+            )),
+            None => InputRequiredResult::from_input_requests(requests([(
+                "user_name",
+                ask_text("What is your name?", "name"),
+            )]))
+            .into(),
+        }
+    }
+
+    /// Ask the client's LLM a question, then return its answer (scenario
+    /// `input-required-result-basic-sampling`).
+    #[tool]
+    async fn test_input_required_result_sampling(
+        &self,
+        Answers(answers): Answers,
+    ) -> CallToolResponse {
+        match answer(answers.as_ref(), "capital_question") {
+            Some(reply) => text(format!(
+                "Sampling response: {}",
+                content_str(reply, "text").unwrap_or("(no text)")
+            )),
+            None => InputRequiredResult::from_input_requests(requests([(
+                "capital_question",
+                ask_llm("What is the capital of France?"),
+            )]))
+            .into(),
+        }
+    }
+
+    /// Ask for the client's roots, then list them (scenario
+    /// `input-required-result-basic-list-roots`).
+    #[tool]
+    async fn test_input_required_result_list_roots(
+        &self,
+        Answers(answers): Answers,
+    ) -> CallToolResponse {
+        match answer(answers.as_ref(), "client_roots") {
+            Some(reply) => {
+                let uris: Vec<&str> = reply
+                    .get("roots")
+                    .and_then(|roots| roots.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|root| root.get("uri")?.as_str())
+                    .collect();
+                text(format!("Client roots: [{}]", uris.join(", ")))
+            }
+            None => {
+                InputRequiredResult::from_input_requests(requests([("client_roots", ask_roots())]))
+                    .into()
+            }
+        }
+    }
+
+    /// Ask for a confirmation with a state to bring back; confirm once it comes back (scenario
+    /// `input-required-result-request-state`). The checkpoint seals the state, so it arrives
+    /// here only as this tool issued it.
+    #[tool]
+    async fn test_input_required_result_request_state(
+        &self,
+        RequestState(state): RequestState,
+    ) -> CallToolResponse {
+        confirm_with_state(state.as_deref())
+    }
+
+    /// The same as `test_input_required_result_request_state`; the suite alters the state it
+    /// brings back, which the checkpoint refuses with `-32602` (scenario
+    /// `input-required-result-tampered-state`).
+    #[tool]
+    async fn test_input_required_result_tampered_state(
+        &self,
+        RequestState(state): RequestState,
+    ) -> CallToolResponse {
+        confirm_with_state(state.as_deref())
+    }
+
+    /// Ask for a name, an LLM greeting and the client's roots at once (scenario
+    /// `input-required-result-multiple-input-requests`).
+    #[tool]
+    async fn test_input_required_result_multiple_inputs(
+        &self,
+        Answers(answers): Answers,
+        RequestState(state): RequestState,
+    ) -> CallToolResponse {
+        let keys = ["user_name", "greeting", "client_roots"];
+        let all = keys
+            .iter()
+            .all(|key| answer(answers.as_ref(), key).is_some());
+        if all && state.as_deref() == Some(GATHER) {
+            return text("All inputs received");
+        }
+        InputRequiredResult::new(
+            Some(requests([
+                ("user_name", ask_text("What is your name?", "name")),
+                ("greeting", ask_llm("Generate a greeting")),
+                ("client_roots", ask_roots()),
+            ])),
+            Some(GATHER.into()),
+        )
+        .into()
+    }
+
+    /// Ask two questions in two rounds, the state saying which round it is (scenario
+    /// `input-required-result-multi-round`).
+    #[tool]
+    async fn test_input_required_result_multi_round(
+        &self,
+        RequestState(state): RequestState,
+    ) -> CallToolResponse {
+        let (key, question, field, next) = match state.as_deref() {
+            None => ("step1", "Step 1: What is your name?", "name", "round=1"),
+            Some("round=1") => (
+                "step2",
+                "Step 2: What is your favorite color?",
+                "color",
+                "round=2",
+            ),
+            Some(_) => return text("Multi-round flow complete"),
+        };
+        InputRequiredResult::new(
+            Some(requests([(key, ask_text(question, field))])),
+            Some(next.into()),
+        )
+        .into()
+    }
+
+    /// Ask only for the inputs the client declared it can give in its `_meta` (scenario
+    /// `input-required-result-capability-check`).
+    #[tool]
+    async fn test_input_required_result_capabilities(
+        &self,
+        Answers(answers): Answers,
+        meta: RequestMetaObject,
+    ) -> CallToolResponse {
+        if answers.is_some() {
+            return text("Capability-aware flow complete");
+        }
+        let declared = meta.client_capabilities().unwrap_or_default();
+        let mut wanted = rmcp::model::InputRequests::new();
+        if declared.elicitation.is_some() {
+            wanted.insert("user_name".into(), ask_text("What is your name?", "name"));
+        }
+        if declared.sampling.is_some() {
+            wanted.insert("greeting".into(), ask_llm("Generate a greeting"));
+        }
+        if declared.roots.is_some() {
+            wanted.insert("client_roots".into(), ask_roots());
+        }
+        if wanted.is_empty() {
+            return text("Client declared no capability to answer with");
+        }
+        InputRequiredResult::from_input_requests(wanted).into()
+    }
+
     /// Take arguments whose input schema uses JSON Schema 2020-12 keywords: `$schema`, `$defs`
     /// and `additionalProperties` (scenario `json-schema-2020-12`, SEP-1613).
     #[tool]
@@ -368,6 +584,30 @@ async fn elicit(
         .await
         .map_err(|e| ToolError::new(format!("elicitation failed: {e}")))
 }
+
+/// The state `test_input_required_result_multiple_inputs` hands out while it gathers.
+const GATHER: &str = "gather";
+
+/// A complete result with one text block.
+fn text(message: impl Into<String>) -> CallToolResponse {
+    CallToolResult::success(vec![ContentBlock::text(message.into())]).into()
+}
+
+/// Round 1 asks for a confirmation and hands out the state `confirm`; a retry bringing that
+/// state back is confirmed.
+fn confirm_with_state(state: Option<&str>) -> CallToolResponse {
+    match state {
+        Some(CONFIRM) => text("Confirmed: state-ok"),
+        _ => InputRequiredResult::new(
+            Some(requests([("confirm", ask_bool("Please confirm", "ok"))])),
+            Some(CONFIRM.into()),
+        )
+        .into(),
+    }
+}
+
+/// The state the confirmation fixtures hand out.
+const CONFIRM: &str = "confirm";
 
 /// `action=<action>, content=<json>`: what the user answered.
 fn describe(result: &ElicitResult) -> String {

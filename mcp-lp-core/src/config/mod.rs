@@ -26,11 +26,18 @@
 //! [db.read]                      # one table per `db = "..."` capability, read by the provider
 //! # ...                          # (mcp-lp-db); its keys are the provider's to check
 //!
+//! [protocol]                     # MCP revisions served; default: all rmcp knows
+//! versions = ["2026-07-28", "2025-11-25"]
+//!
+//! [request_state]                # keys sealing state clients bring back (requestState)
+//! keys = [{ id = "2026-11", secret = { file = "/vault/secrets/state-key" } }]
+//!
 //! [app]                          # the application's own settings, see Config::app
 //! ```
 
 mod error;
 mod http;
+mod protocol;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -39,17 +46,20 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use rmcp::model::ProtocolVersion;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 
 pub use self::error::{ConfigError, ConfigErrorKind};
 pub use self::http::{ALLOWED_ALGORITHMS, AuthSection, HttpSection};
+use self::protocol::{ProtocolSection, RequestStateSection};
 pub use self::secret::{SecretError, SecretRef};
 use crate::grant::Grant;
 use crate::limits::{self, Limits};
 use crate::policy::{DbAccess, ToolPolicy};
 use crate::principal::Principal;
+use crate::sealed_state::{DEFAULT_STATE_TTL, SealingKey, StateSealer};
 
 /// The environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "MCP_LP_CONFIG";
@@ -71,6 +81,8 @@ pub struct Config {
     allow_static_aws_keys: bool,
     http: Option<HttpSection>,
     allow_unauthenticated_http: bool,
+    protocol_versions: Vec<ProtocolVersion>,
+    request_state: Option<StateSealer>,
     app: toml::Table,
 }
 
@@ -92,6 +104,9 @@ struct RawConfig {
     #[serde(default)]
     aws: toml::Table,
     http: Option<HttpSection>,
+    #[serde(default)]
+    protocol: ProtocolSection,
+    request_state: Option<RequestStateSection>,
     #[serde(default)]
     app: toml::Table,
 }
@@ -190,6 +205,8 @@ impl Config {
             allow_static_aws_keys: false,
             http: None,
             allow_unauthenticated_http: false,
+            protocol_versions: ProtocolVersion::KNOWN_VERSIONS.to_vec(),
+            request_state: None,
             app: toml::Table::new(),
         }
     }
@@ -233,6 +250,45 @@ impl Config {
             secrets.insert(name, secret);
         }
 
+        let protocol_versions = raw.protocol.versions().map_err(|message| {
+            at(
+                "protocol.versions".into(),
+                ConfigErrorKind::InvalidValue,
+                message,
+            )
+        })?;
+        let request_state = match raw.request_state {
+            None => None,
+            Some(section) => {
+                let mut keys = Vec::with_capacity(section.keys.len());
+                for (i, spec) in section.keys.into_iter().enumerate() {
+                    let secret = spec
+                        .secret
+                        .resolve(base, raw.dev.allow_env_secrets)
+                        .map_err(|e| {
+                            at(
+                                format!("request_state.keys[{i}].secret"),
+                                ConfigErrorKind::Secret,
+                                format!("secret {} {e}", spec.secret),
+                            )
+                        })?;
+                    keys.push(SealingKey {
+                        id: spec.id,
+                        secret,
+                    });
+                }
+                let ttl = section.ttl.unwrap_or(DEFAULT_STATE_TTL);
+                let sealer = StateSealer::new(&keys, ttl).map_err(|e| {
+                    at(
+                        "request_state.keys".into(),
+                        ConfigErrorKind::InvalidValue,
+                        e.to_string(),
+                    )
+                })?;
+                Some(sealer)
+            }
+        };
+
         Ok(Self {
             path: path.to_owned(),
             allow_env_secrets: raw.dev.allow_env_secrets,
@@ -245,6 +301,8 @@ impl Config {
             allow_static_aws_keys: raw.dev.allow_static_aws_keys,
             http: raw.http,
             allow_unauthenticated_http: raw.dev.allow_unauthenticated_http,
+            protocol_versions,
+            request_state,
             app: raw.app,
         })
     }
@@ -301,6 +359,18 @@ impl Config {
     /// protocol test suites only.
     pub fn allows_unauthenticated_http(&self) -> bool {
         self.allow_unauthenticated_http
+    }
+
+    /// The MCP protocol revisions to serve, from `[protocol] versions`: by default every
+    /// revision rmcp knows.
+    pub fn protocol_versions(&self) -> &[ProtocolVersion] {
+        &self.protocol_versions
+    }
+
+    /// The sealer configured by `[request_state]`, if any. Without one the checkpoint seals with
+    /// a random key of its own process.
+    pub fn request_state_sealer(&self) -> Option<&StateSealer> {
+        self.request_state.as_ref()
     }
 
     /// Whether `[dev] allow_static_aws_keys = true`: long-term AWS access keys are a development

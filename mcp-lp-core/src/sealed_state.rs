@@ -1,0 +1,439 @@
+//! Sealed request state: what a tool hands a client to bring back in a multi-round-trip call
+//! (`requestState`, MCP 2026-07-28), sealed by the checkpoint so that it cannot be forged,
+//! altered, kept past its expiry, or replayed by another principal, for another tool or with
+//! other arguments.
+//!
+//! A tool returns its own state in plain text in an `InputRequiredResult`; the checkpoint seals
+//! it before it leaves the server and opens it again when the client retries, so the tool only
+//! ever sees state it issued itself, for this very call. The seal is an HMAC-SHA256 (rmcp's
+//! [`RequestStateCodec`], `rs2` format) over the state and its binding: principal, tool, the
+//! digest of the call's arguments and an expiry. Keys carry an id, so rotation is a list: the
+//! first configured key seals, every configured key opens.
+//!
+//! The state is signed, not encrypted: a client can read it. Tools must not put secrets in it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use mcp_lp::audit::ArgumentDigest;
+//! use mcp_lp::sealed_state::{Binding, StateRejected, StateSealer};
+//!
+//! let sealer = StateSealer::ephemeral(Duration::from_secs(600));
+//! let arguments = ArgumentDigest::of(None);
+//! let alice = Binding { principal: "alice", tool: "confirm", arguments: &arguments };
+//! let sealed = sealer.seal(&alice, "step=2");
+//! assert_eq!(sealer.open(&alice, &sealed).unwrap(), "step=2");
+//!
+//! let bob = Binding { principal: "bob", ..alice };
+//! assert_eq!(sealer.open(&bob, &sealed), Err(StateRejected::OtherPrincipal));
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use rmcp::model::{RequestStateCodec, RequestStateError, SealOptions};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::ArgumentDigest;
+
+/// How long a sealed state stays good when the configuration does not say.
+pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// The longest sealed state opened at all; anything longer is refused before any work is done.
+pub const MAX_SEALED_STATE_BYTES: usize = 64 * 1024;
+
+/// The shortest key accepted, in bytes (HMAC-SHA256 wants at least its output size).
+pub const MIN_KEY_BYTES: usize = RequestStateCodec::MIN_KEY_LENGTH;
+
+/// The envelope's version; a change of layout gets a new one, and old ones are refused.
+const ENVELOPE_VERSION: u8 = 1;
+
+/// The key id of a key made at startup for this process alone.
+const EPHEMERAL_KEY_ID: &str = "ephemeral";
+
+/// What a sealed state is bound to: the call it was issued for.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    /// The principal the state was issued to.
+    pub principal: &'a str,
+    /// The tool that issued it.
+    pub tool: &'a str,
+    /// The digest of the arguments of the call it was issued for.
+    pub arguments: &'a ArgumentDigest,
+}
+
+/// Why a sealed state was refused. Each names one check; none says more about the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateRejected {
+    /// Longer than [`MAX_SEALED_STATE_BYTES`].
+    #[error("it is longer than {MAX_SEALED_STATE_BYTES} bytes")]
+    TooLong,
+    /// Not a sealed state of this server, or altered since it was sealed.
+    #[error("it was altered or was not issued by this server")]
+    Tampered,
+    /// Sealed with a key this server no longer holds (or never held).
+    #[error("it was sealed with a key this server does not hold")]
+    UnknownKey,
+    /// Past its expiry.
+    #[error("it has expired")]
+    Expired,
+    /// Issued to another principal.
+    #[error("it was issued to another principal")]
+    OtherPrincipal,
+    /// Issued by another tool.
+    #[error("it was issued by another tool")]
+    OtherTool,
+    /// Issued for a call with other arguments.
+    #[error("it was issued for other arguments")]
+    OtherArguments,
+}
+
+impl StateRejected {
+    /// A short stable name, for audit events and error data.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::TooLong => "too_long",
+            Self::Tampered => "tampered",
+            Self::UnknownKey => "unknown_key",
+            Self::Expired => "expired",
+            Self::OtherPrincipal => "other_principal",
+            Self::OtherTool => "other_tool",
+            Self::OtherArguments => "other_arguments",
+        }
+    }
+}
+
+/// A sealing key as configured: its id and secret.
+pub struct SealingKey {
+    /// The key id, written into every state it seals.
+    pub id: String,
+    /// The key itself, at least [`MIN_KEY_BYTES`] bytes.
+    pub secret: SecretString,
+}
+
+impl fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealingKey")
+            .field("id", &self.id)
+            .field("secret", &"** redacted **")
+            .finish()
+    }
+}
+
+/// Why sealing keys were refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyringError(String);
+
+/// Seals and opens request state for the checkpoint. Cloning shares nothing mutable.
+#[derive(Clone)]
+pub struct StateSealer {
+    codec: RequestStateCodec,
+    ttl: Duration,
+    sealing_key: String,
+}
+
+impl fmt::Debug for StateSealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateSealer")
+            .field("sealing_key", &self.sealing_key)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What is sealed: the tool's state and what it is bound to. Field names are short because the
+/// envelope travels in every round of a call.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    v: u8,
+    #[serde(borrow)]
+    p: &'a str,
+    #[serde(borrow)]
+    t: &'a str,
+    #[serde(borrow)]
+    a: &'a str,
+    #[serde(borrow)]
+    s: std::borrow::Cow<'a, str>,
+}
+
+impl StateSealer {
+    /// A sealer whose first key seals and every key opens. Refuses an empty list, a duplicate or
+    /// malformed id, and a key shorter than [`MIN_KEY_BYTES`], naming the key.
+    pub fn new(keys: &[SealingKey], ttl: Duration) -> Result<Self, KeyringError> {
+        let first = keys
+            .first()
+            .ok_or_else(|| KeyringError("at least one key is needed".into()))?;
+        for key in keys {
+            let bytes = key.secret.expose_secret().len();
+            if bytes < MIN_KEY_BYTES {
+                return Err(KeyringError(format!(
+                    "key `{}` is {bytes} bytes; a sealing key is at least {MIN_KEY_BYTES} bytes of random data",
+                    key.id
+                )));
+            }
+        }
+        let ring = keys
+            .iter()
+            .map(|key| (key.id.clone(), key.secret.expose_secret().as_bytes()));
+        let codec = RequestStateCodec::new_with_keyring(first.id.clone(), ring)
+            .map_err(|e| KeyringError(e.to_string()))?;
+        Ok(Self {
+            codec,
+            ttl,
+            sealing_key: first.id.clone(),
+        })
+    }
+
+    /// A sealer with a random key made for this process alone: state it seals is refused by any
+    /// other process, including another replica and this server after a restart.
+    pub fn ephemeral(ttl: Duration) -> Self {
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        // Without the operating system's randomness there is nothing safe to seal with.
+        #[allow(clippy::expect_used)]
+        getrandom::fill(key.as_mut()).expect("the operating system's random source failed");
+        let codec = RequestStateCodec::new_with_keyring(
+            EPHEMERAL_KEY_ID,
+            [(EPHEMERAL_KEY_ID, key.to_vec())],
+        );
+        #[allow(clippy::expect_used)]
+        let codec = codec.expect("a 32-byte key with a valid id is accepted");
+        Self {
+            codec,
+            ttl,
+            sealing_key: EPHEMERAL_KEY_ID.into(),
+        }
+    }
+
+    /// The id of the key that seals.
+    pub fn sealing_key(&self) -> &str {
+        &self.sealing_key
+    }
+
+    /// How long a sealed state stays good.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Seal `state` for the call `binding` describes.
+    pub fn seal(&self, binding: &Binding<'_>, state: &str) -> String {
+        let arguments = binding.arguments.sha256_hex();
+        let envelope = Envelope {
+            v: ENVELOPE_VERSION,
+            p: binding.principal,
+            t: binding.tool,
+            a: &arguments,
+            s: state.into(),
+        };
+        // Serializing plain strings and a number cannot fail.
+        let payload = serde_json::to_vec(&envelope).unwrap_or_default();
+        self.codec
+            .seal_with(&payload, &SealOptions::new().ttl(self.ttl))
+    }
+
+    /// Open `sealed` for the call `binding` describes, returning the tool's state. Size, seal,
+    /// key and expiry are checked before anything inside is read.
+    pub fn open(&self, binding: &Binding<'_>, sealed: &str) -> Result<String, StateRejected> {
+        if sealed.len() > MAX_SEALED_STATE_BYTES {
+            return Err(StateRejected::TooLong);
+        }
+        let payload = self.codec.open(sealed).map_err(|error| match error {
+            RequestStateError::Expired => StateRejected::Expired,
+            RequestStateError::UnknownKeyId => StateRejected::UnknownKey,
+            _ => StateRejected::Tampered,
+        })?;
+        // A payload under a valid seal was written by `seal`; anything else is treated as
+        // tampering all the same.
+        let envelope: Envelope<'_> =
+            serde_json::from_slice(&payload).map_err(|_| StateRejected::Tampered)?;
+        if envelope.v != ENVELOPE_VERSION {
+            return Err(StateRejected::Tampered);
+        }
+        if envelope.p != binding.principal {
+            return Err(StateRejected::OtherPrincipal);
+        }
+        if envelope.t != binding.tool {
+            return Err(StateRejected::OtherTool);
+        }
+        if envelope.a != binding.arguments.sha256_hex() {
+            return Err(StateRejected::OtherArguments);
+        }
+        Ok(envelope.s.into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn key(id: &str, secret: &str) -> SealingKey {
+        SealingKey {
+            id: id.into(),
+            secret: SecretString::from(secret.to_owned()),
+        }
+    }
+
+    const OLD: &str = "an-old-sealing-key-of-at-least-32-bytes";
+    const NEW: &str = "a-new-sealing-key-of-at-least-32-bytes!";
+
+    fn digest(value: serde_json::Value) -> ArgumentDigest {
+        ArgumentDigest::of(value.as_object())
+    }
+
+    fn sealer(keys: &[SealingKey]) -> StateSealer {
+        StateSealer::new(keys, DEFAULT_STATE_TTL).unwrap()
+    }
+
+    #[test]
+    fn accepts_state_it_sealed_for_the_same_call() {
+        let sealer = sealer(&[key("k1", NEW)]);
+        let args = digest(json!({"key": "q3.md"}));
+        let call = Binding {
+            principal: "alice",
+            tool: "delete",
+            arguments: &args,
+        };
+        let sealed = sealer.seal(&call, "round=1");
+        assert_eq!(sealer.open(&call, &sealed), Ok("round=1".into()));
+    }
+
+    #[test]
+    fn rejects_state_of_another_principal_tool_or_arguments() {
+        let sealer = sealer(&[key("k1", NEW)]);
+        let args = digest(json!({"key": "q3.md"}));
+        let other_args = digest(json!({"key": "q4.md"}));
+        let call = Binding {
+            principal: "alice",
+            tool: "delete",
+            arguments: &args,
+        };
+        let sealed = sealer.seal(&call, "x");
+        let bob = Binding {
+            principal: "bob",
+            ..call
+        };
+        let other_tool = Binding {
+            tool: "read",
+            ..call
+        };
+        let changed = Binding {
+            arguments: &other_args,
+            ..call
+        };
+        assert_eq!(
+            sealer.open(&bob, &sealed),
+            Err(StateRejected::OtherPrincipal)
+        );
+        assert_eq!(
+            sealer.open(&other_tool, &sealed),
+            Err(StateRejected::OtherTool)
+        );
+        assert_eq!(
+            sealer.open(&changed, &sealed),
+            Err(StateRejected::OtherArguments)
+        );
+    }
+
+    #[test]
+    fn rejects_every_single_character_change() {
+        let sealer = sealer(&[key("k1", NEW)]);
+        let args = digest(json!({}));
+        let call = Binding {
+            principal: "alice",
+            tool: "t",
+            arguments: &args,
+        };
+        let sealed = sealer.seal(&call, "state");
+        for i in 0..sealed.len() {
+            let mut bytes = sealed.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let Ok(tampered) = String::from_utf8(bytes) else {
+                continue;
+            };
+            if tampered == sealed {
+                continue;
+            }
+            assert!(
+                sealer.open(&call, &tampered).is_err(),
+                "byte {i} changed and the state still opened"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_oversized_and_foreign_state_before_reading_it() {
+        let sealer = sealer(&[key("k1", NEW)]);
+        let args = digest(json!({}));
+        let call = Binding {
+            principal: "alice",
+            tool: "t",
+            arguments: &args,
+        };
+        let huge = "a".repeat(MAX_SEALED_STATE_BYTES + 1);
+        assert_eq!(sealer.open(&call, &huge), Err(StateRejected::TooLong));
+        assert_eq!(
+            sealer.open(&call, "plain text"),
+            Err(StateRejected::Tampered)
+        );
+        let stranger = StateSealer::ephemeral(DEFAULT_STATE_TTL);
+        let foreign = stranger.seal(&call, "x");
+        assert_eq!(sealer.open(&call, &foreign), Err(StateRejected::UnknownKey));
+        let same_id = self::sealer(&[key("k1", OLD)]);
+        assert_eq!(
+            same_id.open(&call, &sealer.seal(&call, "x")),
+            Err(StateRejected::Tampered)
+        );
+    }
+
+    #[test]
+    fn accepts_state_sealed_by_a_retired_key_still_configured() {
+        let before = sealer(&[key("old", OLD)]);
+        let after = sealer(&[key("new", NEW), key("old", OLD)]);
+        let args = digest(json!({}));
+        let call = Binding {
+            principal: "alice",
+            tool: "t",
+            arguments: &args,
+        };
+        let in_flight = before.seal(&call, "x");
+        assert_eq!(after.open(&call, &in_flight), Ok("x".into()));
+        let withdrawn = sealer(&[key("new", NEW)]);
+        assert_eq!(
+            withdrawn.open(&call, &in_flight),
+            Err(StateRejected::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn rejects_expired_state() {
+        let sealer = StateSealer::new(&[key("k1", NEW)], Duration::from_millis(1)).unwrap();
+        let args = digest(json!({}));
+        let call = Binding {
+            principal: "alice",
+            tool: "t",
+            arguments: &args,
+        };
+        let sealed = sealer.seal(&call, "x");
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(sealer.open(&call, &sealed), Err(StateRejected::Expired));
+    }
+
+    #[test]
+    fn refuses_short_or_missing_keys() {
+        let short = StateSealer::new(&[key("k1", "short")], DEFAULT_STATE_TTL).unwrap_err();
+        assert!(short.to_string().contains("key `k1` is 5 bytes"), "{short}");
+        assert!(StateSealer::new(&[], DEFAULT_STATE_TTL).is_err());
+        assert!(StateSealer::new(&[key("a", NEW), key("a", OLD)], DEFAULT_STATE_TTL).is_err());
+    }
+
+    #[test]
+    fn debug_output_names_no_key_material() {
+        let sealer = sealer(&[key("k1", NEW)]);
+        let printed = format!("{sealer:?} {:?}", key("k1", NEW));
+        assert!(!printed.contains(NEW), "{printed}");
+    }
+}
