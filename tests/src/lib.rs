@@ -11,8 +11,13 @@ use std::time::Duration;
 use mcp_lp::prelude::*;
 use mcp_lp::transport::LineTransport;
 use mcp_lp::{Checkpoint, Config, Principal};
-use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
-use rmcp::service::{RunningService, ServiceError};
+use rmcp::handler::server::tool::{InputResponses, RequestState};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
+    ElicitRequestParams, ElicitationSchema, InputRequest, InputRequiredResult, JsonObject,
+    ProtocolVersion,
+};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _, RunningService, ServiceError};
 use rmcp::{RoleClient, ServiceExt as _};
 use serde::Deserialize;
 
@@ -102,7 +107,46 @@ impl Fixture {
     async fn whoami(&self, scope: CallScope) -> String {
         format!("{} as {}", scope.tool().name, scope.principal().id())
     }
+
+    /// A multi-round-trip tool (MCP 2026-07-28): the first round asks for a confirmation and
+    /// hands out the state [`ARMED`]; a retry bringing that state back with an answer runs
+    /// (counted in `runs`) and says what state it was given.
+    #[tool]
+    async fn confirm(
+        &self,
+        Parameters(args): Parameters<EchoArgs>,
+        RequestState(state): RequestState,
+        InputResponses(answers): InputResponses,
+    ) -> CallToolResponse {
+        match (state, answers) {
+            (Some(state), Some(_)) => {
+                self.runs.fetch_add(1, Ordering::SeqCst);
+                let done = format!("confirmed {} with state {state}", args.text);
+                CallToolResult::success(vec![ContentBlock::text(done)]).into()
+            }
+            _ => {
+                let schema = ElicitationSchema::builder()
+                    .required_bool("ok")
+                    .build()
+                    .expect("a one-field form");
+                let question = InputRequest::Elicitation(ElicitRequest::new(
+                    ElicitRequestParams::FormElicitationParams {
+                        meta: None,
+                        message: format!("Confirm {}?", args.text),
+                        requested_schema: schema,
+                    },
+                ));
+                let requests = [("confirmation".to_owned(), question)]
+                    .into_iter()
+                    .collect();
+                InputRequiredResult::new(Some(requests), Some(ARMED.into())).into()
+            }
+        }
+    }
 }
+
+/// The state the `confirm` tool hands out in its first round.
+pub const ARMED: &str = "armed";
 
 /// A client connected in-process to a server, and the server's task.
 pub struct Connection {
@@ -157,7 +201,18 @@ pub async fn connect<S: mcp_lp::ToolSet>(
     principal: Principal,
 ) -> Connection {
     let config = Config::from_toml(config_toml, "test.toml").expect("test configuration");
-    let checkpoint = Checkpoint::new(server, &config, principal).expect("checkpoint");
+    connect_with(server, &config, principal, ClientLifecycleMode::Initialize).await
+}
+
+/// [`connect`] with a loaded configuration, the client starting its lifecycle as `lifecycle`
+/// says: `initialize` (2025-11-25) or `server/discover` (2026-07-28, stateless).
+pub async fn connect_with<S: mcp_lp::ToolSet>(
+    server: impl Into<mcp_lp::Server<S>>,
+    config: &Config,
+    principal: Principal,
+    lifecycle: ClientLifecycleMode,
+) -> Connection {
+    let checkpoint = Checkpoint::new(server, config, principal).expect("checkpoint");
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     let (server_read, server_write) = tokio::io::split(server_io);
     tokio::spawn(async move {
@@ -167,8 +222,19 @@ pub async fn connect<S: mcp_lp::ToolSet>(
             .expect("server starts");
         let _ = running.waiting().await;
     });
-    let client = ().serve(tokio::io::split(client_io)).await.expect("client connects");
+    let client =
+        ().serve_with_lifecycle(tokio::io::split(client_io), lifecycle)
+            .await
+            .expect("client connects");
     Connection { client }
+}
+
+/// The lifecycle of a client that speaks MCP 2026-07-28 only: `server/discover`, then
+/// self-contained requests.
+pub fn stateless() -> ClientLifecycleMode {
+    ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    }
 }
 
 /// The text of a result's first content block.
