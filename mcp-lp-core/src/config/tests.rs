@@ -321,3 +321,77 @@ fn accepts_http_section_with_defaults() {
         ["RS256", "ES256", "EdDSA"]
     );
 }
+
+#[test]
+fn serves_every_known_protocol_revision_by_default() {
+    let config = load("").unwrap();
+    let served: Vec<&str> = config
+        .protocol_versions()
+        .iter()
+        .map(|v| v.as_str())
+        .collect();
+    assert!(served.contains(&"2025-11-25"), "{served:?}");
+    assert!(served.contains(&"2026-07-28"), "{served:?}");
+}
+
+#[test]
+fn accepts_a_chosen_protocol_revision() {
+    let config = load("[protocol]\nversions = [\"2026-07-28\"]\n").unwrap();
+    let served: Vec<&str> = config
+        .protocol_versions()
+        .iter()
+        .map(|v| v.as_str())
+        .collect();
+    assert_eq!(served, ["2026-07-28"]);
+}
+
+#[test]
+fn rejects_unknown_protocol_revision_naming_the_known_ones() {
+    let err = load("[protocol]\nversions = [\"2027-01-01\"]\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("protocol.versions"));
+    let text = err.to_string();
+    assert!(text.contains("\"2027-01-01\""), "{text}");
+    assert!(text.contains("\"2026-07-28\""), "{text}");
+    assert!(load("[protocol]\nversions = []\n").is_err());
+}
+
+#[test]
+fn rejects_short_sealing_key_naming_it_without_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("state.key"), "too-short-a-key").unwrap();
+    let text =
+        "[request_state]\nkeys = [{ id = \"2026-11\", secret = { file = \"state.key\" } }]\n";
+    let err = Config::from_toml(text, dir.path().join("c.toml")).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("request_state.keys"));
+    let message = err.to_string();
+    assert!(message.contains("key `2026-11` is 15 bytes"), "{message}");
+    assert!(!message.contains("too-short-a-key"), "{message}");
+}
+
+#[test]
+fn rejects_missing_sealing_key_file_naming_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[request_state]\nkeys = [{ id = \"a\", secret = { file = \"missing.key\" } }]\n";
+    let err = Config::from_toml(text, dir.path().join("c.toml")).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("request_state.keys[0].secret"));
+    assert_eq!(err.kind, ConfigErrorKind::Secret);
+}
+
+#[test]
+fn rejects_inline_sealing_key() {
+    let text = "[request_state]\nkeys = [{ id = \"a\", secret = \"an-inline-secret-of-more-than-32-bytes\" }]\n";
+    let err = load(text).unwrap_err();
+    assert!(!err.to_string().contains("an-inline-secret"), "{err}");
+}
+
+#[test]
+fn accepts_rotating_sealing_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("new.key"), "n".repeat(32)).unwrap();
+    std::fs::write(dir.path().join("old.key"), "o".repeat(40)).unwrap();
+    let text = "[request_state]\nttl = \"2m\"\nkeys = [\n  { id = \"new\", secret = { file = \"new.key\" } },\n  { id = \"old\", secret = { file = \"old.key\" } },\n]\n";
+    let config = Config::from_toml(text, dir.path().join("c.toml")).unwrap();
+    let sealer = config.request_state_sealer().unwrap();
+    assert_eq!(sealer.sealing_key(), "new");
+    assert_eq!(sealer.ttl(), Duration::from_secs(120));
+}
