@@ -48,8 +48,10 @@ pub const MIN_KEY_BYTES: usize = RequestStateCodec::MIN_KEY_LENGTH;
 /// The envelope's version; a change of layout gets a new one, and old ones are refused.
 const ENVELOPE_VERSION: u8 = 1;
 
-/// The key id of a key made at startup for this process alone.
-const EPHEMERAL_KEY_ID: &str = "ephemeral";
+/// The key id prefix of a key made at startup for this process alone; a random suffix tells
+/// one process's key from another's, so state from another process is refused as sealed with
+/// an unknown key rather than as altered.
+const EPHEMERAL_KEY_PREFIX: &str = "process-";
 
 /// What a sealed state is bound to: the call it was issued for.
 #[derive(Debug, Clone, Copy)]
@@ -190,20 +192,19 @@ impl StateSealer {
     /// A sealer with a random key made for this process alone: state it seals is refused by any
     /// other process, including another replica and this server after a restart.
     pub fn ephemeral(ttl: Duration) -> Self {
-        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        let mut key = zeroize::Zeroizing::new([0u8; 32 + 8]);
         // Without the operating system's randomness there is nothing safe to seal with.
-        #[allow(clippy::expect_used)]
         getrandom::fill(key.as_mut()).expect("the operating system's random source failed");
-        let codec = RequestStateCodec::new_with_keyring(
-            EPHEMERAL_KEY_ID,
-            [(EPHEMERAL_KEY_ID, key.to_vec())],
-        );
-        #[allow(clippy::expect_used)]
-        let codec = codec.expect("a 32-byte key with a valid id is accepted");
+        let (secret, suffix) = key.split_at(32);
+        let id: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+        let id = format!("{EPHEMERAL_KEY_PREFIX}{id}");
+        let codec =
+            RequestStateCodec::new_with_keyring(id.clone(), [(id.clone(), secret.to_vec())])
+                .expect("a 32-byte key with a valid id is accepted");
         Self {
             codec,
             ttl,
-            sealing_key: EPHEMERAL_KEY_ID.into(),
+            sealing_key: id,
         }
     }
 

@@ -1,5 +1,7 @@
 //! A notes server: anyone may list and read notes, but deleting one needs the operator's
-//! `notes:delete` grant, which the model cannot produce.
+//! `notes:delete` grant, which the model cannot produce. `preview_note` shows how a tool asks
+//! the client for input: through a multi-round-trip result for MCP 2026-07-28 clients, whose
+//! state the checkpoint seals.
 //!
 //! ```sh
 //! cargo run -p notes-server -- --config examples/notes-server/mcp-lp.toml          # serve over stdio
@@ -10,7 +12,22 @@
 use std::path::PathBuf;
 
 use mcp_lp::prelude::*;
+use rmcp::handler::server::tool::{InputResponses, RequestState};
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams,
+    ElicitationSchema, InputRequest, InputRequiredResult, ProtocolVersion, RequestMetaObject,
+};
 use serde::{Deserialize, Serialize};
+
+/// How many lines `preview_note` shows when the client is not asked, or does not answer.
+const PREVIEW_LINES: usize = 5;
+
+/// The most lines `preview_note` shows.
+const MAX_PREVIEW_LINES: i64 = 100;
+
+/// The state `preview_note` hands the client with its question. The checkpoint seals it to this
+/// call, so its return proves the answer belongs to the question this tool asked.
+const ASKED_LINES: &str = "asked-lines";
 
 /// The `[app]` table of the configuration.
 #[derive(Debug, Deserialize)]
@@ -72,6 +89,23 @@ impl Notes {
     }
 }
 
+/// Round one of `preview_note`: ask how many lines, handing out the state [`ASKED_LINES`].
+fn ask_lines(name: &str) -> CallToolResponse {
+    let schema = ElicitationSchema::builder()
+        .required_integer("lines", 1, MAX_PREVIEW_LINES)
+        .build()
+        .expect("a form with one bounded integer is a valid schema");
+    let question = InputRequest::Elicitation(ElicitRequest::new(
+        ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message: format!("How many lines of `{name}` should be shown?"),
+            requested_schema: schema,
+        },
+    ));
+    let requests = [("lines".to_owned(), question)].into_iter().collect();
+    InputRequiredResult::new(Some(requests), Some(ASKED_LINES.into())).into()
+}
+
 fn not_found(name: &str) -> ToolError {
     ToolError::invalid_argument("name", format!("no note is called `{name}`"))
 }
@@ -102,6 +136,38 @@ impl Notes {
         tokio::fs::read_to_string(path)
             .await
             .map_err(|_| not_found(&note.name))
+    }
+
+    /// Show the first lines of a note. A client speaking MCP 2026-07-28 is asked how many; an
+    /// older client is shown the first five.
+    #[tool(annotations(read_only_hint = true))]
+    async fn preview_note(
+        &self,
+        Parameters(note): Parameters<NoteName>,
+        meta: RequestMetaObject,
+        RequestState(state): RequestState,
+        InputResponses(answers): InputResponses,
+    ) -> Result<CallToolResponse, ToolError> {
+        let path = self.note_path(&note.name)?;
+        let text = tokio::fs::read_to_string(path)
+            .await
+            .map_err(|_| not_found(&note.name))?;
+        let stateless = meta
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        let lines = match (state.as_deref(), answers) {
+            // The answer to the question asked, or the default when the user declined.
+            (Some(ASKED_LINES), Some(answers)) => answers
+                .get("lines")
+                .and_then(|answer| answer.get("content")?.get("lines")?.as_i64())
+                .filter(|n| (1..=MAX_PREVIEW_LINES).contains(n))
+                .map_or(PREVIEW_LINES, |n| n as usize),
+            _ if stateless => return Ok(ask_lines(&note.name)),
+            _ => PREVIEW_LINES,
+        };
+        let preview: Vec<&str> = text.lines().take(lines).collect();
+        let result = CallToolResult::success(vec![ContentBlock::text(preview.join("\n"))]);
+        Ok(result.into())
     }
 
     /// Delete one note. Runs only when the operator granted `notes:delete`.
