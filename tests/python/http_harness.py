@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
-import httpx
+import httpx2
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -207,7 +207,7 @@ INITIALIZE = rpc(
 @dataclass
 class Reply:
     status: int
-    headers: httpx.Headers
+    headers: httpx2.Headers
     message: dict[str, Any] | None
 
 
@@ -218,7 +218,7 @@ def post(url: str, message: dict[str, Any] | list[Any], token: str | None, sessi
         headers["Authorization"] = f"Bearer {token}"
     if session is not None:
         headers["Mcp-Session-Id"] = session
-    response = httpx.post(url, json=message, headers=headers, timeout=10)
+    response = httpx2.post(url, json=message, headers=headers, timeout=10)
     body = response.text
     parsed: dict[str, Any] | None = None
     if response.headers.get("content-type", "").startswith("text/event-stream"):
