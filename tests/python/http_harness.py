@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from notes_harness import PROTOCOL_VERSION, toml_str
+from notes_harness import PROTOCOL_VERSION, STATELESS_PROTOCOL_VERSION, toml_str
 
 ACCEPT = "application/json, text/event-stream"
 
@@ -211,9 +211,35 @@ class Reply:
     message: dict[str, Any] | None
 
 
-def post(url: str, message: dict[str, Any] | list[Any], token: str | None, session: str | None = None) -> Reply:
-    """POST one JSON-RPC message and read the reply, whether JSON or a server-sent event."""
-    headers = {"Accept": ACCEPT, "Content-Type": "application/json", "MCP-Protocol-Version": PROTOCOL_VERSION}
+def stateless(message: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """`message` as a 2026-07-28 request carries it: the revision, the client's capabilities and
+    identity in `params._meta`, and the `Mcp-Method` (and for tools/call `Mcp-Name`) headers."""
+    params = dict(message.get("params") or {})
+    params["_meta"] = {
+        "io.modelcontextprotocol/protocolVersion": STATELESS_PROTOCOL_VERSION,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "mcp-lp-http-test", "version": "0"},
+        **params.get("_meta", {}),
+    }
+    headers = {"Mcp-Method": message["method"]}
+    if message["method"] == "tools/call":
+        headers["Mcp-Name"] = params["name"]
+    return {**message, "params": params}, headers
+
+
+def post(
+    url: str,
+    message: dict[str, Any] | list[Any],
+    token: str | None,
+    session: str | None = None,
+    revision: str = PROTOCOL_VERSION,
+) -> Reply:
+    """POST one JSON-RPC message and read the reply, whether JSON or a server-sent event. With
+    `revision` 2026-07-28 the message goes out as a stateless request (see `stateless`)."""
+    headers = {"Accept": ACCEPT, "Content-Type": "application/json", "MCP-Protocol-Version": revision}
+    if revision == STATELESS_PROTOCOL_VERSION and isinstance(message, dict):
+        message, extra = stateless(message)
+        headers.update(extra)
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     if session is not None:
@@ -228,6 +254,15 @@ def post(url: str, message: dict[str, Any] | list[Any], token: str | None, sessi
     elif response.headers.get("content-type", "").startswith("application/json") and body.strip():
         parsed = json.loads(body)
     return Reply(response.status_code, response.headers, parsed)
+
+
+# The first request a client of each revision sends: 2025-11-25 opens a session with
+# `initialize`; 2026-07-28 has no handshake and may start with any request.
+FIRST_REQUEST = {
+    PROTOCOL_VERSION: INITIALIZE,
+    STATELESS_PROTOCOL_VERSION: rpc("tools/list", 1),
+}
+REVISIONS = tuple(FIRST_REQUEST)
 
 
 def open_session(url: str, token: str) -> str:

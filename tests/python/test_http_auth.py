@@ -19,7 +19,9 @@ from mcp import Client
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
 from http_harness import (
+    FIRST_REQUEST,
     INITIALIZE,
+    REVISIONS,
     HttpNotesServer,
     KeyServer,
     Minter,
@@ -106,11 +108,15 @@ def test_accepts_each_allowed_algorithm(server: HttpNotesServer, minter: Minter,
     assert post(server.url, INITIALIZE, minter.token(alg=alg)).status == 200
 
 
-def test_rejects_missing_scope_with_403_step_up(server: HttpNotesServer, minter: Minter, workspace: Workspace) -> None:
+@pytest.mark.parametrize("revision", REVISIONS)
+def test_rejects_missing_scope_with_403_step_up(
+    server: HttpNotesServer, minter: Minter, workspace: Workspace, revision: str
+) -> None:
     token = minter.token(sub="bob@example.com", scope="notes:read")
-    session = open_session(server.url, token)
+    # A 2025-11-25 client calls inside its session; a 2026-07-28 client has none.
+    session = open_session(server.url, token) if revision == REVISIONS[0] else None
     call = rpc("tools/call", 7, {"name": "delete_note", "arguments": {"name": "welcome"}})
-    reply = post(server.url, call, token, session)
+    reply = post(server.url, call, token, session, revision)
     assert reply.status == 403
     challenge = reply.headers["www-authenticate"]
     assert 'error="insufficient_scope"' in challenge, challenge
@@ -180,9 +186,12 @@ def jwt_b64(claims: dict) -> str:
         "wrong_signature",
     ],
 )
-def test_rejects_bad_token_with_401(server: HttpNotesServer, minter: Minter, keys: KeyServer, case: str) -> None:
+@pytest.mark.parametrize("revision", REVISIONS)
+def test_rejects_bad_token_with_401(
+    server: HttpNotesServer, minter: Minter, keys: KeyServer, case: str, revision: str
+) -> None:
     token = bad_tokens(minter, keys)[case]
-    reply = post(server.url, INITIALIZE, token)
+    reply = post(server.url, FIRST_REQUEST[revision], token, revision=revision)
     assert reply.status == 401, (case, reply.status, reply.message)
     challenge = reply.headers["www-authenticate"]
     assert challenge.startswith("Bearer "), challenge
