@@ -155,10 +155,15 @@ class HttpNotesServer:
         return f"http://127.0.0.1:{self.port}"
 
 
-def http_config(port: int, keys: KeyServer, discover: bool = False, leeway: str = "30s") -> str:
+def http_config(
+    port: int, keys: KeyServer, discover: bool = False, leeway: str = "30s", resource: str | None = None
+) -> str:
+    """`[http]` on 127.0.0.1:`port`; `resource` (the URL clients use, and the tokens' audience)
+    defaults to that address's /mcp."""
     jwks = "" if discover else f"jwks_uri = {toml_str(keys.jwks_uri)}\n"
+    resource = resource or f"http://127.0.0.1:{port}/mcp"
     return (
-        f"[http]\nlisten = \"127.0.0.1:{port}\"\nresource = \"http://127.0.0.1:{port}/mcp\"\n\n"
+        f"[http]\nlisten = \"127.0.0.1:{port}\"\nresource = {toml_str(resource)}\n\n"
         f"[http.auth]\nissuer = {toml_str(keys.issuer)}\nleeway = {toml_str(leeway)}\n{jwks}"
     )
 
