@@ -77,7 +77,16 @@ class KeyServer:
     def serving(self) -> Iterator["KeyServer"]:
         documents = {
             "/jwks.json": self.jwks(),
-            "/.well-known/oauth-authorization-server": {"issuer": self.issuer, "jwks_uri": self.jwks_uri},
+            # RFC 8414 metadata: the keys, and the endpoints an OAuth client (such as the
+            # TypeScript SDK's) sends a user to; nothing here serves them.
+            "/.well-known/oauth-authorization-server": {
+                "issuer": self.issuer,
+                "jwks_uri": self.jwks_uri,
+                "authorization_endpoint": f"{self.issuer}/authorize",
+                "token_endpoint": f"{self.issuer}/token",
+                "response_types_supported": ["code"],
+                "code_challenge_methods_supported": ["S256"],
+            },
         }
 
         class Handler(BaseHTTPRequestHandler):
