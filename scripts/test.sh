@@ -45,6 +45,7 @@ TARGET_DIR="$(target_dir)"
 export NOTES_SERVER_BIN="$TARGET_DIR/debug/notes-server"
 export DOCS_SERVER_BIN="$TARGET_DIR/debug/docs-server"
 export RECORDS_SERVER_BIN="$TARGET_DIR/debug/records-server"
+export CONFORMANCE_SERVER_BIN="$TARGET_DIR/debug/conformance-server"
 
 # nginx for the load-balancer tests (tests/python/test_load_balancer.py); without it they fail.
 "$REPO_ROOT/scripts/nginx.sh" install || say "nginx is not available: the load-balancer tests will fail"
