@@ -98,9 +98,10 @@ class Workspace:
 
 
 @asynccontextmanager
-async def open_client(transport: Transport, mode: str) -> AsyncIterator[Client]:
-    """The official client over `transport`, connected in `mode` ("legacy" or "auto")."""
-    async with Client(transport, mode=mode, read_timeout_seconds=REQUEST_TIMEOUT) as client:
+async def open_client(transport: Transport, mode: str, **options: Any) -> AsyncIterator[Client]:
+    """The official client over `transport`, connected in `mode` ("legacy" or "auto");
+    `options` go to mcp.Client."""
+    async with Client(transport, mode=mode, read_timeout_seconds=REQUEST_TIMEOUT, **options) as client:
         yield client
 
 

@@ -16,6 +16,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp import Client
+from mcp.client.caching import CacheConfig, CacheEntry, CacheKey, InMemoryResponseCacheStore
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
 from http_harness import (
@@ -101,6 +102,42 @@ async def test_accepts_delete_with_scope(
         result = await session.call_tool("delete_note", {"name": "q3-plan"})
         assert not result.is_error, text_of(result)
     assert not workspace.note("q3-plan").exists()
+
+
+class RecordingCacheStore(InMemoryResponseCacheStore):
+    """A client response cache that also records what it was asked to keep, and how shared."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[tuple[str, str, str]] = []
+
+    async def set(self, key: CacheKey, entry: CacheEntry) -> None:
+        self.written.append((key.method, key.partition, entry.scope))
+        await super().set(key, entry)
+
+
+async def test_refuses_to_share_a_tool_list_between_principals_through_a_client_cache(
+    server: HttpNotesServer, minter: Minter
+) -> None:
+    """Two principals behind one 2026-07-28 client cache, which shares whatever the server marks
+    public: each must still see only its own tools/list."""
+    store = RecordingCacheStore()
+
+    async def names(sub: str, scope: str) -> list[str]:
+        cache = CacheConfig(store=store, partition=sub, target_id=server.url, share_public=True)
+        token = minter.token(sub=sub, scope=scope)
+        async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
+            async with open_client(streamable_http_client(server.url, http_client=http), "auto", cache=cache) as client:
+                assert_negotiated(client, "auto")
+                return sorted(tool.name for tool in (await client.list_tools()).tools)
+
+    assert await names("alice@example.com", "") == ["list_notes", "read_note"]
+    assert await names("bob@example.com", "notes:delete") == ["delete_note", "list_notes", "read_note"]
+    assert await names("alice@example.com", "") == ["list_notes", "read_note"]
+    # Not vacuous: the lists were cached (the server gave them a lifetime), each private to its caller.
+    lists = [(partition, scope) for method, partition, scope in store.written if method == "tools/list"]
+    assert lists, "no tools/list result was cached: the server gave it no ttlMs"
+    assert all(scope == "private" for _, scope in lists), lists
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
