@@ -25,5 +25,6 @@ if [[ -z "${NOTES_SERVER_BIN:-}" ]]; then
 fi
 export NOTES_SERVER_BIN
 
-say "TypeScript client tests on node $("$NODE" --version), @modelcontextprotocol/sdk $("$NODE" -p 'require("./tests/typescript/node_modules/@modelcontextprotocol/sdk/package.json").version') (server: $NOTES_SERVER_BIN)"
+SDK_VERSION="$("$NODE" -p 'require("./tests/typescript/node_modules/@modelcontextprotocol/sdk/package.json").version')"
+say "TypeScript client tests: @modelcontextprotocol/sdk $SDK_VERSION on node $("$NODE" --version) (server: $NOTES_SERVER_BIN)"
 exec "$NODE" --test --test-reporter=spec "$@" "$TESTS_DIR"/*.test.mjs

@@ -79,7 +79,9 @@ async def test_rejects_delete_without_grant_and_assumes_no_role(docs_server, doc
     assert exists(key), "a refused delete removed the document"
 
 
-async def test_accepts_delete_with_grant_attributed_to_principal(docs_server, docs_config, env, tmp_path, seed, connect_docs):
+async def test_accepts_delete_with_grant_attributed_to_principal(
+    docs_server, docs_config, env, tmp_path, seed, connect_docs
+):
     key = put_document("private/", "delete me")
     principal = unique_principal("granted")
     config = docs_config.write(principal, grants='["docs:delete"]')

@@ -128,7 +128,10 @@ def conformance_replicas(tmp_path: Path) -> Iterator[Balanced]:
     shared key, as a deployment of several replicas configures them."""
     binary = conformance_binary()
     if not binary.is_file():
-        pytest.fail(f"{binary} does not exist: build it with `cargo build -p conformance-server` (or set CONFORMANCE_SERVER_BIN)")
+        pytest.fail(
+            f"{binary} does not exist: build it with `cargo build -p conformance-server` "
+            "(or set CONFORMANCE_SERVER_BIN)"
+        )
     key = tmp_path / "state-key"
     key.write_text(secrets.token_hex(32), encoding="utf-8")
 
@@ -164,8 +167,8 @@ async def test_accepts_sealed_state_on_another_replica_and_rejects_it_tampered(
         assert isinstance(done, CallToolResult), done
         assert text_of(done) == "Confirmed: state-ok"
 
-        i = len(first.request_state) // 2
-        tampered = first.request_state[:i] + ("A" if first.request_state[i] != "A" else "B") + first.request_state[i + 1 :]
+        sealed, i = first.request_state, len(first.request_state) // 2
+        tampered = sealed[:i] + ("A" if sealed[i] != "A" else "B") + sealed[i + 1 :]
         with pytest.raises(MCPError) as refused:
             await client.session.call_tool(
                 tool, {}, input_responses=confirm, request_state=tampered, allow_input_required=True

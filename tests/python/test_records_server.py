@@ -103,7 +103,9 @@ async def test_insert_record_with_grant_inserts_and_is_audited(binary: Path, tmp
     assert events["queryRecords"]["db"] == "records-read"
 
 
-async def test_query_records_refuses_bad_limit_and_leaves_sql_to_parameters(binary: Path, tmp_path: Path, connect_records) -> None:
+async def test_query_records_refuses_bad_limit_and_leaves_sql_to_parameters(
+    binary: Path, tmp_path: Path, connect_records
+) -> None:
     principal = unique_principal("erin")
     async with connect_records(binary, write_config(tmp_path, principal, WRITE), tmp_path / "e.jsonl") as session:
         message = await call_error(session, "queryRecords", {"limit": 0})

@@ -13,7 +13,9 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', 
 /** $NOTES_SERVER_BIN, else <target>/debug/notes-server. */
 export function notesServerBinary() {
   if (process.env.NOTES_SERVER_BIN) return process.env.NOTES_SERVER_BIN;
-  const target = process.env.CARGO_TARGET_DIR ? resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR) : join(REPO_ROOT, 'target');
+  const target = process.env.CARGO_TARGET_DIR
+    ? resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR)
+    : join(REPO_ROOT, 'target');
   return join(target, 'debug', 'notes-server');
 }
 
@@ -21,7 +23,8 @@ export class Fixtures {
   static start() {
     const python = process.env.MCP_LP_PYTHON ?? join(REPO_ROOT, '.venv', 'bin', 'python');
     if (!existsSync(python)) throw new Error(`${python} does not exist: run scripts/ts-tests.sh, which creates .venv`);
-    const child = spawn(python, [join(REPO_ROOT, 'tests', 'python', 'ts_fixture.py'), '--binary', notesServerBinary()], {
+    const script = join(REPO_ROOT, 'tests', 'python', 'ts_fixture.py');
+    const child = spawn(python, [script, '--binary', notesServerBinary()], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     return new Fixtures(child);

@@ -30,7 +30,11 @@ after(async () => {
 });
 
 const note = (notes, name) => join(notes, `${name}.md`);
-const textOf = (result) => result.content.filter((block) => block.type === 'text').map((block) => block.text).join('\n');
+const textOf = (result) =>
+  result.content
+    .filter((block) => block.type === 'text')
+    .map((block) => block.text)
+    .join('\n');
 const toolNames = async (client) => (await client.listTools()).tools.map((tool) => tool.name).sort();
 const decisions = (events) => events.map((e) => [e.principal, e.tool, e.decision, e.outcome]);
 
@@ -174,7 +178,8 @@ describe('notes-server over HTTP with OAuth', () => {
 
   test('refuses delete_note with 403 and the client steps up to notes:delete', async () => {
     const server = await fixtures.http();
-    const provider = new RecordingOAuthProvider(await fixtures.token(server.url, { sub: 'bob@example.com', scope: 'notes:read' }));
+    const token = await fixtures.token(server.url, { sub: 'bob@example.com', scope: 'notes:read' });
+    const provider = new RecordingOAuthProvider(token);
     const { client } = await connectHttp(server.url, provider);
     try {
       // The 403's insufficient_scope challenge makes the SDK ask the authorization server for
@@ -184,7 +189,8 @@ describe('notes-server over HTTP with OAuth', () => {
       assert.ok(existsSync(note(server.notes, 'welcome')), 'a refused call ran');
 
       // The authorization server grants it: the same client, with the new token, may delete.
-      provider.saveTokens({ access_token: await fixtures.token(server.url, { sub: 'bob@example.com', scope: 'notes:read notes:delete' }) });
+      const granted = await fixtures.token(server.url, { sub: 'bob@example.com', scope: 'notes:read notes:delete' });
+      provider.saveTokens({ access_token: granted });
       const deleted = await client.callTool({ name: 'delete_note', arguments: { name: 'welcome' } });
       assert.equal(deleted.isError, false, textOf(deleted));
     } finally {
@@ -199,7 +205,8 @@ describe('notes-server over HTTP with OAuth', () => {
 
   test('accepts delete_note for a token with notes:delete', async () => {
     const server = await fixtures.http();
-    const provider = new RecordingOAuthProvider(await fixtures.token(server.url, { sub: 'carol@example.com', scope: 'notes:delete' }));
+    const token = await fixtures.token(server.url, { sub: 'carol@example.com', scope: 'notes:delete' });
+    const provider = new RecordingOAuthProvider(token);
     const { client } = await connectHttp(server.url, provider);
     try {
       assert.deepEqual(await toolNames(client), ['delete_note', 'list_notes', 'read_note']);
@@ -209,7 +216,9 @@ describe('notes-server over HTTP with OAuth', () => {
       await client.close();
     }
     assert.ok(!existsSync(note(server.notes, 'q3-plan')));
-    assert.deepEqual(decisions(await fixtures.audit(server.errlog)), [['carol@example.com', 'delete_note', 'allow', 'ok']]);
+    assert.deepEqual(decisions(await fixtures.audit(server.errlog)), [
+      ['carol@example.com', 'delete_note', 'allow', 'ok'],
+    ]);
   });
 
   test('rejects a request without a token with 401', async () => {
