@@ -5,7 +5,7 @@
 #   scripts/nginx.sh install                      install nginx from Debian's packages if missing
 #   scripts/nginx.sh start NAME PORT BACKEND...   balance 127.0.0.1:PORT over 127.0.0.1:BACKEND...
 #                                                 (round robin, one request at a time to the next)
-#   scripts/nginx.sh stop NAME                    stop that balancer
+#   scripts/nginx.sh stop NAME                    stop that balancer and remove its directory
 #   scripts/nginx.sh status NAME                  exit 0 if it is running
 #   scripts/nginx.sh conf NAME                    print where its configuration is
 #
@@ -139,7 +139,7 @@ stop() {
         done
         kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
     fi
-    rm -f "$CACHE/$name/nginx.pid"
+    rm -rf "${CACHE:?}/$name"
 }
 
 case "${1:-}" in
