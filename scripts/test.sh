@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The test command: build everything, run the Rust tests, then the end-to-end tests in
-# tests/python, which drive the real notes-server binary with the official MCP Python client.
-# Needs cargo and python3 (with venv); installs the Python side into .venv on first use.
+# tests/python, which drive the real server binaries with the official MCP Python client in
+# both of its connection modes (and three notes-server replicas behind nginx), then the
+# official TypeScript client's tests in tests/typescript, then the conformance suite.
+# Needs cargo, python3 (with venv) and npm; installs the Python side into .venv, the Node side
+# into tests/*/node_modules, and Debian's nginx (scripts/nginx.sh) on first use.
 #
 # A build failure stops here; failing Rust tests do not stop the Python tests from running, but
 # either makes the exit status non-zero. Extra arguments go to pytest: `./scripts/test.sh -k audit`.
@@ -42,9 +45,14 @@ TARGET_DIR="$(target_dir)"
 export NOTES_SERVER_BIN="$TARGET_DIR/debug/notes-server"
 export DOCS_SERVER_BIN="$TARGET_DIR/debug/docs-server"
 export RECORDS_SERVER_BIN="$TARGET_DIR/debug/records-server"
+export CONFORMANCE_SERVER_BIN="$TARGET_DIR/debug/conformance-server"
+
+# nginx for the load-balancer tests (tests/python/test_load_balancer.py); without it they fail.
+"$REPO_ROOT/scripts/nginx.sh" install || say "nginx is not available: the load-balancer tests will fail"
 
 say "pytest tests/python (server: $NOTES_SERVER_BIN)"
 "$VENV/bin/python" -m pytest -q tests/python "$@" || failed+=("pytest tests/python")
+"$REPO_ROOT/scripts/ts-tests.sh" || failed+=("scripts/ts-tests.sh")
 CONFORMANCE_SERVER_BIN="$TARGET_DIR/debug/conformance-server" "$REPO_ROOT/scripts/conformance.sh" || failed+=("scripts/conformance.sh")
 
 if ((${#failed[@]})); then

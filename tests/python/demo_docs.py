@@ -32,18 +32,18 @@ from docs_harness import (
     DOCS_EXAMPLE,
     DocsConfig,
     assume_role_calls,
-    connect_docs,
+    open_docs,
     docs_binary,
     load_seed,
     now,
     server_env,
 )
-from demo_output import call, heading, print_config
+from demo_output import call, heading, print_config, print_connection
 from notes_harness import text_of
 
 
 def structured(result) -> str:
-    return json.dumps(result.structuredContent) if result.structuredContent is not None else text_of(result)
+    return json.dumps(result.structured_content) if result.structured_content is not None else text_of(result)
 
 
 async def scene(binary: Path, seed: dict, key: str, title: str, config: Path, steps, principal: str) -> None:
@@ -51,7 +51,8 @@ async def scene(binary: Path, seed: dict, key: str, title: str, config: Path, st
     print_config(config)
     since = now()
     errlog = config.with_suffix(".stderr.jsonl")
-    async with connect_docs(binary, config, errlog, server_env(seed)) as session:
+    async with open_docs(binary, config, errlog, server_env(seed)) as session:
+        print_connection(session)
         tools = await session.list_tools()
         print(f"\n> tools/list\n  {', '.join(t.name for t in tools.tools)}")
         for tool, arguments in steps:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import anyio
 
-from demo_output import call, heading, print_config
+from demo_output import call, heading, print_config, print_connection
 from notes_harness import EXAMPLE_DIR, Workspace, audit_events, connect, server_binary
 
 
@@ -29,6 +29,7 @@ async def scene(binary: Path, workspace: Workspace, key: str, title: str, config
     print_config(config)
     errlog = workspace.root / f"{config.stem}.stderr.jsonl"
     async with connect(binary, config, errlog) as session:
+        print_connection(session)
         tools = await session.list_tools()
         print(f"\n> tools/list\n  {', '.join(t.name for t in tools.tools)}")
         for tool, arguments in steps:

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
-from mcp.shared.exceptions import McpError
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 
 from notes_harness import text_of
@@ -29,6 +29,11 @@ def print_config(config: Path) -> None:
         print(f"  | {line}".rstrip())
 
 
+def print_connection(client) -> None:
+    """Which protocol revision the client and the server agreed on."""
+    print(f"\n> connected (official MCP Python client, mode=auto): protocol {client.protocol_version}")
+
+
 async def call(
     session,
     tool: str,
@@ -39,10 +44,10 @@ async def call(
     print(f"\n> tools/call {tool} {json.dumps(arguments or {})}")
     try:
         result = await session.call_tool(tool, arguments)
-    except McpError as e:
+    except MCPError as e:
         show(f"REFUSED by mcp-lp (JSON-RPC error {e.error.code}):", e.error.message)
         return
-    if result.isError:
+    if result.is_error:
         show("ERROR RESULT (isError: true):", text_of(result))
     else:
         show("OK:", render(result))

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import anyio
 
-from demo_output import call, heading, print_config
+from demo_output import call, heading, print_config, print_connection
 from notes_harness import audit_events, run_cli
 from records_harness import EXAMPLE_DIR, connect, records_binary, url_file, write_config
 
 
 def records(result) -> str:
-    content = result.structuredContent or {}
+    content = result.structured_content or {}
     rows = content.get("records", [content] if content else [])
     return "\n".join(f"#{r['id']} {r['owner']}: {r['title']} ({r['created_at']})" for r in rows) or "(no records)"
 
@@ -37,6 +37,7 @@ async def scene(binary: Path, workdir: Path, key: str, title: str, config: Path,
     print_config(config)
     errlog = workdir / f"{config.stem}.stderr.jsonl"
     async with connect(binary, config, errlog) as session:
+        print_connection(session)
         tools = await session.list_tools()
         print(f"\n> tools/list\n  {', '.join(t.name for t in tools.tools)}")
         for tool, arguments in steps:

@@ -14,13 +14,13 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import pytest
-from mcp import ClientSession, StdioServerParameters
+from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from notes_harness import REPO_ROOT, REQUEST_TIMEOUT, toml_str
+from notes_harness import REPO_ROOT, assert_negotiated, open_client, toml_str
 
 DOCS_EXAMPLE = REPO_ROOT / "examples" / "docs-server"
 AWS_VENV_PYTHON = REPO_ROOT / ".venv-aws" / "bin" / "python"
@@ -142,16 +142,15 @@ class DocsConfig:
 
 
 @asynccontextmanager
-async def connect_docs(
-    binary: Path, config: Path, errlog: Path, env: dict[str, str]
-) -> AsyncIterator[ClientSession]:
-    """Launch docs-server over stdio with `env`, stderr to `errlog`, and yield a session."""
+async def open_docs(
+    binary: Path, config: Path, errlog: Path, env: dict[str, str], mode: str = "auto"
+) -> AsyncIterator[Client]:
+    """Launch docs-server over stdio with `env`, stderr to `errlog`, and yield the official
+    client connected in `mode`."""
     params = StdioServerParameters(command=str(binary), args=["--config", str(config)], env=env)
     with open(errlog, "w", encoding="utf-8") as err:
-        async with stdio_client(params, errlog=err) as (read, write):
-            async with ClientSession(read, write, read_timeout_seconds=REQUEST_TIMEOUT) as session:
-                await session.initialize()
-                yield session
+        async with open_client(stdio_client(params, errlog=err), mode) as client:
+            yield client
 
 
 def run_docs_cli(binary: Path, config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -194,3 +193,17 @@ def docs_config(tmp_path: Path, seed: dict[str, Any]) -> DocsConfig:
 @pytest.fixture
 def env(seed: dict[str, Any]) -> dict[str, str]:
     return server_env(seed)
+
+
+@pytest.fixture
+def connect_docs(mode: str) -> Callable[..., object]:
+    """open_docs in this test's client mode (the `mode` fixture of conftest.py), checking the
+    negotiated revision."""
+
+    @asynccontextmanager
+    async def connect(binary: Path, config: Path, errlog: Path, env: dict[str, str]) -> AsyncIterator[Client]:
+        async with open_docs(binary, config, errlog, env, mode) as client:
+            assert_negotiated(client, mode)
+            yield client
+
+    return connect

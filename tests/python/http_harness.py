@@ -18,13 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
-import httpx
+import httpx2
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from notes_harness import PROTOCOL_VERSION, toml_str
+from notes_harness import PROTOCOL_VERSION, STATELESS_PROTOCOL_VERSION, toml_str
 
 ACCEPT = "application/json, text/event-stream"
 
@@ -77,7 +77,16 @@ class KeyServer:
     def serving(self) -> Iterator["KeyServer"]:
         documents = {
             "/jwks.json": self.jwks(),
-            "/.well-known/oauth-authorization-server": {"issuer": self.issuer, "jwks_uri": self.jwks_uri},
+            # RFC 8414 metadata: the keys, and the endpoints an OAuth client (such as the
+            # TypeScript SDK's) sends a user to; nothing here serves them.
+            "/.well-known/oauth-authorization-server": {
+                "issuer": self.issuer,
+                "jwks_uri": self.jwks_uri,
+                "authorization_endpoint": f"{self.issuer}/authorize",
+                "token_endpoint": f"{self.issuer}/token",
+                "response_types_supported": ["code"],
+                "code_challenge_methods_supported": ["S256"],
+            },
         }
 
         class Handler(BaseHTTPRequestHandler):
@@ -155,10 +164,15 @@ class HttpNotesServer:
         return f"http://127.0.0.1:{self.port}"
 
 
-def http_config(port: int, keys: KeyServer, discover: bool = False, leeway: str = "30s") -> str:
+def http_config(
+    port: int, keys: KeyServer, discover: bool = False, leeway: str = "30s", resource: str | None = None
+) -> str:
+    """`[http]` on 127.0.0.1:`port`; `resource` (the URL clients use, and the tokens' audience)
+    defaults to that address's /mcp."""
     jwks = "" if discover else f"jwks_uri = {toml_str(keys.jwks_uri)}\n"
+    resource = resource or f"http://127.0.0.1:{port}/mcp"
     return (
-        f"[http]\nlisten = \"127.0.0.1:{port}\"\nresource = \"http://127.0.0.1:{port}/mcp\"\n\n"
+        f"[http]\nlisten = \"127.0.0.1:{port}\"\nresource = {toml_str(resource)}\n\n"
         f"[http.auth]\nissuer = {toml_str(keys.issuer)}\nleeway = {toml_str(leeway)}\n{jwks}"
     )
 
@@ -207,18 +221,44 @@ INITIALIZE = rpc(
 @dataclass
 class Reply:
     status: int
-    headers: httpx.Headers
+    headers: httpx2.Headers
     message: dict[str, Any] | None
 
 
-def post(url: str, message: dict[str, Any] | list[Any], token: str | None, session: str | None = None) -> Reply:
-    """POST one JSON-RPC message and read the reply, whether JSON or a server-sent event."""
-    headers = {"Accept": ACCEPT, "Content-Type": "application/json", "MCP-Protocol-Version": PROTOCOL_VERSION}
+def stateless(message: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """`message` as a 2026-07-28 request carries it: the revision, the client's capabilities and
+    identity in `params._meta`, and the `Mcp-Method` (and for tools/call `Mcp-Name`) headers."""
+    params = dict(message.get("params") or {})
+    params["_meta"] = {
+        "io.modelcontextprotocol/protocolVersion": STATELESS_PROTOCOL_VERSION,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "mcp-lp-http-test", "version": "0"},
+        **params.get("_meta", {}),
+    }
+    headers = {"Mcp-Method": message["method"]}
+    if message["method"] == "tools/call":
+        headers["Mcp-Name"] = params["name"]
+    return {**message, "params": params}, headers
+
+
+def post(
+    url: str,
+    message: dict[str, Any] | list[Any],
+    token: str | None,
+    session: str | None = None,
+    revision: str = PROTOCOL_VERSION,
+) -> Reply:
+    """POST one JSON-RPC message and read the reply, whether JSON or a server-sent event. With
+    `revision` 2026-07-28 the message goes out as a stateless request (see `stateless`)."""
+    headers = {"Accept": ACCEPT, "Content-Type": "application/json", "MCP-Protocol-Version": revision}
+    if revision == STATELESS_PROTOCOL_VERSION and isinstance(message, dict):
+        message, extra = stateless(message)
+        headers.update(extra)
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     if session is not None:
         headers["Mcp-Session-Id"] = session
-    response = httpx.post(url, json=message, headers=headers, timeout=10)
+    response = httpx2.post(url, json=message, headers=headers, timeout=10)
     body = response.text
     parsed: dict[str, Any] | None = None
     if response.headers.get("content-type", "").startswith("text/event-stream"):
@@ -228,6 +268,15 @@ def post(url: str, message: dict[str, Any] | list[Any], token: str | None, sessi
     elif response.headers.get("content-type", "").startswith("application/json") and body.strip():
         parsed = json.loads(body)
     return Reply(response.status_code, response.headers, parsed)
+
+
+# The first request a client of each revision sends: 2025-11-25 opens a session with
+# `initialize`; 2026-07-28 has no handshake and may start with any request.
+FIRST_REQUEST = {
+    PROTOCOL_VERSION: INITIALIZE,
+    STATELESS_PROTOCOL_VERSION: rpc("tools/list", 1),
+}
+REVISIONS = tuple(FIRST_REQUEST)
 
 
 def open_session(url: str, token: str) -> str:

@@ -1,6 +1,7 @@
 """Helpers shared by the end-to-end tests and the demo: find the notes-server binary, lay out a
 temporary workspace (a copy of the example notes plus a config file), connect the official MCP
-client to the server over stdio, and read the audit events off the server's stderr."""
+client to the server over stdio in either client mode, and read the audit events off the
+server's stderr."""
 
 from __future__ import annotations
 
@@ -13,22 +14,30 @@ import subprocess
 import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from mcp import ClientSession, StdioServerParameters
+from mcp import Client, StdioServerParameters
+from mcp.client._transport import Transport
 from mcp.client.stdio import stdio_client
-from mcp.shared.exceptions import McpError
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_DIR = REPO_ROOT / "examples" / "notes-server"
 AUDIT_TARGET = "mcp_lp::audit"
 PROTOCOL_VERSION = "2025-11-25"
+STATELESS_PROTOCOL_VERSION = "2026-07-28"
 
-# Every request the client makes fails after this long instead of hanging the run.
-REQUEST_TIMEOUT = timedelta(seconds=10)
+# The official client's two ways to connect, which every client-facing test runs in:
+# "legacy" is the initialize handshake; "auto" (the SDK's default) probes `server/discover` and
+# falls back to the handshake only when the server does not offer a 2026-07-28 revision.
+MODES = ("legacy", "auto")
+# What each mode must end up on against mcp-lp, which serves both revisions.
+NEGOTIATED = {"legacy": PROTOCOL_VERSION, "auto": STATELESS_PROTOCOL_VERSION}
+
+# Every request the client makes fails after this long (seconds) instead of hanging the run.
+REQUEST_TIMEOUT = 10.0
 
 
 def server_binary() -> Path:
@@ -89,29 +98,44 @@ class Workspace:
 
 
 @asynccontextmanager
-async def connect(binary: Path, config: Path, errlog: Path) -> AsyncIterator[ClientSession]:
+async def open_client(transport: Transport, mode: str, **options: Any) -> AsyncIterator[Client]:
+    """The official client over `transport`, connected in `mode` ("legacy" or "auto");
+    `options` go to mcp.Client."""
+    async with Client(transport, mode=mode, read_timeout_seconds=REQUEST_TIMEOUT, **options) as client:
+        yield client
+
+
+def assert_negotiated(client: Client, mode: str) -> None:
+    """The revision `mode` must reach against mcp-lp: legacy stays on 2025-11-25; auto must move
+    to 2026-07-28, not fall back to the handshake, or the auto-mode run would prove nothing new."""
+    want = NEGOTIATED[mode]
+    assert client.protocol_version == want, (
+        f"the client in mode={mode!r} negotiated protocol {client.protocol_version}, expected {want}"
+    )
+
+
+@asynccontextmanager
+async def connect(binary: Path, config: Path, errlog: Path, mode: str = "auto") -> AsyncIterator[Client]:
     """Launch `binary --config config` over stdio, with its stderr written to `errlog`, and yield
-    an initialized MCP client session."""
+    the official client connected in `mode`."""
     params = StdioServerParameters(command=str(binary), args=["--config", str(config)])
     with open(errlog, "w", encoding="utf-8") as err:
-        async with stdio_client(params, errlog=err) as (read, write):
-            async with ClientSession(read, write, read_timeout_seconds=REQUEST_TIMEOUT) as session:
-                await session.initialize()
-                yield session
+        async with open_client(stdio_client(params, errlog=err), mode) as client:
+            yield client
 
 
 def text_of(result: CallToolResult) -> str:
     return "\n".join(block.text for block in result.content if block.type == "text")
 
 
-async def call_error(session: ClientSession, tool: str, arguments: dict[str, Any] | None) -> str:
+async def call_error(session: Client, tool: str, arguments: dict[str, Any] | None) -> str:
     """Call a tool that must fail and return the failure's message, whether it came back as a
     JSON-RPC error or as an error result (isError: true)."""
     try:
         result = await session.call_tool(tool, arguments)
-    except McpError as e:
+    except MCPError as e:
         return e.error.message
-    assert result.isError, f"{tool}({arguments!r}) was expected to fail, got {text_of(result)!r}"
+    assert result.is_error, f"{tool}({arguments!r}) was expected to fail, got {text_of(result)!r}"
     return text_of(result)
 
 

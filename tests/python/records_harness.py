@@ -8,12 +8,13 @@ import os
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
-from mcp import ClientSession, StdioServerParameters
+import pytest
+from mcp import Client, StdioServerParameters
 from mcp.client.stdio import get_default_environment, stdio_client
 
-from notes_harness import REPO_ROOT, REQUEST_TIMEOUT, toml_str
+from notes_harness import REPO_ROOT, assert_negotiated, open_client, toml_str
 
 EXAMPLE_DIR = REPO_ROOT / "examples" / "records-server"
 PG_ENV_FILE = REPO_ROOT / ".cache" / "pg" / "env"
@@ -95,14 +96,28 @@ def write_config(
 
 @asynccontextmanager
 async def connect(
-    binary: Path, config: Path, errlog: Path, env: dict[str, str] | None = None
-) -> AsyncIterator[ClientSession]:
+    binary: Path, config: Path, errlog: Path, env: dict[str, str] | None = None, mode: str = "auto"
+) -> AsyncIterator[Client]:
     """Launch `binary --config config` over stdio with the client's default environment plus
-    `env`, its stderr written to `errlog`, and yield an initialized MCP client session."""
+    `env`, its stderr written to `errlog`, and yield the official client connected in `mode`."""
     environment = {**get_default_environment(), **(env or {})}
     params = StdioServerParameters(command=str(binary), args=["--config", str(config)], env=environment)
     with open(errlog, "w", encoding="utf-8") as err:
-        async with stdio_client(params, errlog=err) as (read, write):
-            async with ClientSession(read, write, read_timeout_seconds=REQUEST_TIMEOUT) as session:
-                await session.initialize()
-                yield session
+        async with open_client(stdio_client(params, errlog=err), mode) as client:
+            yield client
+
+
+@pytest.fixture
+def connect_records(mode: str) -> Callable[..., object]:
+    """connect in this test's client mode (the `mode` fixture of conftest.py), checking the
+    negotiated revision."""
+
+    @asynccontextmanager
+    async def connect_in_mode(
+        binary: Path, config: Path, errlog: Path, env: dict[str, str] | None = None
+    ) -> AsyncIterator[Client]:
+        async with connect(binary, config, errlog, env, mode) as client:
+            assert_negotiated(client, mode)
+            yield client
+
+    return connect_in_mode

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from mcp.shared.exceptions import McpError
+from mcp.shared.exceptions import MCPError
 
 from notes_harness import (
     AUDIT_TARGET,
@@ -14,7 +14,6 @@ from notes_harness import (
     audit_events,
     audit_lines,
     canonical_json,
-    connect,
     log_lines,
 )
 
@@ -38,13 +37,13 @@ CALLS = [
 ]
 
 
-async def test_accepts_one_audit_event_per_call_with_digest_not_arguments(binary, workspace, errlog):
+async def test_accepts_one_audit_event_per_call_with_digest_not_arguments(binary, workspace, errlog, connect):
     config = workspace.write_config(principal=PRINCIPAL, grants="[]")
     async with connect(binary, config, errlog) as session:
         await session.list_tools()  # tools/list is not a call and is not audited
         for tool, arguments, decision, _ in CALLS:
             if decision == "deny":
-                with pytest.raises(McpError):
+                with pytest.raises(MCPError):
                     await session.call_tool(tool, arguments)
             else:
                 await session.call_tool(tool, arguments)
@@ -81,7 +80,7 @@ async def test_accepts_one_audit_event_per_call_with_digest_not_arguments(binary
         assert CANARY not in line, f"an argument value leaked to stderr: {line}"
 
 
-async def test_accepts_same_digest_whatever_the_key_order(binary, workspace, errlog):
+async def test_accepts_same_digest_whatever_the_key_order(binary, workspace, errlog, connect):
     config = workspace.write_config(grants="[]")
     async with connect(binary, config, errlog) as session:
         await session.call_tool("read_note", {"name": "welcome", "b": 1, "a": {"y": 1, "x": 2}})

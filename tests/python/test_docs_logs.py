@@ -25,7 +25,7 @@ from notes_harness import text_of
 pytestmark = pytest.mark.anyio
 
 
-async def test_rejects_secrets_and_session_tokens_in_trace_logs(docs_server, docs_config, seed, tmp_path):
+async def test_rejects_secrets_and_session_tokens_in_trace_logs(docs_server, docs_config, seed, tmp_path, connect_docs):
     key = put_document("private/", "traced")
     principal = unique_principal("traced")
     config = docs_config.write(principal, grants='["docs:delete"]')
@@ -34,7 +34,7 @@ async def test_rejects_secrets_and_session_tokens_in_trace_logs(docs_server, doc
     async with connect_docs(docs_server, config, errlog, server_env(seed, RUST_LOG="trace")) as session:
         for tool, args in [("listDocuments", {}), ("readDocument", {"key": key}), ("deleteDocument", {"key": key})]:
             result = await session.call_tool(tool, args)
-            assert not result.isError, text_of(result)
+            assert not result.is_error, text_of(result)
     logs = errlog.read_text(encoding="utf-8")
     # The capture is at TRACE and covers the SDK's signing and sending.
     assert '"level":"TRACE"' in logs and "aws_smithy_runtime" in logs

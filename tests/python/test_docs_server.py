@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from mcp.shared.exceptions import McpError
+from mcp.shared.exceptions import MCPError
 
 from docs_harness import (  # noqa: F401  (fixtures)
     assume_role_calls,
@@ -26,24 +26,24 @@ pytestmark = pytest.mark.anyio
 FORBIDDEN = -32003
 
 
-async def test_accepts_list_and_read_with_read_role(docs_server, docs_config, env, tmp_path):
+async def test_accepts_list_and_read_with_read_role(docs_server, docs_config, env, tmp_path, connect_docs):
     key = put_document("public/", "# Hello\n")
     config = docs_config.write(unique_principal("reader"))
     async with connect_docs(docs_server, config, tmp_path / "err.jsonl", env) as session:
         listed = await session.call_tool("listDocuments", {"prefix": "public/"})
-        assert not listed.isError, text_of(listed)
-        assert key in listed.structuredContent["keys"]
-        assert all(k.startswith("public/") for k in listed.structuredContent["keys"])
+        assert not listed.is_error, text_of(listed)
+        assert key in listed.structured_content["keys"]
+        assert all(k.startswith("public/") for k in listed.structured_content["keys"])
 
         read = await session.call_tool("readDocument", {"key": key})
-        assert not read.isError, text_of(read)
+        assert not read.is_error, text_of(read)
         assert text_of(read) == "# Hello\n"
 
         missing = await call_error(session, "readDocument", {"key": "public/absent.md"})
         assert "no document `public/absent.md`" in missing
 
 
-async def test_rejects_delete_with_read_role_credentials(docs_server, docs_config, env, tmp_path, seed):
+async def test_rejects_delete_with_read_role_credentials(docs_server, docs_config, env, tmp_path, seed, connect_docs):
     # An operator maps docs-delete to the read-only role by mistake: the emulator refuses the
     # delete, because that role's credentials cannot delete.
     key = put_document("private/", "keep me")
@@ -59,7 +59,7 @@ async def test_rejects_delete_with_read_role_credentials(docs_server, docs_confi
     assert exists(key), "read-only credentials deleted the document"
 
 
-async def test_rejects_delete_without_grant_and_assumes_no_role(docs_server, docs_config, env, tmp_path):
+async def test_rejects_delete_without_grant_and_assumes_no_role(docs_server, docs_config, env, tmp_path, connect_docs):
     key = put_document("private/", "keep me")
     principal = unique_principal("nogrant")
     config = docs_config.write(principal, grants="[]")
@@ -67,26 +67,28 @@ async def test_rejects_delete_without_grant_and_assumes_no_role(docs_server, doc
     async with connect_docs(docs_server, config, tmp_path / "err.jsonl", env) as session:
         tools = sorted(t.name for t in (await session.list_tools()).tools)
         assert tools == ["listDocuments", "readDocument"]
-        with pytest.raises(McpError) as refused:
+        with pytest.raises(MCPError) as refused:
             await session.call_tool("deleteDocument", {"key": key})
         assert refused.value.error.code == FORBIDDEN
         assert "docs:delete" in refused.value.error.message
         # The counter counts: the read assumes its role, once.
         read = await session.call_tool("readDocument", {"key": key})
-        assert not read.isError, text_of(read)
+        assert not read.is_error, text_of(read)
     assert assume_role_calls(since, f"deleteDocument.{principal}") == []
     assert len(assume_role_calls(since, f"readDocument.{principal}")) == 1
     assert exists(key), "a refused delete removed the document"
 
 
-async def test_accepts_delete_with_grant_attributed_to_principal(docs_server, docs_config, env, tmp_path, seed):
+async def test_accepts_delete_with_grant_attributed_to_principal(
+    docs_server, docs_config, env, tmp_path, seed, connect_docs
+):
     key = put_document("private/", "delete me")
     principal = unique_principal("granted")
     config = docs_config.write(principal, grants='["docs:delete"]')
     since = now()
     async with connect_docs(docs_server, config, tmp_path / "err.jsonl", env) as session:
         result = await session.call_tool("deleteDocument", {"key": key})
-        assert not result.isError, text_of(result)
+        assert not result.is_error, text_of(result)
         assert text_of(result) == f"deleted document `{key}`"
     assert not exists(key), "the granted delete left the document"
     [call] = assume_role_calls(since, principal)
@@ -99,7 +101,7 @@ async def test_accepts_delete_with_grant_attributed_to_principal(docs_server, do
     assert tags == {"mcp-tool": "deleteDocument", "mcp-principal": principal}
 
 
-async def test_rejects_document_outside_session_policy(docs_server, docs_config, env, tmp_path):
+async def test_rejects_document_outside_session_policy(docs_server, docs_config, env, tmp_path, connect_docs):
     public = put_document("public/", "public text")
     private = put_document("private/", "private text")
     policy = tmp_path / "public-only.json"
@@ -111,13 +113,13 @@ async def test_rejects_document_outside_session_policy(docs_server, docs_config,
     config = docs_config.write(unique_principal("narrowed"), read_extra='session_policy = "public-only.json"')
     async with connect_docs(docs_server, config, tmp_path / "err.jsonl", env) as session:
         allowed = await session.call_tool("readDocument", {"key": public})
-        assert not allowed.isError, text_of(allowed)
+        assert not allowed.is_error, text_of(allowed)
         # mcp-read-only may read private/; the session policy narrows it and the emulator denies.
         message = await call_error(session, "readDocument", {"key": private})
     assert "S3 GetObject with role `docs-read` failed: AccessDenied" in message, message
 
 
-async def test_accepts_reads_across_credential_expiry(docs_server, docs_config, env, tmp_path):
+async def test_accepts_reads_across_credential_expiry(docs_server, docs_config, env, tmp_path, connect_docs):
     key = put_document("public/", "still here")
     principal = unique_principal("rollover")
     # 3-second sessions, which the emulator expires: a read signed with expired credentials
@@ -127,13 +129,13 @@ async def test_accepts_reads_across_credential_expiry(docs_server, docs_config, 
     async with connect_docs(docs_server, config, tmp_path / "err.jsonl", env) as session:
         for i in range(30):
             result = await session.call_tool("readDocument", {"key": key})
-            assert not result.isError, f"read {i}: {text_of(result)}"
+            assert not result.is_error, f"read {i}: {text_of(result)}"
             await anyio.sleep(0.3)
     rollovers = assume_role_calls(since, f"readDocument.{principal}")
     assert len(rollovers) >= 3, f"9 s of 3 s sessions should have rolled over at least twice: {len(rollovers)}"
 
 
-async def test_rejects_unassumable_role_and_keeps_serving(docs_server, docs_config, env, tmp_path, seed):
+async def test_rejects_unassumable_role_and_keeps_serving(docs_server, docs_config, env, tmp_path, seed, connect_docs):
     key = put_document("private/", "x")
     config = docs_config.write(
         unique_principal("untrusted"), grants='["docs:delete"]', read_role=seed["roles"]["mcp-not-trusting"]
@@ -147,11 +149,11 @@ async def test_rejects_unassumable_role_and_keeps_serving(docs_server, docs_conf
             ), message
         # No fallback, and the server keeps serving: the other role still works.
         deleted = await session.call_tool("deleteDocument", {"key": key})
-        assert not deleted.isError, text_of(deleted)
+        assert not deleted.is_error, text_of(deleted)
     assert not exists(key)
 
 
-async def test_rejects_unreachable_sts_and_keeps_serving(docs_server, docs_config, env, tmp_path):
+async def test_rejects_unreachable_sts_and_keeps_serving(docs_server, docs_config, env, tmp_path, connect_docs):
     # Nothing listens on port 9: STS is unreachable.
     config = docs_config.write(unique_principal("offline"), endpoint="http://127.0.0.1:9")
     async with connect_docs(docs_server, config, tmp_path / "err.jsonl", env) as session:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from mcp.shared.exceptions import McpError
+from mcp.shared.exceptions import MCPError
 
-from notes_harness import audit_events, connect, text_of
+from notes_harness import audit_events, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -18,34 +18,34 @@ async def tool_names(session) -> list[str]:
     return sorted(tool.name for tool in (await session.list_tools()).tools)
 
 
-async def test_hides_delete_note_without_grant(binary, workspace, errlog):
+async def test_hides_delete_note_without_grant(binary, workspace, errlog, connect):
     config = workspace.write_config(grants="[]")
     async with connect(binary, config, errlog) as session:
         assert await tool_names(session) == ["list_notes", "read_note"]
 
 
-async def test_accepts_listing_delete_note_with_grant(binary, workspace, errlog):
+async def test_accepts_listing_delete_note_with_grant(binary, workspace, errlog, connect):
     config = workspace.write_config(grants='["notes:delete"]')
     async with connect(binary, config, errlog) as session:
         assert await tool_names(session) == ["delete_note", "list_notes", "read_note"]
 
 
-async def test_accepts_read_note_without_any_grant(binary, workspace, errlog):
+async def test_accepts_read_note_without_any_grant(binary, workspace, errlog, connect):
     config = workspace.write_config(grants="[]")
     async with connect(binary, config, errlog) as session:
         result = await session.call_tool("read_note", {"name": "welcome"})
-        assert not result.isError
+        assert not result.is_error
         assert text_of(result) == workspace.note("welcome").read_text(encoding="utf-8")
 
         listed = await session.call_tool("list_notes", {})
-        assert not listed.isError
-        assert listed.structuredContent == {"names": ["q3-plan", "welcome"]}
+        assert not listed.is_error
+        assert listed.structured_content == {"names": ["q3-plan", "welcome"]}
 
 
-async def test_rejects_delete_without_grant(binary, workspace, errlog):
+async def test_rejects_delete_without_grant(binary, workspace, errlog, connect):
     config = workspace.write_config(grants="[]")
     async with connect(binary, config, errlog) as session:
-        with pytest.raises(McpError) as refused:
+        with pytest.raises(MCPError) as refused:
             await session.call_tool("delete_note", {"name": "q3-plan"})
     error = refused.value.error
     assert "notes:delete" in error.message, error.message
@@ -56,26 +56,26 @@ async def test_rejects_delete_without_grant(binary, workspace, errlog):
     assert (event["tool"], event["decision"], event["outcome"]) == ("delete_note", "deny", "denied")
 
 
-async def test_accepts_delete_with_grant(binary, workspace, errlog):
+async def test_accepts_delete_with_grant(binary, workspace, errlog, connect):
     config = workspace.write_config(grants='["notes:delete"]')
     assert workspace.note("q3-plan").exists()
     async with connect(binary, config, errlog) as session:
         result = await session.call_tool("delete_note", {"name": "q3-plan"})
-        assert not result.isError, text_of(result)
+        assert not result.is_error, text_of(result)
         assert "q3-plan" in text_of(result)
         listed = await session.call_tool("list_notes", {})
-        assert listed.structuredContent == {"names": ["welcome"]}
+        assert listed.structured_content == {"names": ["welcome"]}
     assert not workspace.note("q3-plan").exists(), "the granted delete left the note in place"
     assert workspace.note("welcome").exists()
     [delete, _list] = audit_events(errlog)
     assert (delete["tool"], delete["decision"], delete["outcome"]) == ("delete_note", "allow", "ok")
 
 
-async def test_rejects_delete_with_expired_grant(binary, workspace, errlog):
+async def test_rejects_delete_with_expired_grant(binary, workspace, errlog, connect):
     config = workspace.write_config(grants=EXPIRED)
     async with connect(binary, config, errlog) as session:
         assert "delete_note" not in await tool_names(session)
-        with pytest.raises(McpError) as refused:
+        with pytest.raises(MCPError) as refused:
             await session.call_tool("delete_note", {"name": "q3-plan"})
     error = refused.value.error
     assert "expired" in error.message, error.message
@@ -84,20 +84,20 @@ async def test_rejects_delete_with_expired_grant(binary, workspace, errlog):
     assert workspace.note("q3-plan").exists(), "a refused delete removed the note"
 
 
-async def test_accepts_delete_with_unexpired_grant(binary, workspace, errlog):
+async def test_accepts_delete_with_unexpired_grant(binary, workspace, errlog, connect):
     config = workspace.write_config(grants=FAR_FUTURE)
     async with connect(binary, config, errlog) as session:
         assert "delete_note" in await tool_names(session)
         result = await session.call_tool("delete_note", {"name": "welcome"})
-        assert not result.isError, text_of(result)
+        assert not result.is_error, text_of(result)
     assert not workspace.note("welcome").exists()
 
 
-async def test_rejects_grant_whose_name_only_resembles_notes_delete(binary, workspace, errlog):
+async def test_rejects_grant_whose_name_only_resembles_notes_delete(binary, workspace, errlog, connect):
     """A grant that merely resembles `notes:delete` does not unlock it."""
     config = workspace.write_config(grants='["notes:delete:all", "notes"]')
     async with connect(binary, config, errlog) as session:
         assert "delete_note" not in await tool_names(session)
-        with pytest.raises(McpError):
+        with pytest.raises(MCPError):
             await session.call_tool("delete_note", {"name": "welcome"})
     assert workspace.note("welcome").exists()

@@ -9,17 +9,20 @@ import subprocess
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator, Callable, Iterator
 
-import httpx
+import httpx2
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from mcp import ClientSession
+from mcp import Client
+from mcp.client.caching import CacheConfig, CacheEntry, CacheKey, InMemoryResponseCacheStore
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
 from http_harness import (
+    FIRST_REQUEST,
     INITIALIZE,
+    REVISIONS,
     HttpNotesServer,
     KeyServer,
     Minter,
@@ -31,7 +34,7 @@ from http_harness import (
     rpc,
     serve_http,
 )
-from notes_harness import REQUEST_TIMEOUT, Workspace, audit_events, log_lines, text_of
+from notes_harness import Workspace, assert_negotiated, audit_events, log_lines, open_client, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -55,42 +58,86 @@ def minter(server: HttpNotesServer, keys: KeyServer) -> Minter:
     return Minter(keys, audience=server.url)
 
 
-@asynccontextmanager
-async def connect_http(url: str, token: str) -> AsyncIterator[ClientSession]:
-    """The official client over streamable HTTP, presenting `token`."""
-    async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
-        async with streamable_http_client(url, http_client=http) as (read, write, _):
-            async with ClientSession(read, write, read_timeout_seconds=REQUEST_TIMEOUT) as session:
-                await session.initialize()
-                yield session
+@pytest.fixture
+def connect_http(mode: str) -> Callable[[str, str], object]:
+    """The official client over streamable HTTP in this test's mode, presenting a token."""
+
+    @asynccontextmanager
+    async def connect(url: str, token: str) -> AsyncIterator[Client]:
+        async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
+            async with open_client(streamable_http_client(url, http_client=http), mode) as client:
+                assert_negotiated(client, mode)
+                yield client
+
+    return connect
 
 
-async def tool_names(url: str, token: str) -> list[str]:
+async def tool_names(connect_http, url: str, token: str) -> list[str]:
     async with connect_http(url, token) as session:
         return sorted(tool.name for tool in (await session.list_tools()).tools)
 
 
-async def test_accepts_call_with_valid_token(server: HttpNotesServer, minter: Minter, workspace: Workspace) -> None:
+async def test_accepts_call_with_valid_token(
+    server: HttpNotesServer, minter: Minter, workspace: Workspace, connect_http
+) -> None:
     token = minter.token(sub="alice@example.com")
     async with connect_http(server.url, token) as session:
         result = await session.call_tool("read_note", {"name": "welcome"})
-        assert not result.isError, text_of(result)
+        assert not result.is_error, text_of(result)
         assert text_of(result) == workspace.note("welcome").read_text(encoding="utf-8")
 
 
-async def test_lists_tools_by_token_scopes(server: HttpNotesServer, minter: Minter) -> None:
-    without = await tool_names(server.url, minter.token(scope="profile"))
-    with_grant = await tool_names(server.url, minter.token(scope="profile notes:delete"))
+async def test_lists_tools_by_token_scopes(server: HttpNotesServer, minter: Minter, connect_http) -> None:
+    without = await tool_names(connect_http, server.url, minter.token(scope="profile"))
+    with_grant = await tool_names(connect_http, server.url, minter.token(scope="profile notes:delete"))
     assert without == ["list_notes", "read_note"]
     assert with_grant == ["delete_note", "list_notes", "read_note"]
 
 
-async def test_accepts_delete_with_scope(server: HttpNotesServer, minter: Minter, workspace: Workspace) -> None:
+async def test_accepts_delete_with_scope(
+    server: HttpNotesServer, minter: Minter, workspace: Workspace, connect_http
+) -> None:
     token = minter.token(scope="notes:delete")
     async with connect_http(server.url, token) as session:
         result = await session.call_tool("delete_note", {"name": "q3-plan"})
-        assert not result.isError, text_of(result)
+        assert not result.is_error, text_of(result)
     assert not workspace.note("q3-plan").exists()
+
+
+class RecordingCacheStore(InMemoryResponseCacheStore):
+    """A client response cache that also records what it was asked to keep, and how shared."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[tuple[str, str, str]] = []
+
+    async def set(self, key: CacheKey, entry: CacheEntry) -> None:
+        self.written.append((key.method, key.partition, entry.scope))
+        await super().set(key, entry)
+
+
+async def test_refuses_to_share_a_tool_list_between_principals_through_a_client_cache(
+    server: HttpNotesServer, minter: Minter
+) -> None:
+    """Two principals behind one 2026-07-28 client cache, which shares whatever the server marks
+    public: each must still see only its own tools/list."""
+    store = RecordingCacheStore()
+
+    async def names(sub: str, scope: str) -> list[str]:
+        cache = CacheConfig(store=store, partition=sub, target_id=server.url, share_public=True)
+        token = minter.token(sub=sub, scope=scope)
+        async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
+            async with open_client(streamable_http_client(server.url, http_client=http), "auto", cache=cache) as client:
+                assert_negotiated(client, "auto")
+                return sorted(tool.name for tool in (await client.list_tools()).tools)
+
+    assert await names("alice@example.com", "") == ["list_notes", "read_note"]
+    assert await names("bob@example.com", "notes:delete") == ["delete_note", "list_notes", "read_note"]
+    assert await names("alice@example.com", "") == ["list_notes", "read_note"]
+    # Not vacuous: the lists were cached (the server gave them a lifetime), each private to its caller.
+    lists = [(partition, scope) for method, partition, scope in store.written if method == "tools/list"]
+    assert lists, "no tools/list result was cached: the server gave it no ttlMs"
+    assert all(scope == "private" for _, scope in lists), lists
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
@@ -98,11 +145,15 @@ def test_accepts_each_allowed_algorithm(server: HttpNotesServer, minter: Minter,
     assert post(server.url, INITIALIZE, minter.token(alg=alg)).status == 200
 
 
-def test_rejects_missing_scope_with_403_step_up(server: HttpNotesServer, minter: Minter, workspace: Workspace) -> None:
+@pytest.mark.parametrize("revision", REVISIONS)
+def test_rejects_missing_scope_with_403_step_up(
+    server: HttpNotesServer, minter: Minter, workspace: Workspace, revision: str
+) -> None:
     token = minter.token(sub="bob@example.com", scope="notes:read")
-    session = open_session(server.url, token)
+    # A 2025-11-25 client calls inside its session; a 2026-07-28 client has none.
+    session = open_session(server.url, token) if revision == REVISIONS[0] else None
     call = rpc("tools/call", 7, {"name": "delete_note", "arguments": {"name": "welcome"}})
-    reply = post(server.url, call, token, session)
+    reply = post(server.url, call, token, session, revision)
     assert reply.status == 403
     challenge = reply.headers["www-authenticate"]
     assert 'error="insufficient_scope"' in challenge, challenge
@@ -172,9 +223,12 @@ def jwt_b64(claims: dict) -> str:
         "wrong_signature",
     ],
 )
-def test_rejects_bad_token_with_401(server: HttpNotesServer, minter: Minter, keys: KeyServer, case: str) -> None:
+@pytest.mark.parametrize("revision", REVISIONS)
+def test_rejects_bad_token_with_401(
+    server: HttpNotesServer, minter: Minter, keys: KeyServer, case: str, revision: str
+) -> None:
     token = bad_tokens(minter, keys)[case]
-    reply = post(server.url, INITIALIZE, token)
+    reply = post(server.url, FIRST_REQUEST[revision], token, revision=revision)
     assert reply.status == 401, (case, reply.status, reply.message)
     challenge = reply.headers["www-authenticate"]
     assert challenge.startswith("Bearer "), challenge
@@ -186,7 +240,7 @@ def test_rejects_bad_token_with_401(server: HttpNotesServer, minter: Minter, key
 
 def test_serves_protected_resource_metadata(server: HttpNotesServer, keys: KeyServer) -> None:
     for path in ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"]:
-        metadata = httpx.get(server.base + path, timeout=5).json()
+        metadata = httpx2.get(server.base + path, timeout=5).json()
         assert metadata["resource"] == server.url
         assert metadata["authorization_servers"] == [keys.issuer]
         assert metadata["scopes_supported"] == ["notes:delete"]
@@ -208,7 +262,9 @@ def test_rejects_session_id_it_never_issued(server: HttpNotesServer, minter: Min
     assert reply.status == 404
 
 
-async def test_audits_the_tokens_principal_and_never_the_token(server: HttpNotesServer, minter: Minter) -> None:
+async def test_audits_the_tokens_principal_and_never_the_token(
+    server: HttpNotesServer, minter: Minter, connect_http
+) -> None:
     token = minter.token(sub="carol@example.com")
     async with connect_http(server.url, token) as session:
         await session.call_tool("read_note", {"name": "welcome"})

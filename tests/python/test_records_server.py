@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mcp.shared.exceptions import McpError
+from mcp.shared.exceptions import MCPError
 
 from notes_harness import audit_events, call_error, run_cli, text_of
-from records_harness import (
+from records_harness import (  # noqa: F401  (connect_records is a fixture)
     EXAMPLE_DIR,
-    connect,
+    connect_records,
     password_in,
     pg_env,
     records_binary,
@@ -38,24 +38,24 @@ def binary() -> Path:
 
 
 def records_of(result) -> list[dict]:
-    assert not result.isError, text_of(result)
-    return result.structuredContent["records"]
+    assert not result.is_error, text_of(result)
+    return result.structured_content["records"]
 
 
-async def test_query_records_returns_only_the_callers_rows(binary: Path, tmp_path: Path) -> None:
+async def test_query_records_returns_only_the_callers_rows(binary: Path, tmp_path: Path, connect_records) -> None:
     alice, bob = unique_principal("alice"), unique_principal("bob")
     alice_config = write_config(tmp_path, alice, WRITE, name="alice.toml")
     bob_config = write_config(tmp_path, bob, WRITE, name="bob.toml")
 
-    async with connect(binary, alice_config, tmp_path / "alice.jsonl") as session:
+    async with connect_records(binary, alice_config, tmp_path / "alice.jsonl") as session:
         for title in ("plan", "notes"):
             result = await session.call_tool("insertRecord", {"title": title, "body": f"alice's {title}"})
-            assert not result.isError, text_of(result)
-            assert result.structuredContent["owner"] == alice
-    async with connect(binary, bob_config, tmp_path / "bob.jsonl") as session:
+            assert not result.is_error, text_of(result)
+            assert result.structured_content["owner"] == alice
+    async with connect_records(binary, bob_config, tmp_path / "bob.jsonl") as session:
         await session.call_tool("insertRecord", {"title": "salary", "body": "bob's salary"})
         bobs = records_of(await session.call_tool("queryRecords", {}))
-    async with connect(binary, alice_config, tmp_path / "alice2.jsonl") as session:
+    async with connect_records(binary, alice_config, tmp_path / "alice2.jsonl") as session:
         alices = records_of(await session.call_tool("queryRecords", {}))
         filtered = records_of(await session.call_tool("queryRecords", {"title_contains": "PLA"}))
 
@@ -65,13 +65,13 @@ async def test_query_records_returns_only_the_callers_rows(binary: Path, tmp_pat
     assert [r["title"] for r in filtered] == ["plan"]
 
 
-async def test_insert_record_hidden_and_refused_without_grant(binary: Path, tmp_path: Path) -> None:
+async def test_insert_record_hidden_and_refused_without_grant(binary: Path, tmp_path: Path, connect_records) -> None:
     principal = unique_principal("carol")
     errlog = tmp_path / "server.jsonl"
-    async with connect(binary, write_config(tmp_path, principal), errlog) as session:
+    async with connect_records(binary, write_config(tmp_path, principal), errlog) as session:
         names = {tool.name for tool in (await session.list_tools()).tools}
         assert names == {"queryRecords"}
-        with pytest.raises(McpError) as refused:
+        with pytest.raises(MCPError) as refused:
             await session.call_tool("insertRecord", {"title": "sneaky", "body": "x"})
         assert refused.value.error.code == -32003
         assert "requires grant `records:write`" in refused.value.error.message
@@ -84,13 +84,13 @@ async def test_insert_record_hidden_and_refused_without_grant(binary: Path, tmp_
     assert denied[0]["principal"] == principal
 
 
-async def test_insert_record_with_grant_inserts_and_is_audited(binary: Path, tmp_path: Path) -> None:
+async def test_insert_record_with_grant_inserts_and_is_audited(binary: Path, tmp_path: Path, connect_records) -> None:
     principal = unique_principal("dave")
     errlog = tmp_path / "server.jsonl"
-    async with connect(binary, write_config(tmp_path, principal, WRITE), errlog) as session:
+    async with connect_records(binary, write_config(tmp_path, principal, WRITE), errlog) as session:
         result = await session.call_tool("insertRecord", {"title": "Vendor call", "body": "renewal"})
-        assert not result.isError, text_of(result)
-        inserted = result.structuredContent
+        assert not result.is_error, text_of(result)
+        inserted = result.structured_content
         assert inserted["owner"] == principal
         assert inserted["title"] == "Vendor call"
         listed = records_of(await session.call_tool("queryRecords", {"limit": 5}))
@@ -103,14 +103,16 @@ async def test_insert_record_with_grant_inserts_and_is_audited(binary: Path, tmp
     assert events["queryRecords"]["db"] == "records-read"
 
 
-async def test_query_records_refuses_bad_limit_and_leaves_sql_to_parameters(binary: Path, tmp_path: Path) -> None:
+async def test_query_records_refuses_bad_limit_and_leaves_sql_to_parameters(
+    binary: Path, tmp_path: Path, connect_records
+) -> None:
     principal = unique_principal("erin")
-    async with connect(binary, write_config(tmp_path, principal, WRITE), tmp_path / "e.jsonl") as session:
+    async with connect_records(binary, write_config(tmp_path, principal, WRITE), tmp_path / "e.jsonl") as session:
         message = await call_error(session, "queryRecords", {"limit": 0})
         assert "argument `limit`: must be 1 to 100" in message
         hostile = "x'); DROP TABLE records; --"
         result = await session.call_tool("insertRecord", {"title": hostile, "body": hostile})
-        assert not result.isError, text_of(result)
+        assert not result.is_error, text_of(result)
         found = records_of(await session.call_tool("queryRecords", {"title_contains": "drop table"}))
         assert [r["title"] for r in found] == [hostile]
 
@@ -145,10 +147,10 @@ def test_check_refuses_write_capability_on_a_superuser_before_serving(binary: Pa
     assert password_in(superuser) not in result.stderr + result.stdout
 
 
-async def test_passwords_stay_out_of_trace_logs(binary: Path, tmp_path: Path) -> None:
+async def test_passwords_stay_out_of_trace_logs(binary: Path, tmp_path: Path, connect_records) -> None:
     principal = unique_principal("hank")
     errlog = tmp_path / "server.jsonl"
-    async with connect(
+    async with connect_records(
         binary, write_config(tmp_path, principal, WRITE), errlog, env={"RUST_LOG": "trace"}
     ) as session:
         await session.call_tool("insertRecord", {"title": "t", "body": "b"})
