@@ -611,7 +611,9 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
     }
 
     // `subscriptions/listen` (2026-07-28) carries list-changed and resource notifications, none
-    // of which are capability-scoped: the server's own handler serves it.
+    // of which are capability-scoped: the server's own handler decides what it accepts. A server
+    // without one still acknowledges the stream, with what its capabilities advertise (rmcp
+    // narrows the filter to them), so a client can always listen.
     fn accepted_subscription_filter(
         &self,
         requested: &SubscriptionFilter,
@@ -620,6 +622,7 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
             .service
             .extras()
             .accepted_subscription_filter(requested)
+            .or_else(|| Some(requested.supported_by(&self.get_info().capabilities)))
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {

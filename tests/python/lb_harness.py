@@ -74,13 +74,15 @@ def replicas_behind_nginx(
 
 @contextmanager
 def balanced_notes(
-    binary: Path, workspace: Workspace, keys: KeyServer, logs: Path, count: int = 3
+    binary: Path, workspace: Workspace, keys: KeyServer, logs: Path, count: int = 3, extra: str = ""
 ) -> Iterator[Balanced]:
     """notes-server replicas sharing one notes directory and one authorization server, the
-    balancer's URL as their resource (the tokens' audience)."""
+    balancer's URL as their resource (the tokens' audience); `extra` TOML goes into every
+    replica's configuration."""
 
     def write_config(i: int, port: int, url: str) -> Path:
-        return workspace.write_config(extra=http_config(port, keys, resource=url), name=f"replica-{i}.toml")
+        config = http_config(port, keys, resource=url) + "\n" + extra
+        return workspace.write_config(extra=config, name=f"replica-{i}.toml")
 
     with replicas_behind_nginx(binary, write_config, logs, count) as replicas:
         yield replicas

@@ -107,7 +107,7 @@ def test_accepts_inventory_listing_every_tool_with_requires(binary, workspace):
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     requires = {tool["name"]: tool["requires"] for tool in document["tools"]}
-    assert requires == {"list_notes": [], "read_note": [], "delete_note": ["notes:delete"]}
+    assert requires == {"list_notes": [], "preview_note": [], "read_note": [], "delete_note": ["notes:delete"]}
     assert document["server"]["name"] == "notes-server"
 
 
@@ -115,4 +115,4 @@ def test_accepts_inventory_without_config(binary):
     done = run_cli(binary, "inventory")
     assert done.returncode == 0, done.stderr
     names = sorted(tool["name"] for tool in json.loads(done.stdout)["tools"])
-    assert names == ["delete_note", "list_notes", "read_note"]
+    assert names == ["delete_note", "list_notes", "preview_note", "read_note"]

@@ -21,13 +21,13 @@ async def tool_names(session) -> list[str]:
 async def test_hides_delete_note_without_grant(binary, workspace, errlog, connect):
     config = workspace.write_config(grants="[]")
     async with connect(binary, config, errlog) as session:
-        assert await tool_names(session) == ["list_notes", "read_note"]
+        assert await tool_names(session) == ["list_notes", "preview_note", "read_note"]
 
 
 async def test_accepts_listing_delete_note_with_grant(binary, workspace, errlog, connect):
     config = workspace.write_config(grants='["notes:delete"]')
     async with connect(binary, config, errlog) as session:
-        assert await tool_names(session) == ["delete_note", "list_notes", "read_note"]
+        assert await tool_names(session) == ["delete_note", "list_notes", "preview_note", "read_note"]
 
 
 async def test_accepts_read_note_without_any_grant(binary, workspace, errlog, connect):

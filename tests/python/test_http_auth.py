@@ -90,8 +90,8 @@ async def test_accepts_call_with_valid_token(
 async def test_lists_tools_by_token_scopes(server: HttpNotesServer, minter: Minter, connect_http) -> None:
     without = await tool_names(connect_http, server.url, minter.token(scope="profile"))
     with_grant = await tool_names(connect_http, server.url, minter.token(scope="profile notes:delete"))
-    assert without == ["list_notes", "read_note"]
-    assert with_grant == ["delete_note", "list_notes", "read_note"]
+    assert without == ["list_notes", "preview_note", "read_note"]
+    assert with_grant == ["delete_note", "list_notes", "preview_note", "read_note"]
 
 
 async def test_accepts_delete_with_scope(
@@ -131,9 +131,9 @@ async def test_refuses_to_share_a_tool_list_between_principals_through_a_client_
                 assert_negotiated(client, "auto")
                 return sorted(tool.name for tool in (await client.list_tools()).tools)
 
-    assert await names("alice@example.com", "") == ["list_notes", "read_note"]
-    assert await names("bob@example.com", "notes:delete") == ["delete_note", "list_notes", "read_note"]
-    assert await names("alice@example.com", "") == ["list_notes", "read_note"]
+    assert await names("alice@example.com", "") == ["list_notes", "preview_note", "read_note"]
+    assert await names("bob@example.com", "notes:delete") == ["delete_note", "list_notes", "preview_note", "read_note"]
+    assert await names("alice@example.com", "") == ["list_notes", "preview_note", "read_note"]
     # Not vacuous: the lists were cached (the server gave them a lifetime), each private to its caller.
     lists = [(partition, scope) for method, partition, scope in store.written if method == "tools/list"]
     assert lists, "no tools/list result was cached: the server gave it no ttlMs"

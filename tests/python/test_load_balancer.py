@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 from mcp import Client
@@ -46,11 +46,12 @@ def minter(balanced: Balanced, keys: KeyServer) -> Minter:
 
 
 @asynccontextmanager
-async def stateless_client(url: str, token: str | None = None) -> AsyncIterator[Client]:
-    """The official client in mode="auto", which must be on 2026-07-28 (no session)."""
+async def stateless_client(url: str, token: str | None = None, **options: Any) -> AsyncIterator[Client]:
+    """The official client in mode="auto", which must be on 2026-07-28 (no session); `options`
+    go to mcp.Client."""
     headers = {"Authorization": f"Bearer {token}"} if token is not None else None
     async with create_mcp_http_client(headers=headers) as http:
-        async with open_client(streamable_http_client(url, http_client=http), "auto") as client:
+        async with open_client(streamable_http_client(url, http_client=http), "auto", **options) as client:
             assert_negotiated(client, "auto")
             yield client
 
@@ -70,7 +71,7 @@ async def test_accepts_consecutive_stateless_calls_on_different_replicas(
     welcome = workspace.note("welcome").read_text(encoding="utf-8")
     async with stateless_client(balanced.url, minter.token(sub="alice@example.com")) as client:
         tools = sorted(tool.name for tool in (await client.list_tools()).tools)
-        assert tools == ["list_notes", "read_note"]
+        assert tools == ["list_notes", "preview_note", "read_note"]
         for i in range(CALLS):
             result = await client.call_tool("read_note", {"name": "welcome"})
             assert not result.is_error, f"call {i}: {text_of(result)}"
@@ -106,7 +107,7 @@ async def test_accepts_delete_with_scope_whichever_replica_answers(
 ) -> None:
     async with stateless_client(balanced.url, minter.token(sub="carol@example.com", scope="notes:delete")) as client:
         tools = sorted(tool.name for tool in (await client.list_tools()).tools)
-        assert tools == ["delete_note", "list_notes", "read_note"]
+        assert tools == ["delete_note", "list_notes", "preview_note", "read_note"]
         deleted = await client.call_tool("delete_note", {"name": "q3-plan"})
         assert not deleted.is_error, text_of(deleted)
         listed = await client.call_tool("list_notes", {})
@@ -182,3 +183,40 @@ async def test_accepts_sealed_state_on_another_replica_and_rejects_it_tampered(
     ]
     # Minted by one replica, opened by another, refused tampered by the third.
     assert_spread_over_every_replica(calls)
+
+
+def shared_state_key(directory: Path) -> str:
+    """`[request_state]` sealing with one key in a file of `directory`, as every replica of a
+    deployment configures it."""
+    key = directory / "state-key"
+    key.write_text(secrets.token_hex(32), encoding="utf-8")
+    return f'[request_state]\nkeys = [{{ id = "shared", secret = {{ file = {toml_str(str(key))} }} }}]\n'
+
+
+@pytest.fixture
+def keyed_notes(binary: Path, workspace: Workspace, keys: KeyServer, tmp_path: Path) -> Iterator[Balanced]:
+    extra = shared_state_key(tmp_path)
+    with balanced_notes(binary, workspace, keys, tmp_path / "replicas", REPLICAS, extra=extra) as replicas:
+        yield replicas
+
+
+async def test_accepts_a_preview_answered_on_another_replica(
+    keyed_notes: Balanced, keys: KeyServer, workspace: Workspace
+) -> None:
+    async def two_lines(_context: Any, _params: Any) -> ElicitResult:
+        return ElicitResult(action="accept", content={"lines": 2})
+
+    token = Minter(keys, audience=keyed_notes.url).token(sub="dave@example.com")
+    async with stateless_client(keyed_notes.url, token, elicitation_callback=two_lines) as client:
+        await client.list_tools()
+        result = await client.call_tool("preview_note", {"name": "welcome"})
+        assert not result.is_error, text_of(result)
+        welcome = workspace.note("welcome").read_text(encoding="utf-8").splitlines()
+        assert text_of(result) == "\n".join(welcome[:2])
+
+    calls = keyed_notes.audited_calls()
+    assert [(e["tool"], e["outcome"]) for _, e in calls] == [
+        ("preview_note", "input_required"), ("preview_note", "ok")
+    ]
+    (asked_on, _), (answered_on, _) = calls
+    assert asked_on != answered_on, "the question and its answer went to different replicas"

@@ -22,7 +22,7 @@ def served(workspace, *versions: str):
 
 async def assert_serves(client, workspace) -> None:
     tools = sorted(tool.name for tool in (await client.list_tools()).tools)
-    assert tools == ["list_notes", "read_note"]
+    assert tools == ["list_notes", "preview_note", "read_note"]
     result = await client.call_tool("read_note", {"name": "welcome"})
     assert text_of(result) == workspace.note("welcome").read_text(encoding="utf-8")
 

@@ -23,7 +23,7 @@ def assert_tools_list_works(server: RawServer, id: int) -> None:
     response = server.request(id, "tools/list")
     assert response.get("id") == id, response
     names = sorted(tool["name"] for tool in response["result"]["tools"])
-    assert names == ["list_notes", "read_note"]
+    assert names == ["list_notes", "preview_note", "read_note"]
 
 
 def test_accepts_handshake_and_clean_shutdown_on_eof(server):

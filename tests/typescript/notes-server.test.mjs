@@ -118,7 +118,7 @@ describe('notes-server over stdio', () => {
     try {
       assert.equal(transport.protocolVersion, PROTOCOL_VERSION);
       assert.equal(client.getServerVersion().name, 'notes-server');
-      assert.deepEqual(await toolNames(client), ['list_notes', 'read_note']);
+      assert.deepEqual(await toolNames(client), ['list_notes', 'preview_note', 'read_note']);
 
       const read = await client.callTool({ name: 'read_note', arguments: { name: 'welcome' } });
       assert.equal(read.isError, false);
@@ -144,7 +144,7 @@ describe('notes-server over stdio', () => {
     const ws = await fixtures.stdio('["notes:delete"]');
     const { client, close } = await connectStdio(ws);
     try {
-      assert.deepEqual(await toolNames(client), ['delete_note', 'list_notes', 'read_note']);
+      assert.deepEqual(await toolNames(client), ['delete_note', 'list_notes', 'preview_note', 'read_note']);
       const deleted = await client.callTool({ name: 'delete_note', arguments: { name: 'q3-plan' } });
       assert.equal(deleted.isError, false, textOf(deleted));
       const listed = await client.callTool({ name: 'list_notes', arguments: {} });
@@ -167,7 +167,7 @@ describe('notes-server over HTTP with OAuth', () => {
     const { client, transport } = await connectHttp(server.url, provider);
     try {
       assert.equal(transport.protocolVersion, PROTOCOL_VERSION);
-      assert.deepEqual(await toolNames(client), ['list_notes', 'read_note']);
+      assert.deepEqual(await toolNames(client), ['list_notes', 'preview_note', 'read_note']);
       const read = await client.callTool({ name: 'read_note', arguments: { name: 'welcome' } });
       assert.equal(textOf(read), readFileSync(note(server.notes, 'welcome'), 'utf8'));
     } finally {
@@ -209,7 +209,7 @@ describe('notes-server over HTTP with OAuth', () => {
     const provider = new RecordingOAuthProvider(token);
     const { client } = await connectHttp(server.url, provider);
     try {
-      assert.deepEqual(await toolNames(client), ['delete_note', 'list_notes', 'read_note']);
+      assert.deepEqual(await toolNames(client), ['delete_note', 'list_notes', 'preview_note', 'read_note']);
       const deleted = await client.callTool({ name: 'delete_note', arguments: { name: 'q3-plan' } });
       assert.equal(deleted.isError, false, textOf(deleted));
     } finally {
