@@ -198,6 +198,8 @@ pub enum Outcome {
     OutputTooLarge,
     /// The handler panicked.
     Panicked,
+    /// The principal called the tool more often than its rate limit allows.
+    RateLimited,
 }
 
 impl Outcome {
@@ -212,6 +214,7 @@ impl Outcome {
             Self::Timeout => "timeout",
             Self::OutputTooLarge => "output_too_large",
             Self::Panicked => "panicked",
+            Self::RateLimited => "rate_limited",
         }
     }
 }

@@ -340,3 +340,16 @@ impl OpenEcho {
         args.text
     }
 }
+
+/// A tool with a rate limit in its attribute.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limited;
+
+#[mcp_lp::server]
+impl Limited {
+    /// Return the text; at most two calls per minute per principal, unless configured otherwise.
+    #[tool(rate = "2/min")]
+    async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> String {
+        args.text
+    }
+}

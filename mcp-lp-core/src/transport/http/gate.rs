@@ -126,7 +126,7 @@ pub(crate) async fn gate<S: ToolSet>(
         );
     };
     if parts.method == Method::POST
-        && let Some(response) = gate.refuse_out_of_scope(&principal, &bytes)
+        && let Some(response) = gate.refuse_out_of_scope(&principal, &bytes, &mut parts.extensions)
     {
         return response;
     }
@@ -192,9 +192,14 @@ impl<S: ToolSet> Gate<S> {
         })
     }
 
-    /// `403` for a `tools/call` the principal's grants do not cover, decided (and audited) by the
-    /// checkpoint itself.
-    fn refuse_out_of_scope(&self, principal: &Principal, body: &[u8]) -> Option<Response> {
+    /// `403` for a `tools/call` the principal's grants do not cover, `429` for one over the tool's
+    /// rate limit, decided (and audited) by the checkpoint itself.
+    fn refuse_out_of_scope(
+        &self,
+        principal: &Principal,
+        body: &[u8],
+        extensions: &mut http::Extensions,
+    ) -> Option<Response> {
         // Every POST passes through here, so only the method and tool name are read; the
         // arguments are parsed only for the audit event of a refusal. Derived deserializers
         // would also read a JSON array positionally, so only objects are read at all: anything
@@ -207,7 +212,7 @@ impl<S: ToolSet> Gate<S> {
         object(params.as_bytes())?;
         let params: ParamsPeek<'_> = serde_json::from_str(params).ok()?;
         let mut id = Value::Null;
-        let refusal = self.checkpoint.refusal(principal, &params.name, || {
+        let refusal = self.checkpoint.precheck(principal, &params.name, || {
             id = message
                 .id
                 .and_then(|raw| serde_json::from_str(raw.get()).ok())
@@ -220,7 +225,21 @@ impl<S: ToolSet> Gate<S> {
                 .arguments
                 .and_then(|raw| serde_json::from_str(raw.get()).ok());
             (request_id, arguments)
-        })?;
+        });
+        let refusal = match refusal {
+            Ok(counted) => {
+                extensions.insert(counted?);
+                return None;
+            }
+            Err(refusal) => refusal,
+        };
+        if let Some(limited) = refusal.limited {
+            let error = refusal.into_error();
+            return Some(too_many_requests(
+                &limited,
+                json!({"jsonrpc": "2.0", "id": id, "error": error}),
+            ));
+        }
         let scope = refusal.denial.lacking().collect::<Vec<_>>().join(" ");
         let challenge = format!(
             "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\", error_description=\"{}\"",
@@ -271,6 +290,15 @@ fn quoted(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// `429 Too Many Requests` with `Retry-After` in whole seconds.
+fn too_many_requests(limited: &crate::rate::RateLimited, body: Value) -> Response {
+    let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, None, body);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, limited.retry_after_secs().into());
+    response
 }
 
 fn json_error(status: StatusCode, challenge: Option<String>, body: Value) -> Response {
