@@ -57,6 +57,7 @@ mod principal;
 mod rate;
 mod tool_error;
 pub mod transport;
+mod url_policy;
 
 pub use mcp_lp_macros::{server, tool};
 pub use rmcp::handler::server::wrapper::Json;

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::url_policy::https_or_loopback;
+
 /// Algorithms a bearer token may be signed with. Symmetric (HMAC) algorithms and `none` are
 /// never accepted: a resource server must not share a signing secret.
 pub const ALLOWED_ALGORITHMS: &[&str] = &["RS256", "ES256", "EdDSA"];
@@ -103,12 +105,9 @@ impl HttpSection {
             ));
         }
         if let Some(resource) = &self.resource
-            && !is_https_or_loopback(resource)
+            && let Err(refused) = https_or_loopback(resource)
         {
-            problems.push((
-                "http.resource".into(),
-                format!("`{resource}` must be an https URI (http only on a loopback host)"),
-            ));
+            problems.push(("http.resource".into(), refused.to_string()));
         }
         if let Some(auth) = &self.auth {
             for (i, alg) in auth.algorithms.iter().enumerate() {
@@ -130,33 +129,14 @@ impl HttpSection {
                 ("http.auth.jwks_uri", auth.jwks_uri.as_ref()),
             ] {
                 if let Some(uri) = uri
-                    && !is_https_or_loopback(uri)
+                    && let Err(refused) = https_or_loopback(uri)
                 {
-                    problems.push((
-                        key.into(),
-                        format!("`{uri}` must be an https URI (http only on a loopback host)"),
-                    ));
+                    problems.push((key.into(), refused.to_string()));
                 }
             }
         }
         problems
     }
-}
-
-/// Whether `uri` is `https://…`, or `http://` to a loopback host (local development and tests).
-pub(crate) fn is_https_or_loopback(uri: &str) -> bool {
-    if uri.starts_with("https://") {
-        return true;
-    }
-    let Some(rest) = uri.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    matches!(host, "localhost" | "127.0.0.1" | "::1")
 }
 
 fn default_listen() -> SocketAddr {
@@ -199,14 +179,26 @@ fn default_jwks_refresh() -> Duration {
 mod tests {
     use super::*;
 
+    fn problems(auth: &str) -> Vec<(String, String)> {
+        let section: HttpSection = toml::from_str(&format!("[auth]\n{auth}")).unwrap();
+        section.problems()
+    }
+
     #[test]
-    fn accepts_https_and_loopback_http_only() {
-        assert!(is_https_or_loopback("https://auth.example.com"));
-        assert!(is_https_or_loopback("http://127.0.0.1:9000/jwks"));
-        assert!(is_https_or_loopback("http://localhost/x"));
-        assert!(is_https_or_loopback("http://[::1]:80/"));
-        assert!(!is_https_or_loopback("http://auth.example.com"));
-        assert!(!is_https_or_loopback("http://localhost.evil.com"));
-        assert!(!is_https_or_loopback("ftp://localhost"));
+    fn refuses_configured_jwks_uri_that_only_looks_like_loopback() {
+        let found = problems(
+            "issuer = \"https://auth.example.com\"\njwks_uri = \"http://127.0.0.1:1@evil.example/jwks.json\"",
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "http.auth.jwks_uri");
+        assert!(found[0].1.contains("evil.example"), "{found:?}");
+    }
+
+    #[test]
+    fn accepts_https_issuer_and_loopback_jwks_uri() {
+        let found = problems(
+            "issuer = \"https://auth.example.com/\"\njwks_uri = \"http://127.0.0.1:9000/jwks.json\"",
+        );
+        assert!(found.is_empty(), "{found:?}");
     }
 }
