@@ -184,6 +184,19 @@ impl BearerValidator {
     }
 }
 
+/// Remove the caller's credentials from a request that passed the gate: rmcp hands the whole
+/// request to every handler, and tools never see the caller's token (nor cookies or proxy
+/// credentials, which are no business of theirs either).
+pub(crate) fn strip_credentials(headers: &mut http::HeaderMap) {
+    for name in [
+        http::header::AUTHORIZATION,
+        http::header::COOKIE,
+        http::header::PROXY_AUTHORIZATION,
+    ] {
+        headers.remove(name);
+    }
+}
+
 /// The scopes of a scope claim: a string of scopes separated by spaces (RFC 6749 §3.3: U+0020
 /// only, so no other whitespace splits one scope into two grants), or an array of strings.
 fn scopes(claim: Option<&Value>) -> Vec<&str> {

@@ -114,6 +114,7 @@ pub(crate) async fn gate<S: ToolSet>(
     }
 
     let (mut parts, body) = request.into_parts();
+    super::bearer::strip_credentials(&mut parts.headers);
     let Ok(bytes) = to_bytes(body, gate.max_request_bytes).await else {
         let message = format!(
             "the request body is over the limit of {} bytes",

@@ -1,0 +1,94 @@
+//! The HTTP gate, driven over loopback with raw requests: what reaches handlers of the caller's
+//! credentials, rate limits answered `429`, session limits per principal.
+
+use mcp_lp_tests::HeaderProbe;
+use mcp_lp_tests::http::{AuthServer, open_session, post, serve};
+use serde_json::{Value, json};
+
+const CREDENTIALS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
+/// Headers every request below carries besides the bearer token: two credentials, and a
+/// harmless header that proves the handler does see the request's headers.
+const EXTRA: [(&str, &str); 3] = [
+    ("Cookie", "session=s3cr3t-cookie"),
+    ("Proxy-Authorization", "Basic cHJveHk6c2VjcmV0"),
+    ("X-Trace", "probe"),
+];
+
+fn seen(names: &str) {
+    assert!(names.split(',').any(|n| n == "x-trace"), "{names}");
+    for credential in CREDENTIALS {
+        assert!(
+            !names.split(',').any(|n| n == credential),
+            "{credential} reached a handler: {names}"
+        );
+    }
+}
+
+fn result(reply: &mcp_lp_tests::http::Reply) -> &Value {
+    let message = reply.message.as_ref().expect("a JSON-RPC message");
+    message
+        .get("result")
+        .unwrap_or_else(|| panic!("no result: {message}"))
+}
+
+#[tokio::test]
+async fn refuses_credentials_to_tool_resource_and_prompt_handlers() {
+    let auth = AuthServer::start().await;
+    let url = serve(HeaderProbe, &auth, "").await;
+    let token = auth.token(&url, "alice@example.com", "");
+    let session = open_session(&url, &token, &EXTRA).await;
+
+    let call =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "headers"}});
+    let reply = post(&url, &call, &token, Some(&session), &EXTRA).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    seen(result(&reply)["content"][0]["text"].as_str().expect("text"));
+
+    let list = json!({"jsonrpc": "2.0", "id": 3, "method": "resources/list"});
+    let reply = post(&url, &list, &token, Some(&session), &EXTRA).await;
+    seen(
+        result(&reply)["resources"][0]["name"]
+            .as_str()
+            .expect("name"),
+    );
+
+    let list = json!({"jsonrpc": "2.0", "id": 4, "method": "prompts/list"});
+    let reply = post(&url, &list, &token, Some(&session), &EXTRA).await;
+    seen(
+        result(&reply)["prompts"][0]["description"]
+            .as_str()
+            .expect("description"),
+    );
+}
+
+#[tokio::test]
+async fn rejects_call_over_rate_limit_with_429_and_retry_after() {
+    let auth = AuthServer::start().await;
+    let url = serve(
+        mcp_lp_tests::Limited,
+        &auth,
+        "[tools.echo]\nrate = \"1/min\"\n",
+    )
+    .await;
+    let token = auth.token(&url, "alice@example.com", "");
+    let session = open_session(&url, &token, &[]).await;
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "hi"}}});
+    let first = post(&url, &call, &token, Some(&session), &[]).await;
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(result(&first)["content"][0]["text"], "hi");
+
+    let second = post(&url, &call, &token, Some(&session), &[]).await;
+    assert_eq!(second.status, 429, "{second:?}");
+    let retry_after: u64 = second.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let error = &second.message.as_ref().expect("a JSON-RPC error")["error"];
+    assert_eq!(error["code"], mcp_lp::RATE_LIMITED.0);
+    assert_eq!(error["data"]["retry_after_secs"], retry_after);
+    assert_eq!(second.message.as_ref().unwrap()["id"], 9);
+}
