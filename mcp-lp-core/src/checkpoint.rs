@@ -315,16 +315,27 @@ impl<S: ToolSet> Checkpoint<S> {
 
     /// Serve MCP over stdin and stdout until the client disconnects.
     pub async fn serve_stdio(self) -> Result<(), ServeError> {
+        self.serve_lines(LineTransport::stdio()).await
+    }
+
+    /// Serve MCP over `transport` until its input ends. A failure to read or write is an error,
+    /// not an end: the server did not finish its work.
+    pub async fn serve_lines<R, W>(self, transport: LineTransport<R, W>) -> Result<(), ServeError>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         use rmcp::ServiceExt as _;
+        let failure = transport.failure();
         let running = self
-            .serve(LineTransport::stdio())
+            .serve(transport)
             .await
             .map_err(|e| ServeError(e.to_string()))?;
         running
             .waiting()
             .await
             .map_err(|e| ServeError(e.to_string()))?;
-        Ok(())
+        failure.take().map_or(Ok(()), |f| Err(ServeError(f)))
     }
 
     fn principal_of(&self, context: &RequestContext<RoleServer>) -> Option<Arc<Principal>> {

@@ -5,11 +5,14 @@
 //! silently, so a client waits forever for an answer. This transport replies as JSON-RPC 2.0
 //! asks: `-32700 Parse error` with a null id for a line that is not JSON, `-32600 Invalid
 //! Request` (with the request's id when it can be read) for JSON that is not a message or is
-//! over [`MAX_MESSAGE_BYTES`]. A notification (no id) is never answered. Either way the
-//! connection stays open for the next line.
+//! over [`MAX_MESSAGE_BYTES`]. A line that is not UTF-8 is a parse error too. A notification (no
+//! id) is never answered. Either way the connection stays open for the next line.
+//!
+//! Only the end of input ends the connection cleanly. A failure to read or write is kept, and
+//! `Checkpoint::serve_lines` reports it as an error, so the process exits non-zero.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as StdMutex};
 
 use futures::StreamExt as _;
 use rmcp::RoleServer;
@@ -20,7 +23,9 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::Mutex;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::FramedRead;
+
+use super::line_codec::{Line, LineCodec};
 
 /// The largest message accepted, in bytes. A longer line is discarded and answered with an
 /// error; it is never buffered whole.
@@ -31,8 +36,35 @@ const INVALID_REQUEST: i64 = -32600;
 
 /// A server transport reading one JSON-RPC message per line from `R` and writing to `W`.
 pub struct LineTransport<R, W> {
-    lines: FramedRead<R, LinesCodec>,
+    lines: FramedRead<R, LineCodec>,
     writer: Arc<Mutex<W>>,
+    failure: TransportFailure,
+}
+
+/// Why a [`LineTransport`] stopped, when it was not the end of its input: shared with whoever
+/// serves it, so that a failed transport is reported as a failure.
+#[derive(Debug, Clone, Default)]
+pub struct TransportFailure(Arc<StdMutex<Option<String>>>);
+
+impl TransportFailure {
+    fn record(&self, what: &str, error: &io::Error) {
+        tracing::error!(%error, "{what} failed");
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert_with(|| format!("{what} failed: {error}"));
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.lock().map_or(true, |slot| slot.is_some())
+    }
+
+    /// The first failure, if the transport failed.
+    pub fn take(&self) -> Option<String> {
+        match self.0.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(_) => Some("the transport's failure record was poisoned".into()),
+        }
+    }
 }
 
 impl LineTransport<tokio::io::Stdin, tokio::io::Stdout> {
@@ -46,9 +78,15 @@ impl<R: AsyncRead, W: AsyncWrite> LineTransport<R, W> {
     /// A transport reading from `reader` and writing to `writer`.
     pub fn new(reader: R, writer: W) -> Self {
         Self {
-            lines: FramedRead::new(reader, LinesCodec::new_with_max_length(MAX_MESSAGE_BYTES)),
+            lines: FramedRead::new(reader, LineCodec::new(MAX_MESSAGE_BYTES)),
             writer: Arc::new(Mutex::new(writer)),
+            failure: TransportFailure::default(),
         }
+    }
+
+    /// Where a failure to read or write is recorded.
+    pub fn failure(&self) -> TransportFailure {
+        self.failure.clone()
     }
 }
 
@@ -133,26 +171,53 @@ where
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let writer = Arc::clone(&self.writer);
+        let failure = self.failure.clone();
         let bytes = serde_json::to_vec(&item).map_err(io::Error::other);
-        async move { Self::write_line(&writer, bytes?).await }
+        async move {
+            let written = Self::write_line(&writer, bytes?).await;
+            if let Err(error) = &written {
+                failure.record("stdout", error);
+            }
+            written
+        }
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
-            let line = match self.lines.next().await? {
-                Ok(line) => line,
-                Err(LinesCodecError::MaxLineLengthExceeded) => {
+            // A failed write ends the connection too: no answer could reach the client.
+            if self.failure.is_set() {
+                return None;
+            }
+            let bad = match self.lines.next().await? {
+                Ok(Line::Text(line)) => Ok(line),
+                Ok(Line::TooLong) => {
                     tracing::warn!(limit = MAX_MESSAGE_BYTES, "discarded an oversized message");
-                    let message =
-                        format!("Invalid Request: message exceeds {MAX_MESSAGE_BYTES} bytes");
-                    Self::reply_error(&self.writer, Value::Null, INVALID_REQUEST, message)
-                        .await
-                        .ok()?;
-                    continue;
+                    Err((
+                        INVALID_REQUEST,
+                        format!("Invalid Request: message exceeds {MAX_MESSAGE_BYTES} bytes"),
+                    ))
                 }
-                Err(LinesCodecError::Io(e)) => {
-                    tracing::error!(error = %e, "stdin failed");
+                Ok(Line::NotUtf8) => {
+                    tracing::warn!("received a line that is not UTF-8");
+                    Err((
+                        PARSE_ERROR,
+                        "Parse error: the line is not valid UTF-8".to_owned(),
+                    ))
+                }
+                Err(error) => {
+                    self.failure.record("stdin", &error);
                     return None;
+                }
+            };
+            let line = match bad {
+                Ok(line) => line,
+                Err((code, message)) => {
+                    let replied = Self::reply_error(&self.writer, Value::Null, code, message).await;
+                    if let Err(error) = replied {
+                        self.failure.record("stdout", &error);
+                        return None;
+                    }
+                    continue;
                 }
             };
             let line = line.trim_start_matches('\u{feff}').trim_end_matches('\r');
@@ -161,9 +226,12 @@ where
             }
             match parse(line) {
                 Ok(message) => return Some(message),
-                Err(error) => Self::answer_bad_line(&self.writer, line, &error)
-                    .await
-                    .ok()?,
+                Err(error) => {
+                    if let Err(error) = Self::answer_bad_line(&self.writer, line, &error).await {
+                        self.failure.record("stdout", &error);
+                        return None;
+                    }
+                }
             }
         }
     }
