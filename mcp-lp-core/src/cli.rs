@@ -277,7 +277,7 @@ fn init_logging(format: LogFormat) {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(log_filter())
                 .with_writer(std::io::stderr)
-                .with_ansi(false)
+                .event_format(crate::text_log::TextLines)
                 .try_init();
         }
     }

@@ -55,6 +55,7 @@ mod parameters;
 mod policy;
 mod principal;
 mod rate;
+pub mod text_log;
 mod tool_error;
 pub mod transport;
 mod url_policy;
