@@ -92,3 +92,67 @@ async fn rejects_call_over_rate_limit_with_429_and_retry_after() {
     assert_eq!(error["data"]["retry_after_secs"], retry_after);
     assert_eq!(second.message.as_ref().unwrap()["id"], 9);
 }
+
+#[tokio::test]
+async fn refuses_cross_origin_browser_request_by_default() {
+    let auth = AuthServer::start().await;
+    let url = serve(mcp_lp_tests::Fixture::default(), &auth, "").await;
+    let token = auth.token(&url, "alice@example.com", "");
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "browser", "version": "0"}}});
+    let evil = post(
+        &url,
+        &ping,
+        &token,
+        None,
+        &[("Origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(evil.status, 403, "{evil:?}");
+
+    let own_origin = url.trim_end_matches("/mcp").to_owned();
+    let same = post(
+        &url,
+        &ping,
+        &token,
+        None,
+        &[("Origin", own_origin.as_str())],
+    )
+    .await;
+    assert_eq!(same.status, 200, "{same:?}");
+    let no_origin = post(&url, &ping, &token, None, &[]).await;
+    assert_eq!(no_origin.status, 200, "{no_origin:?}");
+}
+
+#[tokio::test]
+async fn rejects_out_of_scope_call_by_non_ascii_principal_with_its_challenge() {
+    let auth = AuthServer::start().await;
+    let url = serve(mcp_lp_tests::Fixture::default(), &auth, "").await;
+    let token = auth.token(&url, "jörg\u{202e}@example.com", "");
+    let session = open_session(&url, &token, &[]).await;
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "admin_echo", "arguments": {"text": "hi"}}});
+    let reply = post(&url, &call, &token, Some(&session), &[]).await;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    let challenge = reply
+        .headers
+        .get("www-authenticate")
+        .expect("the 403 keeps its WWW-Authenticate challenge")
+        .to_str()
+        .unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\"fixture:admin\""), "{challenge}");
+    // The JSON-RPC error names the principal exactly.
+    let message = reply.message.unwrap()["error"]["message"].clone();
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .contains("jörg\u{202e}@example.com"),
+        "{message}"
+    );
+}

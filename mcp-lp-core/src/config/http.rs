@@ -43,8 +43,10 @@ pub struct HttpSection {
     /// `Host` header values accepted. Defaults to loopback names only.
     #[serde(default = "default_allowed_hosts")]
     pub allowed_hosts: Vec<String>,
-    /// `Origin` header values accepted (with scheme); empty accepts requests without `Origin`
-    /// only from non-browser clients.
+    /// `Origin` header values accepted from browsers (with scheme, and port or `:*`). Empty (the
+    /// default) accepts only the resource's own origin: a cross-origin browser request is
+    /// refused with `403`. A request without `Origin` (not from a browser) is never refused for
+    /// it.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
     /// The largest request body accepted.
@@ -93,6 +95,22 @@ impl HttpSection {
         self.resource
             .clone()
             .unwrap_or_else(|| format!("http://{}{}", self.listen, self.path))
+    }
+
+    /// The `Origin`s browser requests may come from: `allowed_origins`, or when that is empty
+    /// the resource's own origin, with its port written out.
+    pub fn origins_accepted(&self) -> Vec<String> {
+        if !self.allowed_origins.is_empty() {
+            return self.allowed_origins.clone();
+        }
+        let resource = self.resource_uri();
+        match url::Url::parse(&resource) {
+            Ok(url) => match (url.host_str(), url.port_or_known_default()) {
+                (Some(host), Some(port)) => vec![format!("{}://{host}:{port}", url.scheme())],
+                _ => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Problems a well-typed section can still have, as `(key, message)`.
@@ -182,6 +200,18 @@ mod tests {
     fn problems(auth: &str) -> Vec<(String, String)> {
         let section: HttpSection = toml::from_str(&format!("[auth]\n{auth}")).unwrap();
         section.problems()
+    }
+
+    #[test]
+    fn accepts_only_the_resources_own_origin_by_default() {
+        let section: HttpSection =
+            toml::from_str("resource = \"https://mcp.example.com/mcp\"").unwrap();
+        assert_eq!(section.origins_accepted(), ["https://mcp.example.com:443"]);
+        let section: HttpSection = toml::from_str("listen = \"127.0.0.1:9000\"").unwrap();
+        assert_eq!(section.origins_accepted(), ["http://127.0.0.1:9000"]);
+        let section: HttpSection =
+            toml::from_str("allowed_origins = [\"https://app.example.com:443\"]").unwrap();
+        assert_eq!(section.origins_accepted(), ["https://app.example.com:443"]);
     }
 
     #[test]

@@ -280,15 +280,15 @@ fn object(json: &[u8]) -> Option<&[u8]> {
     (json.trim_ascii_start().first() == Some(&b'{')).then_some(json)
 }
 
-/// Text safe inside a quoted header parameter.
+/// Text safe inside a quoted header parameter: RFC 6750 allows visible ASCII but `"` and `\\`
+/// in `error_description`, and a client may drop a header with other bytes. The JSON body
+/// carries the exact text.
 fn quoted(text: &str) -> String {
     text.chars()
-        .map(|c| {
-            if c == '"' || c == '\\' || c.is_control() {
-                '\''
-            } else {
-                c
-            }
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
         })
         .collect()
 }

@@ -96,11 +96,10 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
     }));
 
     let shutdown = CancellationToken::new();
-    let mut rmcp_config =
-        StreamableHttpServerConfig::default().with_allowed_hosts(section.allowed_hosts.clone());
-    if !section.allowed_origins.is_empty() {
-        rmcp_config = rmcp_config.with_allowed_origins(section.allowed_origins.clone());
-    }
+    let mut rmcp_config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(section.allowed_hosts.clone())
+        .with_allowed_origins(section.origins_accepted())
+        .enforce_origin_validation();
     rmcp_config.cancellation_token = shutdown.child_token();
     let per_session = checkpoint.clone();
     let mcp = StreamableHttpService::new(
