@@ -156,3 +156,31 @@ async fn rejects_out_of_scope_call_by_non_ascii_principal_with_its_challenge() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn keeps_other_principals_sessions_when_one_principal_opens_many() {
+    let auth = AuthServer::start().await;
+    let url = serve(mcp_lp_tests::Fixture::default(), &auth, "").await;
+    let alice = auth.token(&url, "alice@example.com", "");
+    let mallory = auth.token(&url, "mallory@example.com", "");
+    let alice_session = open_session(&url, &alice, &[]).await;
+    let mut mallory_sessions = Vec::new();
+    for _ in 0..40 {
+        mallory_sessions.push(open_session(&url, &mallory, &[]).await);
+    }
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+    let reply = post(&url, &ping, &alice, Some(&alice_session), &[]).await;
+    assert_eq!(reply.status, 200, "alice's session survives: {reply:?}");
+    // Mallory's own oldest sessions made room for its newest.
+    let oldest = post(&url, &ping, &mallory, Some(&mallory_sessions[0]), &[]).await;
+    assert_eq!(oldest.status, 404, "{oldest:?}");
+    let newest = post(
+        &url,
+        &ping,
+        &mallory,
+        mallory_sessions.last().map(String::as_str),
+        &[],
+    )
+    .await;
+    assert_eq!(newest.status, 200, "{newest:?}");
+}

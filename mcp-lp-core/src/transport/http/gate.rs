@@ -3,8 +3,7 @@
 //! `403 insufficient_scope` so the client can step up.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -17,6 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::bearer::BearerValidator;
+use super::sessions::SessionOwners;
 use crate::checkpoint::Checkpoint;
 use crate::config::ANONYMOUS;
 use crate::policy::ToolSet;
@@ -24,9 +24,6 @@ use crate::principal::Principal;
 
 /// The header rmcp names sessions with.
 const SESSION_HEADER: &str = "mcp-session-id";
-
-/// Sessions remembered per server; beyond this the oldest is forgotten and, unbound, refused.
-const MAX_SESSIONS: usize = 10_000;
 
 /// rmcp's streamable HTTP service for the checkpoint, one session manager per server.
 pub(crate) type McpService<S> = StreamableHttpService<Checkpoint<S>, LocalSessionManager>;
@@ -41,48 +38,6 @@ pub(crate) struct Gate<S: ToolSet> {
     /// The URL of this resource's protected resource metadata (RFC 9728).
     pub(crate) resource_metadata: String,
     pub(crate) max_request_bytes: usize,
-}
-
-/// Which principal each session was issued to.
-#[derive(Default)]
-pub(crate) struct SessionOwners {
-    owners: Mutex<(HashMap<String, String>, VecDeque<String>)>,
-}
-
-impl SessionOwners {
-    fn bind(&self, session: &str, principal: &str) {
-        let Ok(mut guard) = self.owners.lock() else {
-            return;
-        };
-        let (owners, order) = &mut *guard;
-        if owners
-            .insert(session.to_owned(), principal.to_owned())
-            .is_none()
-        {
-            order.push_back(session.to_owned());
-        }
-        while order.len() > MAX_SESSIONS {
-            if let Some(oldest) = order.pop_front() {
-                owners.remove(&oldest);
-            }
-        }
-    }
-
-    /// Whether `session` was issued to `principal`. A session this gate never bound is
-    /// refused too: only sessions it saw created can be used.
-    fn owned_by(&self, session: &str, principal: &str) -> bool {
-        self.owners
-            .lock()
-            .is_ok_and(|guard| guard.0.get(session).is_some_and(|owner| owner == principal))
-    }
-
-    fn unbind(&self, session: &str) {
-        if let Ok(mut guard) = self.owners.lock() {
-            let (owners, order) = &mut *guard;
-            owners.remove(session);
-            order.retain(|s| s != session);
-        }
-    }
 }
 
 /// The MCP endpoint: every request passes the gate, then goes to rmcp.
@@ -111,6 +66,13 @@ pub(crate) async fn gate<S: ToolSet>(
             None,
             json!({"error": "session not found"}),
         );
+    }
+
+    if session.is_none()
+        && request.method() == Method::POST
+        && let Err(retry_after) = gate.sessions.make_room(principal.id()).await
+    {
+        return too_many_sessions(retry_after);
     }
 
     let (mut parts, body) = request.into_parts();
@@ -291,6 +253,20 @@ fn quoted(text: &str) -> String {
             _ => '?',
         })
         .collect()
+}
+
+/// `503 Service Unavailable` for a new session while the server is full of sessions in use.
+fn too_many_sessions(retry_after: std::time::Duration) -> Response {
+    let secs = retry_after.as_secs().max(1);
+    let mut response = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        json!({"error": format!("the server holds as many sessions as it may; retry after {secs} s")}),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, secs.into());
+    response
 }
 
 /// `429 Too Many Requests` with `Retry-After` in whole seconds.
