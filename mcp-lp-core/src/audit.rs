@@ -200,6 +200,9 @@ pub enum Outcome {
     Panicked,
     /// The principal called the tool more often than its rate limit allows.
     RateLimited,
+    /// The `tools/call` request's parameters could not be read (a `name` that is not a string,
+    /// a repeated key, arguments that are not an object).
+    InvalidParams,
 }
 
 impl Outcome {
@@ -215,8 +218,19 @@ impl Outcome {
             Self::OutputTooLarge => "output_too_large",
             Self::Panicked => "panicked",
             Self::RateLimited => "rate_limited",
+            Self::InvalidParams => "invalid_params",
         }
     }
+}
+
+/// Audit a `tools/call` refused because its parameters could not be read: no tool is known,
+/// so the event names none, and no arguments could be digested.
+pub(crate) fn invalid_call(request_id: &str, principal: &str, reason: &str) {
+    let arguments = ArgumentDigest::of(None);
+    let mut event = AuditEvent::start(request_id, principal, &arguments, Instant::now());
+    event.reason = Some(reason);
+    event.outcome = Outcome::InvalidParams;
+    event.finish();
 }
 
 /// One audit event, emitted by [`AuditEvent::finish`].

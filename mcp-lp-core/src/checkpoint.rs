@@ -327,6 +327,10 @@ impl<S: ToolSet> Checkpoint<S> {
     {
         use rmcp::ServiceExt as _;
         let failure = transport.failure();
+        let transport = match self.operator_principal() {
+            Some(principal) => transport.auditing_as(principal.id()),
+            None => transport,
+        };
         let running = self
             .serve(transport)
             .await

@@ -184,3 +184,63 @@ async fn keeps_other_principals_sessions_when_one_principal_opens_many() {
     .await;
     assert_eq!(newest.status, 200, "{newest:?}");
 }
+
+#[tokio::test]
+async fn rejects_tools_call_with_unreadable_params_with_400_and_invalid_params() {
+    let recorder = mcp_lp_tests::Recorder::global();
+    let auth = AuthServer::start().await;
+    let url = serve(mcp_lp_tests::Fixture::default(), &auth, "").await;
+    let token = auth.token(&url, "params@example.com", "");
+    let session = open_session(&url, &token, &[]).await;
+    let bodies = [
+        r#"{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"name":["echo"]}}"#,
+        r#"{"jsonrpc":"2.0","id":22,"method":"tools/call","params":{"name":"echo","name":"admin_echo"}}"#,
+        r#"{"jsonrpc":"2.0","id":23,"method":"tools/call","params":{"name":"echo","arguments":5}}"#,
+        r#"{"jsonrpc":"2.0","id":24,"method":"tools/call","params":[1]}"#,
+    ];
+    for (i, body) in bodies.iter().enumerate() {
+        // Sent as raw text: a JSON value would drop the duplicate key.
+        let reply = post_raw(&url, body, &token, &session).await;
+        assert_eq!(reply.0, 400, "{body}: {reply:?}");
+        let error = &reply.1["error"];
+        assert_eq!(error["code"], -32602, "{body}: {reply:?}");
+        assert_eq!(reply.1["id"], 21 + i, "{body}: {reply:?}");
+    }
+    let events = recorder.audit_events_of("params@example.com");
+    let outcomes: Vec<_> = events.iter().map(|e| e["outcome"].clone()).collect();
+    assert_eq!(outcomes, vec![json!("invalid_params"); 4], "{events:#?}");
+
+    let (status, reply) = post_raw(&url, "{not json", &token, &session).await;
+    assert_eq!(
+        (status, reply["error"]["code"].clone()),
+        (400, json!(-32700)),
+        "{reply}"
+    );
+    let (status, reply) = post_raw(&url, "[1, 2]", &token, &session).await;
+    assert_eq!(
+        (status, reply["error"]["code"].clone()),
+        (400, json!(-32600)),
+        "{reply}"
+    );
+}
+
+/// POST `body` as it is (duplicate keys included) and return the status and the JSON body.
+async fn post_raw(url: &str, body: &str, token: &str, session: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Mcp-Session-Id", session)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("HTTP request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}

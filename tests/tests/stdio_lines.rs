@@ -25,6 +25,7 @@ fn checkpoint() -> Checkpoint<Fixture> {
 
 #[tokio::test]
 async fn rejects_line_that_is_not_utf8_and_keeps_reading() {
+    let recorder = mcp_lp_tests::Recorder::global();
     let (client, server) = tokio::io::duplex(1 << 16);
     let (read, write) = tokio::io::split(server);
     let serving = tokio::spawn(checkpoint().serve_lines(LineTransport::new(read, write)));
@@ -55,12 +56,40 @@ async fn rejects_line_that_is_not_utf8_and_keeps_reading() {
         "{refused}"
     );
 
+    for (id, line) in [
+        (
+            14,
+            r#"{"jsonrpc":"2.0","id":14,"method":"tools/call","params":{"name":["echo"]}}"#,
+        ),
+        (
+            15,
+            r#"{"jsonrpc":"2.0","id":15,"method":"tools/call","params":{"name":"echo","name":"whoami"}}"#,
+        ),
+        (
+            16,
+            r#"{"jsonrpc":"2.0","id":16,"method":"tools/call","params":{"name":"echo","arguments":[]}}"#,
+        ),
+    ] {
+        client_write.write_all(line.as_bytes()).await.unwrap();
+        client_write.write_all(b"\n").await.unwrap();
+        let refused = next().await;
+        assert_eq!(refused["id"], id, "{refused}");
+        assert_eq!(refused["error"]["code"], -32602, "{line}: {refused}");
+    }
+
     client_write
         .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":13,\"method\":\"ping\"}\n")
         .await
         .unwrap();
     let pong = next().await;
     assert_eq!(pong, json!({"jsonrpc": "2.0", "id": 13, "result": {}}));
+
+    let outcomes: Vec<_> = recorder
+        .audit_events_of("stdio@example.com")
+        .iter()
+        .map(|e| e["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, vec![json!("invalid_params"); 3]);
 
     drop(client_write);
     drop(replies);

@@ -33,12 +33,15 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
+const INVALID_PARAMS: i64 = -32602;
 
 /// A server transport reading one JSON-RPC message per line from `R` and writing to `W`.
 pub struct LineTransport<R, W> {
     lines: FramedRead<R, LineCodec>,
     writer: Arc<Mutex<W>>,
     failure: TransportFailure,
+    /// Who a malformed `tools/call` is audited as: the principal calls run for.
+    principal: Arc<str>,
 }
 
 /// Why a [`LineTransport`] stopped, when it was not the end of its input: shared with whoever
@@ -81,7 +84,14 @@ impl<R: AsyncRead, W: AsyncWrite> LineTransport<R, W> {
             lines: FramedRead::new(reader, LineCodec::new(MAX_MESSAGE_BYTES)),
             writer: Arc::new(Mutex::new(writer)),
             failure: TransportFailure::default(),
+            principal: Arc::from(""),
         }
+    }
+
+    /// Audit `tools/call` requests whose parameters cannot be read as calls by `principal`.
+    pub(crate) fn auditing_as(mut self, principal: &str) -> Self {
+        self.principal = Arc::from(principal);
+        self
     }
 
     /// Where a failure to read or write is recorded.
@@ -224,7 +234,24 @@ where
             if line.trim().is_empty() {
                 continue;
             }
-            match parse(line) {
+            let parsed = parse(line);
+            if let Some((id, reason)) = malformed_call(line, &parsed) {
+                tracing::warn!(%reason, "received a tools/call whose parameters cannot be read");
+                let id_text = match &id {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                crate::audit::invalid_call(&id_text, &self.principal, &reason);
+                let message = format!("Invalid params: {reason}");
+                if let Err(error) =
+                    Self::reply_error(&self.writer, id, INVALID_PARAMS, message).await
+                {
+                    self.failure.record("stdout", &error);
+                    return None;
+                }
+                continue;
+            }
+            match parsed {
                 Ok(message) => return Some(message),
                 Err(error) => {
                     if let Err(error) = Self::answer_bad_line(&self.writer, line, &error).await {
@@ -239,6 +266,39 @@ where
     async fn close(&mut self) -> Result<(), Self::Error> {
         self.writer.lock().await.flush().await
     }
+}
+
+/// A `tools/call` request (with an id) whose parameters cannot be read, and why: rmcp would
+/// answer it `-32601 Method not found` (as a request of a method it does not know) or `-32600`,
+/// where the fault is the parameters. Only looked at when the fast parse of a call failed.
+fn malformed_call(
+    line: &str,
+    parsed: &serde_json::Result<RxJsonRpcMessage<RoleServer>>,
+) -> Option<(Value, String)> {
+    if let Ok(JsonRpcMessage::Request(request)) = parsed
+        && !matches!(request.request, ClientRequest::CustomRequest(_))
+    {
+        return None;
+    }
+    if matches!(parsed, Ok(JsonRpcMessage::Notification(_))) {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        method: Option<String>,
+        id: Option<Value>,
+    }
+    let peek: Peek = serde_json::from_str(line).ok()?;
+    let id = peek.id.filter(|id| id.is_string() || id.is_number())?;
+    if peek.method.as_deref() != Some("tools/call") {
+        return None;
+    }
+    type CallOnly = JsonRpcMessage<CallToolRequest, IgnoredAny, IgnoredAny>;
+    let reason = match serde_json::from_str::<CallOnly>(line) {
+        Err(error) => format!("tools/call: {error}"),
+        Ok(_) => "tools/call: the parameters cannot be read".to_owned(),
+    };
+    Some((id, reason))
 }
 
 /// Parse one message. A `tools/call`, most of the traffic, is read straight into its type

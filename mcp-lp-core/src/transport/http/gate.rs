@@ -166,14 +166,40 @@ impl<S: ToolSet> Gate<S> {
         // Every POST passes through here, so only the method and tool name are read; the
         // arguments are parsed only for the audit event of a refusal. Derived deserializers
         // would also read a JSON array positionally, so only objects are read at all: anything
-        // else goes on to rmcp, which refuses it.
-        let message: CallPeek<'_> = serde_json::from_slice(object(body)?).ok()?;
+        // else is refused unless rmcp can read it.
+        let Some(message) =
+            object(body).and_then(|b| serde_json::from_slice::<CallPeek<'_>>(b).ok())
+        else {
+            return super::malformed::unreadable_body(body);
+        };
         if message.method.as_deref() != Some("tools/call") {
             return None;
         }
-        let params = message.params?.get();
-        object(params.as_bytes())?;
-        let params: ParamsPeek<'_> = serde_json::from_str(params).ok()?;
+        let params = message.params.map(RawValue::get);
+        let params = match params
+            .filter(|p| object(p.as_bytes()).is_some())
+            .map(serde_json::from_str::<ParamsPeek<'_>>)
+        {
+            Some(Ok(params))
+                if params
+                    .arguments
+                    .is_none_or(|a| object(a.get().as_bytes()).is_some()) =>
+            {
+                params
+            }
+            Some(Err(error)) => {
+                let reason = format!("tools/call: {error}");
+                return Some(super::malformed::invalid_call(
+                    principal, message.id, &reason,
+                ));
+            }
+            _ => {
+                let reason = "tools/call: `params` must be an object with a string `name` and object `arguments`";
+                return Some(super::malformed::invalid_call(
+                    principal, message.id, reason,
+                ));
+            }
+        };
         let mut id = Value::Null;
         let refusal = self.checkpoint.precheck(principal, &params.name, || {
             id = message

@@ -11,6 +11,7 @@
 mod bearer;
 mod gate;
 mod jwks;
+mod malformed;
 mod sessions;
 
 use std::collections::BTreeSet;
