@@ -54,9 +54,7 @@ impl Decoder for LineCodec {
     fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<Line>> {
         loop {
             let read_to = self.max_length.saturating_add(1).min(buf.len());
-            let newline = buf[self.next_index..read_to]
-                .iter()
-                .position(|b| *b == b'\n');
+            let newline = memchr::memchr(b'\n', &buf[self.next_index..read_to]);
             match (self.discarding, newline) {
                 (true, Some(offset)) => {
                     buf.advance(self.next_index + offset + 1);

@@ -12,6 +12,7 @@
 //! `Checkpoint::serve_lines` reports it as an error, so the process exits non-zero.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use futures::StreamExt as _;
@@ -47,23 +48,34 @@ pub struct LineTransport<R, W> {
 /// Why a [`LineTransport`] stopped, when it was not the end of its input: shared with whoever
 /// serves it, so that a failed transport is reported as a failure.
 #[derive(Debug, Clone, Default)]
-pub struct TransportFailure(Arc<StdMutex<Option<String>>>);
+pub struct TransportFailure(Arc<FailureRecord>);
+
+#[derive(Debug, Default)]
+struct FailureRecord {
+    /// Checked before every read, so kept apart from the message.
+    failed: AtomicBool,
+    message: StdMutex<Option<String>>,
+}
 
 impl TransportFailure {
     fn record(&self, what: &str, error: &io::Error) {
         tracing::error!(%error, "{what} failed");
-        if let Ok(mut slot) = self.0.lock() {
+        if let Ok(mut slot) = self.0.message.lock() {
             slot.get_or_insert_with(|| format!("{what} failed: {error}"));
         }
+        self.0.failed.store(true, Ordering::Release);
     }
 
     fn is_set(&self) -> bool {
-        self.0.lock().map_or(true, |slot| slot.is_some())
+        self.0.failed.load(Ordering::Acquire)
     }
 
     /// The first failure, if the transport failed.
     pub fn take(&self) -> Option<String> {
-        match self.0.lock() {
+        if !self.is_set() {
+            return None;
+        }
+        match self.0.message.lock() {
             Ok(mut slot) => slot.take(),
             Err(_) => Some("the transport's failure record was poisoned".into()),
         }
