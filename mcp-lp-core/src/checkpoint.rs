@@ -34,7 +34,9 @@ use crate::config::{Config, ConfigError};
 use crate::limits::Limits;
 use crate::policy::{ToolPolicy, ToolSet};
 use crate::principal::Principal;
-use crate::rate::{Counted, RateLimited, RateLimiter};
+#[cfg(feature = "http")]
+use crate::rate::Counted;
+use crate::rate::{RateLimited, RateLimiter};
 use crate::transport::LineTransport;
 
 /// The JSON-RPC error code of a call refused for a missing grant.
@@ -410,7 +412,10 @@ impl<S: ToolSet> Checkpoint<S> {
     /// limit (see [`Checkpoint::precheck`]).
     fn counted_upstream(&self, context: &RequestContext<RoleServer>, tool: &str) -> bool {
         match &self.identity {
-            Identity::Operator(_) => false,
+            Identity::Operator(_) => {
+                let _ = (context, tool);
+                false
+            }
             #[cfg(feature = "http")]
             Identity::Bearer => context
                 .extensions

@@ -197,6 +197,7 @@ impl RateLimiter {
 
 /// Proof, left in an HTTP request's extensions, that the request's one `tools/call` of `tool`
 /// has already been counted against its rate limit, so the checkpoint does not count it again.
+#[cfg(feature = "http")]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Counted {
     pub(crate) tool: &'static str,

@@ -152,9 +152,9 @@ pub async fn post(
     let body = response.text().await.expect("body");
     let message = body
         .lines()
+        .rev()
         .filter_map(|line| line.strip_prefix("data:"))
-        .filter(|data| !data.trim().is_empty())
-        .last()
+        .find(|data| !data.trim().is_empty())
         .or(Some(body.as_str()))
         .and_then(|json| serde_json::from_str(json).ok());
     Reply {
