@@ -25,7 +25,6 @@ fn checkpoint() -> Checkpoint<Fixture> {
 
 #[tokio::test]
 async fn rejects_line_that_is_not_utf8_and_keeps_reading() {
-    let recorder = mcp_lp_tests::Recorder::global();
     let (client, server) = tokio::io::duplex(1 << 16);
     let (read, write) = tokio::io::split(server);
     let serving = tokio::spawn(checkpoint().serve_lines(LineTransport::new(read, write)));
@@ -56,6 +55,45 @@ async fn rejects_line_that_is_not_utf8_and_keeps_reading() {
         "{refused}"
     );
 
+    client_write
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":13,\"method\":\"ping\"}\n")
+        .await
+        .unwrap();
+    let pong = next().await;
+    assert_eq!(pong, json!({"jsonrpc": "2.0", "id": 13, "result": {}}));
+
+    drop(client_write);
+    drop(replies);
+    serving
+        .await
+        .unwrap()
+        .expect("the end of input is a clean end");
+}
+
+#[tokio::test]
+async fn rejects_tools_call_with_unreadable_params_and_keeps_reading() {
+    let recorder = mcp_lp_tests::Recorder::global();
+    let (client, server) = tokio::io::duplex(1 << 16);
+    let (read, write) = tokio::io::split(server);
+    let checkpoint = Checkpoint::new(
+        Fixture::default(),
+        &Config::defaults(),
+        Principal::new("stdio-params@example.com"),
+    )
+    .expect("checkpoint");
+    let serving = tokio::spawn(checkpoint.serve_lines(LineTransport::new(read, write)));
+    let (client_read, mut client_write) = tokio::io::split(client);
+    let mut replies = BufReader::new(client_read).lines();
+    let mut next = async || -> Value {
+        let line = replies.next_line().await.unwrap().expect("a reply");
+        serde_json::from_str(&line).unwrap()
+    };
+    for line in [INITIALIZE, INITIALIZED] {
+        client_write.write_all(line.as_bytes()).await.unwrap();
+        client_write.write_all(b"\n").await.unwrap();
+    }
+    assert_eq!(next().await["id"], 1);
+
     for (id, line) in [
         (
             14,
@@ -78,14 +116,16 @@ async fn rejects_line_that_is_not_utf8_and_keeps_reading() {
     }
 
     client_write
-        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":13,\"method\":\"ping\"}\n")
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":17,\"method\":\"ping\"}\n")
         .await
         .unwrap();
-    let pong = next().await;
-    assert_eq!(pong, json!({"jsonrpc": "2.0", "id": 13, "result": {}}));
+    assert_eq!(
+        next().await,
+        json!({"jsonrpc": "2.0", "id": 17, "result": {}})
+    );
 
     let outcomes: Vec<_> = recorder
-        .audit_events_of("stdio@example.com")
+        .audit_events_of("stdio-params@example.com")
         .iter()
         .map(|e| e["outcome"].clone())
         .collect();
@@ -93,10 +133,7 @@ async fn rejects_line_that_is_not_utf8_and_keeps_reading() {
 
     drop(client_write);
     drop(replies);
-    serving
-        .await
-        .unwrap()
-        .expect("the end of input is a clean end");
+    serving.await.unwrap().expect("a clean end");
 }
 
 /// Yields `data`, then fails every read.
