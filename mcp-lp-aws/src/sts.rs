@@ -111,11 +111,19 @@ where
     match error {
         SdkError::ServiceError(service) => {
             let err = service.err();
-            (
-                err.code().map(str::to_owned),
-                Some(service.raw().status().as_u16()),
-                err.message().unwrap_or("(no message)").to_owned(),
-            )
+            let status = service.raw().status().as_u16();
+            match err.code() {
+                Some(code) => (
+                    Some(code.to_owned()),
+                    Some(status),
+                    err.message().unwrap_or("(no message)").to_owned(),
+                ),
+                None => (
+                    None,
+                    Some(status),
+                    format!("its HTTP {status} answer could not be read as an AWS error"),
+                ),
+            }
         }
         SdkError::ResponseError(response) => {
             let status = response.raw().status().as_u16();
@@ -135,6 +143,19 @@ mod tests {
     use aws_smithy_types::body::SdkBody;
 
     use super::*;
+
+    #[test]
+    fn rejects_sts_error_without_a_code_naming_its_status() {
+        use aws_sdk_sts::operation::assume_role::AssumeRoleError as StsError;
+        use aws_smithy_types::error::ErrorMetadata;
+        let body = "<ErrorResponse><Errors><Error><Code>AccessDenied</Code></Error></Errors></ErrorResponse>";
+        let raw = HttpResponse::new(StatusCode::try_from(403).unwrap(), SdkBody::from(body));
+        let error =
+            SdkError::service_error(StsError::generic(ErrorMetadata::builder().build()), raw);
+        let (code, status, detail) = code_and_detail(&error);
+        assert_eq!((code, status), (None, Some(403)));
+        assert!(detail.contains("could not be read"), "{detail}");
+    }
 
     #[test]
     fn rejects_unreadable_sts_answer_naming_its_status() {
