@@ -2,8 +2,9 @@
 //! cloud's own audit trail (CloudTrail) names the person and the tool, not only the server.
 //!
 //! Every value is made to fit STS's rules. A value that had to be changed (a character STS does
-//! not allow, or too long) gets a short hash of the original appended, so two principals never
-//! end up with the same session name.
+//! not allow, or too long) gets 64 bits of a hash of the original appended, so two principals
+//! never end up with the same session name: finding a principal id (an email claim, say) whose
+//! value collides with another's takes about 2^64 tries, not the 2^32 of a 32-bit hash.
 
 use sha2::{Digest as _, Sha256};
 
@@ -16,6 +17,9 @@ pub const PRINCIPAL_TAG: &str = "mcp-principal";
 const SESSION_NAME_MAX: usize = 64;
 /// STS: a session tag value is at most 256 characters.
 const TAG_VALUE_MAX: usize = 256;
+
+/// Bytes of the SHA-256 of a changed value kept in it: 64 bits, as 16 hex digits.
+const HASH_BYTES: usize = 8;
 
 /// The parameters of one AssumeRole call that depend on the call: everything else is fixed per
 /// role at startup. Also the credential cache's key (with the role), so calls that would send
@@ -86,7 +90,7 @@ fn is_tag_char(c: char) -> bool {
 }
 
 /// `raw` if it is 2 to `max` allowed characters; else the allowed prefix, with disallowed
-/// characters replaced by `_`, followed by `-` and 8 hex digits of the original's SHA-256.
+/// characters replaced by `_`, followed by `-` and 16 hex digits of the original's SHA-256.
 fn fit(raw: &str, max: usize, allowed: fn(char) -> bool) -> String {
     let count = raw.chars().count();
     if (2..=max).contains(&count) && raw.chars().all(allowed) {
@@ -96,10 +100,10 @@ fn fit(raw: &str, max: usize, allowed: fn(char) -> bool) -> String {
     let mut out: String = raw
         .chars()
         .map(|c| if allowed(c) { c } else { '_' })
-        .take(max - 9)
+        .take(max - 1 - 2 * HASH_BYTES)
         .collect();
     out.push('-');
-    for byte in &digest[..4] {
+    for byte in &digest[..HASH_BYTES] {
         out.push_str(&format!("{byte:02x}"));
     }
     out
@@ -145,6 +149,26 @@ mod tests {
         assert_ne!(name, session_name("deleteDocument", &"p".repeat(301)));
         let id = source_identity("x");
         assert!(valid_session_value(&id), "{id}");
+    }
+
+    #[test]
+    fn rejects_short_hashes_by_keeping_64_bits_of_a_changed_value() {
+        let long = format!("{}@example.com", "a".repeat(80));
+        for value in [
+            session_name("deleteDocument", &long),
+            source_identity(&long),
+            source_identity("Alice Smith"),
+            fit(&"t".repeat(300), TAG_VALUE_MAX, is_tag_char),
+        ] {
+            let (_, hash) = value.rsplit_once('-').expect("a hash suffix");
+            assert_eq!(hash.len(), 16, "{value}");
+            assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{value}");
+        }
+        let name = session_name("deleteDocument", &long);
+        assert!(valid_session_value(&name), "{name}");
+        let digest = Sha256::digest(format!("deleteDocument.{long}").as_bytes());
+        let expected: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        assert!(name.ends_with(&expected), "{name}");
     }
 
     #[test]

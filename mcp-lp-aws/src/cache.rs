@@ -267,6 +267,7 @@ impl SessionCredentials {
                     role: String::new(),
                     arn: String::new(),
                     code: None,
+                    status: None,
                     detail: "the credential fetch was aborted".into(),
                 })
             })
@@ -371,6 +372,7 @@ mod tests {
                             role: "docs-read".into(),
                             arn: "arn:aws:iam::123456789012:role/r".into(),
                             code: Some("AccessDenied".into()),
+                            status: Some(403),
                             detail: "no".into(),
                         });
                     }

@@ -86,20 +86,42 @@ pub enum AwsError {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-#[error(
-    "cannot assume IAM role `{role}` ({arn}): {}: {detail}",
-    code.as_ref().map_or_else(|| "no answer from STS".to_owned(), |c| format!("STS {c}"))
-)]
+#[error("cannot assume IAM role `{role}` ({arn}): {}: {detail}", self.answer())]
 pub struct AssumeRoleError {
     /// The logical role, as in `#[tool(role = "...")]`.
     pub role: String,
     /// The role's ARN.
     pub arn: String,
     /// STS's error code (`AccessDenied`, `ExpiredToken`, `RegionDisabledException`, ...), or
-    /// `None` when STS did not answer (unreachable, timed out).
+    /// `None` when STS did not answer (unreachable, timed out) or its answer could not be read.
     pub code: Option<String>,
+    /// The HTTP status STS answered with, or `None` when it did not answer.
+    pub status: Option<u16>,
     /// STS's message, or why there was no answer.
     pub detail: String,
+}
+
+impl AssumeRoleError {
+    /// What STS answered, in a few words: `STS AccessDenied`, `STS answered HTTP 403`, or
+    /// `no answer from STS`.
+    fn answer(&self) -> String {
+        match (&self.code, self.status) {
+            (Some(code), _) => format!("STS {code}"),
+            (None, Some(status)) => format!("STS answered HTTP {status}"),
+            (None, None) => "no answer from STS".to_owned(),
+        }
+    }
+
+    /// The message for the caller of a tool: which logical role could not be assumed and what
+    /// STS answered, without STS's text, which names the process's own identity and account,
+    /// or the role's ARN. The whole error belongs in the server's log.
+    pub fn caller_message(&self) -> String {
+        format!(
+            "cannot assume IAM role `{}`: {}; the server log has the details",
+            self.role,
+            self.answer()
+        )
+    }
 }
 
 /// `error` and its causes, each by its `Display`, joined with `: `. Unlike the SDK's
@@ -129,6 +151,7 @@ mod tests {
             role: "docs-read".into(),
             arn: "arn:aws:iam::123456789012:role/mcp-read-only".into(),
             code: Some("AccessDenied".into()),
+            status: Some(403),
             detail: "not authorized to perform sts:AssumeRole".into(),
         };
         assert_eq!(
@@ -137,13 +160,41 @@ mod tests {
         );
         let unreachable = AssumeRoleError {
             code: None,
+            status: None,
             detail: "connection refused".into(),
-            ..err
+            ..err.clone()
         };
         assert!(
             unreachable
                 .to_string()
                 .ends_with("no answer from STS: connection refused")
+        );
+    }
+
+    #[test]
+    fn rejects_sts_detail_in_the_callers_message() {
+        let err = AssumeRoleError {
+            role: "docs-read".into(),
+            arn: "arn:aws:iam::123456789012:role/mcp-read-only".into(),
+            code: Some("AccessDenied".into()),
+            status: Some(403),
+            detail: "User: arn:aws:sts::123456789012:assumed-role/process-role/i-0abc is not authorized to perform: sts:AssumeRole".into(),
+        };
+        let message = err.caller_message();
+        assert_eq!(
+            message,
+            "cannot assume IAM role `docs-read`: STS AccessDenied; the server log has the details"
+        );
+        assert!(!message.contains("123456789012"), "{message}");
+        let unreachable = AssumeRoleError {
+            code: None,
+            status: None,
+            ..err
+        };
+        assert!(
+            unreachable
+                .caller_message()
+                .contains("cannot assume IAM role `docs-read`: no answer from STS")
         );
     }
 }

@@ -174,7 +174,10 @@ where
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(err) = cause {
         if let Some(assume) = err.downcast_ref::<AssumeRoleError>() {
-            return ToolError::new(format!("{operation} failed: {assume}"));
+            // STS's text names the process's identity and account: the log has it, the caller
+            // (and the model) get the role's logical name and STS's error code.
+            tracing::warn!(role, error = %assume, "{operation} failed: the role could not be assumed");
+            return ToolError::new(format!("{operation} failed: {}", assume.caller_message()));
         }
         cause = err.source();
     }

@@ -59,7 +59,7 @@ pub(crate) async fn read_all(
             .send()
             .await
             .map_err(|e| {
-                let (code, detail) = code_and_detail(&e);
+                let (code, _status, detail) = code_and_detail(&e);
                 failed(code, detail)
             })?;
         let value = match output.secret_string {

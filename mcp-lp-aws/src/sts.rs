@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use aws_credential_types::Credentials;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::types::Tag;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::attribution::SessionParams;
 use crate::config::RoleSettings;
@@ -60,8 +61,11 @@ impl RoleProvider {
             request = request.tags(tag);
         }
         let output = request.send().await.map_err(|e| {
-            let (code, detail) = code_and_detail(&e);
-            self.error(code, detail)
+            let (code, status, detail) = code_and_detail(&e);
+            AssumeRoleError {
+                status,
+                ..self.error(code, detail)
+            }
         })?;
         let Some(issued) = output.credentials else {
             return Err(self.error(None, "STS answered without credentials".into()));
@@ -88,26 +92,89 @@ impl RoleProvider {
             role: self.settings.name.clone(),
             arn: self.settings.arn.to_string(),
             code,
+            status: None,
             detail,
         }
     }
 }
 
-/// The service's error code and message, or, when the service did not answer, the whole chain
-/// of causes (unreachable, timed out). Neither holds credentials.
-pub(crate) fn code_and_detail<E, R>(error: &SdkError<E, R>) -> (Option<String>, String)
+/// The service's error code, the HTTP status it answered with, and its message; when it
+/// answered in a shape the SDK could not read (moto's `<ErrorResponse><Errors>` form of a 403,
+/// say), the status and that; when it did not answer, the whole chain of causes (unreachable,
+/// timed out). None of it holds credentials.
+pub(crate) fn code_and_detail<E>(
+    error: &SdkError<E, HttpResponse>,
+) -> (Option<String>, Option<u16>, String)
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match error {
         SdkError::ServiceError(service) => {
             let err = service.err();
+            let status = service.raw().status().as_u16();
+            match err.code() {
+                Some(code) => (
+                    Some(code.to_owned()),
+                    Some(status),
+                    err.message().unwrap_or("(no message)").to_owned(),
+                ),
+                None => (
+                    None,
+                    Some(status),
+                    format!("its HTTP {status} answer could not be read as an AWS error"),
+                ),
+            }
+        }
+        SdkError::ResponseError(response) => {
+            let status = response.raw().status().as_u16();
             (
-                err.code().map(str::to_owned),
-                err.message().unwrap_or("(no message)").to_owned(),
+                None,
+                Some(status),
+                format!("its HTTP {status} answer could not be read as an AWS response"),
             )
         }
-        other => (None, crate::error::causes(other)),
+        other => (None, None, crate::error::causes(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    #[test]
+    fn rejects_sts_error_without_a_code_naming_its_status() {
+        use aws_sdk_sts::operation::assume_role::AssumeRoleError as StsError;
+        use aws_smithy_types::error::ErrorMetadata;
+        let body = "<ErrorResponse><Errors><Error><Code>AccessDenied</Code></Error></Errors></ErrorResponse>";
+        let raw = HttpResponse::new(StatusCode::try_from(403).unwrap(), SdkBody::from(body));
+        let error =
+            SdkError::service_error(StsError::generic(ErrorMetadata::builder().build()), raw);
+        let (code, status, detail) = code_and_detail(&error);
+        assert_eq!((code, status), (None, Some(403)));
+        assert!(detail.contains("could not be read"), "{detail}");
+    }
+
+    #[test]
+    fn rejects_unreadable_sts_answer_naming_its_status() {
+        let body = "<ErrorResponse><Errors><Error><Code>AccessDenied</Code></Error></Errors></ErrorResponse>";
+        let raw = HttpResponse::new(StatusCode::try_from(403).unwrap(), SdkBody::from(body));
+        let error: SdkError<aws_sdk_sts::operation::assume_role::AssumeRoleError, _> =
+            SdkError::response_error("unexpected document shape", raw);
+        let (code, status, detail) = code_and_detail(&error);
+        assert_eq!((code, status), (None, Some(403)));
+        let error = AssumeRoleError {
+            role: "docs-read".into(),
+            arn: "arn:aws:iam::000000000000:role/r".into(),
+            code: None,
+            status,
+            detail,
+        };
+        let text = error.to_string();
+        assert!(text.contains("STS answered HTTP 403"), "{text}");
+        assert!(text.contains("could not be read"), "{text}");
+        assert!(!text.contains("no answer from STS"), "{text}");
     }
 }

@@ -234,6 +234,11 @@ pub enum Outcome {
     /// The `requestState` the client brought back failed its seal or its binding to this
     /// principal, tool and arguments.
     StateRejected,
+    /// The principal called the tool more often than its rate limit allows.
+    RateLimited,
+    /// The `tools/call` request's parameters could not be read (a `name` that is not a string,
+    /// a repeated key, arguments that are not an object).
+    InvalidParams,
 }
 
 impl Outcome {
@@ -250,8 +255,20 @@ impl Outcome {
             Self::Panicked => "panicked",
             Self::InputRequired => "input_required",
             Self::StateRejected => "state_rejected",
+            Self::RateLimited => "rate_limited",
+            Self::InvalidParams => "invalid_params",
         }
     }
+}
+
+/// Audit a `tools/call` refused because its parameters could not be read: no tool is known,
+/// so the event names none, and no arguments could be digested.
+pub(crate) fn invalid_call(request_id: &str, principal: &str, reason: &str) {
+    let arguments = ArgumentDigest::of(None);
+    let mut event = AuditEvent::start(request_id, principal, &arguments, Instant::now());
+    event.reason = Some(reason);
+    event.outcome = Outcome::InvalidParams;
+    event.finish();
 }
 
 /// One audit event, emitted by [`AuditEvent::finish`].

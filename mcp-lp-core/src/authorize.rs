@@ -26,7 +26,7 @@ impl<'a> Authorized<'a> {
 }
 
 /// Why a call was refused: the grants the tool requires that the principal does not hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Denial {
     /// Required grants the principal never held.

@@ -38,10 +38,17 @@ use crate::limits::Limits;
 use crate::policy::{ToolPolicy, ToolSet};
 use crate::principal::Principal;
 use crate::sealed_state::{Binding, DEFAULT_STATE_TTL, StateSealer};
+#[cfg(feature = "http")]
+use crate::rate::Counted;
+use crate::rate::{RateLimited, RateLimiter};
 use crate::transport::LineTransport;
 
 /// The JSON-RPC error code of a call refused for a missing grant.
 pub const FORBIDDEN: ErrorCode = ErrorCode(-32003);
+
+/// The JSON-RPC error code of a call refused by the tool's rate limit; `data.retry_after_secs`
+/// says when to call again.
+pub const RATE_LIMITED: ErrorCode = ErrorCode(-32029);
 
 /// The longest client-sent tool name echoed back in an error or written to the audit trail.
 const MAX_ECHOED_NAME: usize = 64;
@@ -162,6 +169,8 @@ struct ToolEntry {
     limits: Limits,
     /// `policy.requires` joined by spaces, once, for audit events.
     requires: String,
+    /// `None` when the tool has no rate limit: the call path then does no rate work at all.
+    rate: Option<RateLimiter>,
 }
 
 /// Who calls run for.
@@ -221,11 +230,24 @@ pub(crate) struct Refusal {
     pub(crate) policy: &'static ToolPolicy,
     pub(crate) denial: Denial,
     pub(crate) message: String,
+    /// Set when the call was refused by the tool's rate limit rather than for a grant.
+    pub(crate) limited: Option<RateLimited>,
 }
 
 impl Refusal {
-    /// The JSON-RPC error for the caller: [`FORBIDDEN`], the explanation, and the lacking grants.
+    /// The JSON-RPC error for the caller: [`FORBIDDEN`] with the lacking grants, or
+    /// [`RATE_LIMITED`] with when to retry; and the explanation.
     pub(crate) fn into_error(self) -> ErrorData {
+        if let Some(limited) = self.limited {
+            let retry_after_ms = u64::try_from(limited.retry_after.as_millis()).unwrap_or(u64::MAX);
+            let data = serde_json::json!({
+                "tool": self.policy.name,
+                "rate": limited.rate.to_string(),
+                "retry_after_secs": limited.retry_after_secs(),
+                "retry_after_ms": retry_after_ms,
+            });
+            return ErrorData::new(RATE_LIMITED, self.message, Some(data));
+        }
         let data = serde_json::json!({
             "tool": self.policy.name,
             "missing_grants": self.denial.lacking().collect::<Vec<_>>(),
@@ -273,10 +295,12 @@ impl<S: ToolSet> Checkpoint<S> {
         let tools = S::policies()
             .iter()
             .map(|policy| {
+                let limits = config.limits_for(policy);
                 let entry = ToolEntry {
                     policy,
-                    limits: config.limits_for(policy),
+                    limits,
                     requires: policy.requires.join(" "),
+                    rate: limits.rate.map(RateLimiter::new),
                 };
                 (policy.name, entry)
             })
@@ -310,16 +334,31 @@ impl<S: ToolSet> Checkpoint<S> {
 
     /// Serve MCP over stdin and stdout until the client disconnects.
     pub async fn serve_stdio(self) -> Result<(), ServeError> {
+        self.serve_lines(LineTransport::stdio()).await
+    }
+
+    /// Serve MCP over `transport` until its input ends. A failure to read or write is an error,
+    /// not an end: the server did not finish its work.
+    pub async fn serve_lines<R, W>(self, transport: LineTransport<R, W>) -> Result<(), ServeError>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         use rmcp::ServiceExt as _;
+        let failure = transport.failure();
+        let transport = match self.operator_principal() {
+            Some(principal) => transport.auditing_as(principal.id()),
+            None => transport,
+        };
         let running = self
-            .serve(LineTransport::stdio())
+            .serve(transport)
             .await
             .map_err(|e| ServeError(e.to_string()))?;
         running
             .waiting()
             .await
             .map_err(|e| ServeError(e.to_string()))?;
-        Ok(())
+        failure.take().map_or(Ok(()), |f| Err(ServeError(f)))
     }
 
     fn principal_of(&self, context: &RequestContext<RoleServer>) -> Option<Arc<Principal>> {
@@ -344,25 +383,63 @@ impl<S: ToolSet> Checkpoint<S> {
             .is_some_and(|entry| authorize(entry.policy, principal, now).is_ok())
     }
 
-    /// Refuse a call to `tool` that `principal` may not make, emitting its audit event; `None`
-    /// when the tool is unknown or the call may go ahead. The HTTP layer asks this before a
-    /// request reaches rmcp, so that it can answer a missing scope with `403`.
+    /// Refuse a call to `tool` that `principal` may not make, or may not make yet under the
+    /// tool's rate limit, emitting its audit event. The HTTP layer asks this before a request
+    /// reaches rmcp, so that it can answer a missing scope with `403` and a rate limit with `429`.
+    /// `Ok(Some(_))` when the call was counted against the rate limit: the proof goes into the
+    /// request's extensions so the checkpoint does not count it twice. `Ok(None)` when the tool
+    /// is unknown or has no rate limit.
     ///
     /// `call` gives the request id and arguments for the audit event; it runs only on refusal.
     #[cfg(feature = "http")]
-    pub(crate) fn refusal(
+    pub(crate) fn precheck(
         &self,
         principal: &Principal,
         tool: &str,
         call: impl FnOnce() -> (String, Option<rmcp::model::JsonObject>),
-    ) -> Option<Refusal> {
+    ) -> Result<Option<Counted>, Refusal> {
         let started = Instant::now();
-        let entry = self.shared.tools.get(tool)?;
-        let denial = authorize(entry.policy, principal, SystemTime::now()).err()?;
+        let Some(entry) = self.shared.tools.get(tool) else {
+            return Ok(None);
+        };
+        let refused = match authorize(entry.policy, principal, SystemTime::now()) {
+            Err(denial) => Err(denial),
+            Ok(_) => match &entry.rate {
+                None => return Ok(None),
+                Some(limiter) => match limiter.check(principal.id()) {
+                    Ok(()) => {
+                        return Ok(Some(Counted {
+                            tool: entry.policy.name,
+                        }));
+                    }
+                    Err(limited) => Ok(limited),
+                },
+            },
+        };
         let (request_id, arguments) = call();
         let arguments = ArgumentDigest::of(arguments.as_ref());
         let event = AuditEvent::start(&request_id, principal.id(), &arguments, started);
-        Some(deny(event, entry, principal, denial))
+        Err(match refused {
+            Err(denial) => deny(event, entry, principal, denial),
+            Ok(limited) => rate_limit(event, entry, principal, limited),
+        })
+    }
+
+    /// Whether the HTTP layer already counted this request's call of `tool` against its rate
+    /// limit (see [`Checkpoint::precheck`]).
+    fn counted_upstream(&self, context: &RequestContext<RoleServer>, tool: &str) -> bool {
+        match &self.identity {
+            Identity::Operator(_) => {
+                let _ = (context, tool);
+                false
+            }
+            #[cfg(feature = "http")]
+            Identity::Bearer => context
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<Counted>())
+                .is_some_and(|counted| counted.tool == tool),
+        }
     }
 
     async fn run(
@@ -452,6 +529,33 @@ fn deny<'a>(
         policy: entry.policy,
         denial,
         message,
+        limited: None,
+    }
+}
+
+/// Complete `event` as a call refused by `entry`'s rate limit, emit it, and describe the refusal.
+fn rate_limit<'a>(
+    event: AuditEvent<'a>,
+    entry: &'a ToolEntry,
+    principal: &Principal,
+    limited: RateLimited,
+) -> Refusal {
+    let message = limited.explain(entry.policy.name, principal.id());
+    AuditEvent {
+        tool: entry.policy.name,
+        role: entry.policy.role,
+        db: entry.policy.db,
+        requires: &entry.requires,
+        reason: Some(&message),
+        outcome: Outcome::RateLimited,
+        ..event
+    }
+    .finish();
+    Refusal {
+        policy: entry.policy,
+        denial: Denial::default(),
+        message,
+        limited: Some(limited),
     }
 }
 
@@ -675,6 +779,13 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
             Ok(authorized) => authorized,
             Err(denial) => return Err(deny(event, entry, &principal, denial).into_error()),
         };
+
+        if let Some(limiter) = &entry.rate
+            && !self.counted_upstream(&context, policy.name)
+            && let Err(limited) = limiter.check(principal.id())
+        {
+            return Err(rate_limit(event, entry, &principal, limited).into_error());
+        }
 
         let request_bytes = arguments.bytes() + round.as_ref().map_or(0, ArgumentDigest::bytes);
         if request_bytes > entry.limits.max_argument_bytes {

@@ -214,7 +214,7 @@ where
         let callable = authorize(policy, principal, now).is_ok();
         let limits = config.limits_for(policy);
         report += &format!(
-            "  {}: requires [{}], {}, timeout {:?}, max output {} bytes\n",
+            "  {}: requires [{}], {}, timeout {:?}, max output {} bytes, rate {}\n",
             policy.name,
             policy.requires.join(", "),
             if callable {
@@ -224,6 +224,9 @@ where
             },
             limits.timeout,
             limits.max_output_bytes,
+            limits
+                .rate
+                .map_or_else(|| "unlimited".to_owned(), |rate| rate.to_string()),
         );
     }
     std::io::stdout().write_all(report.as_bytes())?;
@@ -249,6 +252,7 @@ fn inventory<S: ToolSet>(path: Option<PathBuf>) -> Result<(), BuildError> {
                 "timeout_ms": u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
                 "max_output_bytes": limits.max_output_bytes,
                 "max_argument_bytes": limits.max_argument_bytes,
+                "rate": limits.rate.map(|rate| rate.to_string()),
             })
         })
         .collect();
@@ -273,7 +277,7 @@ fn init_logging(format: LogFormat) {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(log_filter())
                 .with_writer(std::io::stderr)
-                .with_ansi(false)
+                .event_format(crate::text_log::TextLines)
                 .try_init();
         }
     }

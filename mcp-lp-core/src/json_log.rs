@@ -158,7 +158,7 @@ thread_local! {
 }
 
 /// The current time in RFC 3339, UTC, to the microsecond: `2026-11-21T14:53:07.123456Z`.
-fn write_timestamp(writer: &mut impl fmt::Write) -> fmt::Result {
+pub(crate) fn write_timestamp(writer: &mut impl fmt::Write) -> fmt::Result {
     let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
         return write!(writer, "{}", jiff::Timestamp::now());
     };
@@ -190,13 +190,16 @@ fn write_timestamp(writer: &mut impl fmt::Write) -> fmt::Result {
     Ok(())
 }
 
-fn write_json_str(writer: &mut impl fmt::Write, text: &str) -> fmt::Result {
+/// `text` as a JSON string literal, with everything [`Escaping`] escapes escaped.
+pub(crate) fn write_json_str(writer: &mut impl fmt::Write, text: &str) -> fmt::Result {
     writer.write_char('"')?;
     Escaping(&mut *writer).write_str(text)?;
     writer.write_char('"')
 }
 
-/// The bytes [`Escaping`] rewrites; one table lookup per byte on the common path.
+/// The bytes that may start something [`Escaping`] rewrites: ASCII controls, `"` and `\\`, and
+/// the lead bytes of the invisible characters of [`is_invisible`]. One table lookup per byte on
+/// the common path.
 const NEEDS_ESCAPE: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
@@ -207,38 +210,68 @@ const NEEDS_ESCAPE: [bool; 256] = {
     table[b'"' as usize] = true;
     table[b'\\' as usize] = true;
     table[0x7f] = true;
+    // C1 controls and the soft hyphen; U+061C; U+180E; U+200B..U+206F; U+FEFF.
+    table[0xc2] = true;
+    table[0xd8] = true;
+    table[0xe1] = true;
+    table[0xe2] = true;
+    table[0xef] = true;
     table
 };
 
-/// Escapes what passes through it as the inside of a JSON string: `"`, `\\`, and every ASCII
-/// control character (so a hostile value cannot break a line or forge a field).
+/// Characters that change how a line reads without showing themselves: C1 controls, bidi
+/// embeddings, overrides and isolates, zero-width characters, line and paragraph separators.
+/// A principal id or request id holding one could make an audit line read as something else.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{80}'..='\u{9f}'
+            | '\u{ad}'
+            | '\u{61c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+    )
+}
+
+/// Whether [`Escaping`] would rewrite any of `text`.
+pub(crate) fn needs_escape(text: &str) -> bool {
+    text.bytes().any(|b| NEEDS_ESCAPE[usize::from(b)])
+}
+
+/// Escapes what passes through it as the inside of a JSON string: `"`, `\\`, every ASCII
+/// control character (so a hostile value cannot break a line or forge a field), and invisible
+/// characters (so it cannot reorder or hide what a reader of the line sees). JSON readers get
+/// every value back exactly.
 struct Escaping<W>(W);
 
 impl<W: fmt::Write> fmt::Write for Escaping<W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        let bytes = text.as_bytes();
-        if !bytes.iter().any(|&b| NEEDS_ESCAPE[usize::from(b)]) {
+        if !needs_escape(text) {
             return self.0.write_str(text);
         }
         let mut start = 0;
-        for (i, &byte) in bytes.iter().enumerate() {
-            let escape = match byte {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0..=0x1f | 0x7f => "",
+        for (i, c) in text.char_indices() {
+            let escape = match c {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                '\0'..='\u{1f}' | '\u{7f}' => "",
+                c if is_invisible(c) => "",
                 _ => continue,
             };
-            // Every byte matched above is ASCII, so `start..i` lies on char boundaries.
             self.0.write_str(&text[start..i])?;
             if escape.is_empty() {
-                write!(self.0, "\\u{byte:04x}")?;
+                // Every character escaped is in the Basic Multilingual Plane.
+                write!(self.0, "\\u{:04x}", u32::from(c))?;
             } else {
                 self.0.write_str(escape)?;
             }
-            start = i + 1;
+            start = i + c.len_utf8();
         }
         self.0.write_str(&text[start..])
     }
@@ -327,6 +360,30 @@ mod tests {
         assert_eq!(event["value"].as_str().map(str::len), Some(big.len()));
         let kept = LINE.with(|line| line.borrow().capacity());
         assert!(kept <= MAX_KEPT_LINE_BYTES, "kept {kept} bytes");
+    }
+
+    #[test]
+    fn escapes_bidi_and_zero_width_characters_in_json_lines() {
+        let hostile = "mallory\u{202e}moc.elpmaxe@ecila\u{200b}\u{2066}x\u{9b}y\u{2028}z";
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(JsonLines)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "mcp_lp::audit", principal = hostile, "tools/call");
+        });
+        let raw = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        for escaped in ["\\u202e", "\\u200b", "\\u2066", "\\u009b", "\\u2028"] {
+            assert!(raw.contains(escaped), "{escaped} in {raw}");
+        }
+        assert!(raw.is_ascii(), "{raw}");
+        let event: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(event["principal"], hostile);
+        // Other non-ASCII text is written as it is.
+        let event = capture(|| tracing::info!(value = "café ü €", "m"));
+        assert_eq!(event["value"], "café ü €");
     }
 
     #[test]

@@ -55,15 +55,18 @@ mod parameters;
 mod policy;
 mod principal;
 pub mod sealed_state;
+mod rate;
+pub mod text_log;
 mod tool_error;
 pub mod transport;
+mod url_policy;
 
 pub use mcp_lp_macros::{server, tool};
 pub use rmcp::handler::server::wrapper::Json;
 pub use schemars;
 
 pub use crate::authorize::{Authorized, Denial, authorize};
-pub use crate::checkpoint::{CallScope, Checkpoint, FORBIDDEN, ServeError, Server};
+pub use crate::checkpoint::{CallScope, Checkpoint, FORBIDDEN, RATE_LIMITED, ServeError, Server};
 pub use crate::config::{
     ALLOWED_ALGORITHMS, ANONYMOUS, AuthSection, CONFIG_ENV, Config, ConfigError, ConfigErrorKind,
     HttpSection, SecretError, SecretRef,
@@ -73,6 +76,7 @@ pub use crate::limits::Limits;
 pub use crate::parameters::Parameters;
 pub use crate::policy::{DbAccess, NoExtras, ToolPolicy, ToolSet, capability_name_error};
 pub use crate::principal::Principal;
+pub use crate::rate::Rate;
 pub use crate::tool_error::ToolError;
 
 /// The names a server module needs: `use mcp_lp::prelude::*;`.
@@ -91,6 +95,14 @@ pub mod __private {
     pub const fn assert_grant(name: &str) {
         if let Some(reason) = crate::grant::grant_syntax_error(name) {
             panic!("{}", reason);
+        }
+    }
+
+    /// The rate `#[tool(rate = "...")]` declares, already checked by the macro.
+    pub const fn rate(calls: u32, per_nanos: u64) -> crate::Rate {
+        match crate::Rate::new(calls, core::time::Duration::from_nanos(per_nanos)) {
+            Some(rate) => rate,
+            None => panic!("a rate allows at least one call per non-zero period"),
         }
     }
 

@@ -1,6 +1,9 @@
-//! Per-call limits: how long a handler may run, how large its arguments and output may be.
+//! Per-call limits: how long a handler may run, how large its arguments and output may be, how
+//! often a principal may call it.
 
 use std::time::Duration;
+
+use crate::rate::Rate;
 
 /// A handler that runs longer than this is cancelled, unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,6 +28,8 @@ pub struct Limits {
     pub max_output_bytes: usize,
     /// The largest arguments, in canonical JSON bytes, accepted.
     pub max_argument_bytes: usize,
+    /// How many calls one principal may make per period; `None` (the default) for no limit.
+    pub rate: Option<Rate>,
 }
 
 impl Default for Limits {
@@ -33,6 +38,7 @@ impl Default for Limits {
             timeout: DEFAULT_TIMEOUT,
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             max_argument_bytes: DEFAULT_MAX_ARGUMENT_BYTES,
+            rate: None,
         }
     }
 }

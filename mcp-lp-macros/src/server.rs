@@ -258,7 +258,11 @@ fn policy(tool: &Tool) -> TokenStream {
         .max_output_bytes
         .as_ref()
         .map(|n| quote!(.with_max_output_bytes(#n)));
-    quote!(::mcp_lp::ToolPolicy::new(#name) #role #db #requires #timeout #max_output)
+    let rate = tool
+        .attr
+        .rate
+        .map(|(calls, nanos)| quote!(.with_rate(::mcp_lp::__private::rate(#calls, #nanos))));
+    quote!(::mcp_lp::ToolPolicy::new(#name) #role #db #requires #timeout #max_output #rate)
 }
 
 /// A never-called function whose body only type-checks when every privileged argument of the

@@ -12,6 +12,7 @@ const OURS: &[&str] = &[
     "requires",
     "timeout",
     "max_output_bytes",
+    "rate",
 ];
 
 /// rmcp's `#[tool]` keys, passed through unchanged.
@@ -39,6 +40,8 @@ pub(crate) struct ToolAttr {
     pub(crate) requires: Vec<LitStr>,
     pub(crate) timeout_nanos: Option<u64>,
     pub(crate) max_output_bytes: Option<LitInt>,
+    /// `rate = "60/min"`: calls, and the period in nanoseconds.
+    pub(crate) rate: Option<(u32, u64)>,
 }
 
 /// Whether `attr` is a `#[tool]` attribute, however its path is written.
@@ -96,6 +99,7 @@ pub(crate) fn parse(attr: &Attribute) -> syn::Result<ToolAttr> {
             "requires" => grants(&meta).map(|v| out.requires = v),
             "timeout" => timeout(&meta).map(|v| out.timeout_nanos = Some(v)),
             "max_output_bytes" => byte_count(&meta).map(|v| out.max_output_bytes = Some(v)),
+            "rate" => rate(&meta).map(|v| out.rate = Some(v)),
             "name" => non_empty_str(&meta, "name", "readDocument").map(|v| {
                 out.name = Some(v);
                 out.rmcp.push(meta.clone());
@@ -235,6 +239,38 @@ fn timeout(meta: &Meta) -> syn::Result<u64> {
         return Err(bad());
     }
     u64::try_from(duration.as_nanos()).map_err(|_| bad())
+}
+
+/// `rate = "60/min"`, parsed as `mcp_lp::Rate` parses configuration: calls per `s`, `min`,
+/// `h`, `day` or any duration (`"5/30s"`).
+fn rate(meta: &Meta) -> syn::Result<(u32, u64)> {
+    let lit = str_value(meta, "rate", "60/min")?;
+    let text = lit.value();
+    let bad = || {
+        syn::Error::new_spanned(
+            &lit,
+            format!(
+                "`{text}` is not a rate; write calls per period, like \"60/min\", \"10/s\", \"1000/h\" or \"5/30s\""
+            ),
+        )
+    };
+    let (calls, per) = text.split_once('/').ok_or_else(bad)?;
+    let calls: u32 = calls.trim().parse().map_err(|_| bad())?;
+    let per = match per.trim() {
+        "s" | "sec" | "second" => std::time::Duration::from_secs(1),
+        "m" | "min" | "minute" => std::time::Duration::from_secs(60),
+        "h" | "hour" => std::time::Duration::from_secs(3600),
+        "d" | "day" => std::time::Duration::from_secs(86_400),
+        other => {
+            let signed: jiff::SignedDuration = other.parse().map_err(|_| bad())?;
+            std::time::Duration::try_from(signed).map_err(|_| bad())?
+        }
+    };
+    let nanos = u64::try_from(per.as_nanos()).map_err(|_| bad())?;
+    if calls == 0 || nanos == 0 {
+        return Err(bad());
+    }
+    Ok((calls, nanos))
 }
 
 fn byte_count(meta: &Meta) -> syn::Result<LitInt> {

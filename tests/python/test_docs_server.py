@@ -143,10 +143,9 @@ async def test_rejects_unassumable_role_and_keeps_serving(docs_server, docs_conf
     async with connect_docs(docs_server, config, tmp_path / "err.jsonl", env) as session:
         for _ in range(2):
             message = await call_error(session, "readDocument", {"key": key})
-            assert (
-                "cannot assume IAM role `docs-read` (arn:aws:iam::000000000000:role/mcp-not-trusting): STS AccessDenied"
-                in message
-            ), message
+            assert "cannot assume IAM role `docs-read`: STS AccessDenied" in message, message
+            # STS's own text names the process's identity and account: it stays in the log.
+            assert "arn:aws" not in message and "000000000000" not in message, message
         # No fallback, and the server keeps serving: the other role still works.
         deleted = await session.call_tool("deleteDocument", {"key": key})
         assert not deleted.is_error, text_of(deleted)

@@ -3,6 +3,7 @@
 //! audit-event recorder; and the benchmarks' shared helpers in [`bench`].
 
 pub mod bench;
+pub mod http;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -404,5 +405,74 @@ impl OpenEcho {
     #[tool]
     async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> String {
         args.text
+    }
+}
+
+/// A tool with a rate limit in its attribute.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limited;
+
+#[mcp_lp::server]
+impl Limited {
+    /// Return the text; at most two calls per minute per principal, unless configured otherwise.
+    #[tool(rate = "2/min")]
+    async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> String {
+        args.text
+    }
+}
+
+/// The header names of the HTTP request a handler's context carries, sorted and joined by
+/// commas: what a handler could read of the caller's request.
+fn header_names(context: &rmcp::service::RequestContext<rmcp::RoleServer>) -> String {
+    let Some(parts) = context.extensions.get::<::http::request::Parts>() else {
+        return "no HTTP request".into();
+    };
+    let mut names: Vec<&str> = parts.headers.keys().map(|k| k.as_str()).collect();
+    names.sort_unstable();
+    names.join(",")
+}
+
+/// A server whose tool, resource list and prompt list each report the request headers they
+/// can see.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeaderProbe;
+
+#[mcp_lp::server(handler)]
+impl HeaderProbe {
+    /// The names of the request headers this handler sees.
+    #[tool]
+    async fn headers(&self, context: rmcp::service::RequestContext<rmcp::RoleServer>) -> String {
+        header_names(&context)
+    }
+}
+
+impl rmcp::ServerHandler for HeaderProbe {
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, rmcp::ErrorData> {
+        let resource = rmcp::model::Resource::new("probe://headers", header_names(&context));
+        Ok(rmcp::model::ListResourcesResult::with_all_items(vec![
+            resource,
+        ]))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, rmcp::ErrorData> {
+        let prompt = rmcp::model::Prompt::new("headers", Some(header_names(&context)), None);
+        Ok(rmcp::model::ListPromptsResult::with_all_items(vec![prompt]))
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::url_policy::https_or_loopback;
+
 /// Algorithms a bearer token may be signed with. Symmetric (HMAC) algorithms and `none` are
 /// never accepted: a resource server must not share a signing secret.
 pub const ALLOWED_ALGORITHMS: &[&str] = &["RS256", "ES256", "EdDSA"];
@@ -41,8 +43,10 @@ pub struct HttpSection {
     /// `Host` header values accepted. Defaults to loopback names only.
     #[serde(default = "default_allowed_hosts")]
     pub allowed_hosts: Vec<String>,
-    /// `Origin` header values accepted (with scheme); empty accepts requests without `Origin`
-    /// only from non-browser clients.
+    /// `Origin` header values accepted from browsers (with scheme, and port or `:*`). Empty (the
+    /// default) accepts only the resource's own origin: a cross-origin browser request is
+    /// refused with `403`. A request without `Origin` (not from a browser) is never refused for
+    /// it.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
     /// The largest request body accepted.
@@ -93,6 +97,22 @@ impl HttpSection {
             .unwrap_or_else(|| format!("http://{}{}", self.listen, self.path))
     }
 
+    /// The `Origin`s browser requests may come from: `allowed_origins`, or when that is empty
+    /// the resource's own origin, with its port written out.
+    pub fn origins_accepted(&self) -> Vec<String> {
+        if !self.allowed_origins.is_empty() {
+            return self.allowed_origins.clone();
+        }
+        let resource = self.resource_uri();
+        match url::Url::parse(&resource) {
+            Ok(url) => match (url.host_str(), url.port_or_known_default()) {
+                (Some(host), Some(port)) => vec![format!("{}://{host}:{port}", url.scheme())],
+                _ => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Problems a well-typed section can still have, as `(key, message)`.
     pub(crate) fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
@@ -103,12 +123,9 @@ impl HttpSection {
             ));
         }
         if let Some(resource) = &self.resource
-            && !is_https_or_loopback(resource)
+            && let Err(refused) = https_or_loopback(resource)
         {
-            problems.push((
-                "http.resource".into(),
-                format!("`{resource}` must be an https URI (http only on a loopback host)"),
-            ));
+            problems.push(("http.resource".into(), refused.to_string()));
         }
         if let Some(auth) = &self.auth {
             for (i, alg) in auth.algorithms.iter().enumerate() {
@@ -130,33 +147,14 @@ impl HttpSection {
                 ("http.auth.jwks_uri", auth.jwks_uri.as_ref()),
             ] {
                 if let Some(uri) = uri
-                    && !is_https_or_loopback(uri)
+                    && let Err(refused) = https_or_loopback(uri)
                 {
-                    problems.push((
-                        key.into(),
-                        format!("`{uri}` must be an https URI (http only on a loopback host)"),
-                    ));
+                    problems.push((key.into(), refused.to_string()));
                 }
             }
         }
         problems
     }
-}
-
-/// Whether `uri` is `https://…`, or `http://` to a loopback host (local development and tests).
-pub(crate) fn is_https_or_loopback(uri: &str) -> bool {
-    if uri.starts_with("https://") {
-        return true;
-    }
-    let Some(rest) = uri.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    matches!(host, "localhost" | "127.0.0.1" | "::1")
 }
 
 fn default_listen() -> SocketAddr {
@@ -199,14 +197,38 @@ fn default_jwks_refresh() -> Duration {
 mod tests {
     use super::*;
 
+    fn problems(auth: &str) -> Vec<(String, String)> {
+        let section: HttpSection = toml::from_str(&format!("[auth]\n{auth}")).unwrap();
+        section.problems()
+    }
+
     #[test]
-    fn accepts_https_and_loopback_http_only() {
-        assert!(is_https_or_loopback("https://auth.example.com"));
-        assert!(is_https_or_loopback("http://127.0.0.1:9000/jwks"));
-        assert!(is_https_or_loopback("http://localhost/x"));
-        assert!(is_https_or_loopback("http://[::1]:80/"));
-        assert!(!is_https_or_loopback("http://auth.example.com"));
-        assert!(!is_https_or_loopback("http://localhost.evil.com"));
-        assert!(!is_https_or_loopback("ftp://localhost"));
+    fn accepts_only_the_resources_own_origin_by_default() {
+        let section: HttpSection =
+            toml::from_str("resource = \"https://mcp.example.com/mcp\"").unwrap();
+        assert_eq!(section.origins_accepted(), ["https://mcp.example.com:443"]);
+        let section: HttpSection = toml::from_str("listen = \"127.0.0.1:9000\"").unwrap();
+        assert_eq!(section.origins_accepted(), ["http://127.0.0.1:9000"]);
+        let section: HttpSection =
+            toml::from_str("allowed_origins = [\"https://app.example.com:443\"]").unwrap();
+        assert_eq!(section.origins_accepted(), ["https://app.example.com:443"]);
+    }
+
+    #[test]
+    fn refuses_configured_jwks_uri_that_only_looks_like_loopback() {
+        let found = problems(
+            "issuer = \"https://auth.example.com\"\njwks_uri = \"http://127.0.0.1:1@evil.example/jwks.json\"",
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "http.auth.jwks_uri");
+        assert!(found[0].1.contains("evil.example"), "{found:?}");
+    }
+
+    #[test]
+    fn accepts_https_issuer_and_loopback_jwks_uri() {
+        let found = problems(
+            "issuer = \"https://auth.example.com/\"\njwks_uri = \"http://127.0.0.1:9000/jwks.json\"",
+        );
+        assert!(found.is_empty(), "{found:?}");
     }
 }

@@ -10,6 +10,7 @@
 //! timeout = "30s"
 //! max_output_bytes = 1048576
 //! max_argument_bytes = 65536
+//! rate = "60/min"               # calls per principal and tool (default: unlimited)
 //!
 //! [tools.delete_note]            # one tool's limits; the operator has the last word
 //! timeout = "5s"
@@ -60,6 +61,7 @@ use crate::limits::{self, Limits};
 use crate::policy::{DbAccess, ToolPolicy};
 use crate::principal::Principal;
 use crate::sealed_state::{DEFAULT_STATE_TTL, SealingKey, StateSealer};
+use crate::rate::Rate;
 
 /// The environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "MCP_LP_CONFIG";
@@ -140,6 +142,7 @@ struct LimitsSection {
     timeout: Option<Duration>,
     max_output_bytes: Option<NonZeroUsize>,
     max_argument_bytes: Option<NonZeroUsize>,
+    rate: Option<Rate>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
@@ -149,6 +152,7 @@ struct ToolSection {
     timeout: Option<Duration>,
     max_output_bytes: Option<NonZeroUsize>,
     max_argument_bytes: Option<NonZeroUsize>,
+    rate: Option<Rate>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -430,6 +434,7 @@ impl Config {
                 .max_argument_bytes
                 .or(self.limits.max_argument_bytes)
                 .map_or(default.max_argument_bytes, NonZeroUsize::get),
+            rate: tool.rate.or(policy.rate).or(self.limits.rate),
         }
     }
 

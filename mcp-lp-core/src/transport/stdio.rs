@@ -5,11 +5,15 @@
 //! silently, so a client waits forever for an answer. This transport replies as JSON-RPC 2.0
 //! asks: `-32700 Parse error` with a null id for a line that is not JSON, `-32600 Invalid
 //! Request` (with the request's id when it can be read) for JSON that is not a message or is
-//! over [`MAX_MESSAGE_BYTES`]. A notification (no id) is never answered. Either way the
-//! connection stays open for the next line.
+//! over [`MAX_MESSAGE_BYTES`]. A line that is not UTF-8 is a parse error too. A notification (no
+//! id) is never answered. Either way the connection stays open for the next line.
+//!
+//! Only the end of input ends the connection cleanly. A failure to read or write is kept, and
+//! `Checkpoint::serve_lines` reports it as an error, so the process exits non-zero.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
 
 use futures::StreamExt as _;
 use rmcp::RoleServer;
@@ -20,7 +24,9 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::Mutex;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::FramedRead;
+
+use super::line_codec::{Line, LineCodec};
 
 /// The largest message accepted, in bytes. A longer line is discarded and answered with an
 /// error; it is never buffered whole.
@@ -28,11 +34,52 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
+const INVALID_PARAMS: i64 = -32602;
 
 /// A server transport reading one JSON-RPC message per line from `R` and writing to `W`.
 pub struct LineTransport<R, W> {
-    lines: FramedRead<R, LinesCodec>,
+    lines: FramedRead<R, LineCodec>,
     writer: Arc<Mutex<W>>,
+    failure: TransportFailure,
+    /// Who a malformed `tools/call` is audited as: the principal calls run for.
+    principal: Arc<str>,
+}
+
+/// Why a [`LineTransport`] stopped, when it was not the end of its input: shared with whoever
+/// serves it, so that a failed transport is reported as a failure.
+#[derive(Debug, Clone, Default)]
+pub struct TransportFailure(Arc<FailureRecord>);
+
+#[derive(Debug, Default)]
+struct FailureRecord {
+    /// Checked before every read, so kept apart from the message.
+    failed: AtomicBool,
+    message: StdMutex<Option<String>>,
+}
+
+impl TransportFailure {
+    fn record(&self, what: &str, error: &io::Error) {
+        tracing::error!(%error, "{what} failed");
+        if let Ok(mut slot) = self.0.message.lock() {
+            slot.get_or_insert_with(|| format!("{what} failed: {error}"));
+        }
+        self.0.failed.store(true, Ordering::Release);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.failed.load(Ordering::Acquire)
+    }
+
+    /// The first failure, if the transport failed.
+    pub fn take(&self) -> Option<String> {
+        if !self.is_set() {
+            return None;
+        }
+        match self.0.message.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(_) => Some("the transport's failure record was poisoned".into()),
+        }
+    }
 }
 
 impl LineTransport<tokio::io::Stdin, tokio::io::Stdout> {
@@ -46,9 +93,22 @@ impl<R: AsyncRead, W: AsyncWrite> LineTransport<R, W> {
     /// A transport reading from `reader` and writing to `writer`.
     pub fn new(reader: R, writer: W) -> Self {
         Self {
-            lines: FramedRead::new(reader, LinesCodec::new_with_max_length(MAX_MESSAGE_BYTES)),
+            lines: FramedRead::new(reader, LineCodec::new(MAX_MESSAGE_BYTES)),
             writer: Arc::new(Mutex::new(writer)),
+            failure: TransportFailure::default(),
+            principal: Arc::from(""),
         }
+    }
+
+    /// Audit `tools/call` requests whose parameters cannot be read as calls by `principal`.
+    pub(crate) fn auditing_as(mut self, principal: &str) -> Self {
+        self.principal = Arc::from(principal);
+        self
+    }
+
+    /// Where a failure to read or write is recorded.
+    pub fn failure(&self) -> TransportFailure {
+        self.failure.clone()
     }
 }
 
@@ -133,37 +193,84 @@ where
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let writer = Arc::clone(&self.writer);
+        let failure = self.failure.clone();
         let bytes = serde_json::to_vec(&item).map_err(io::Error::other);
-        async move { Self::write_line(&writer, bytes?).await }
+        async move {
+            let written = Self::write_line(&writer, bytes?).await;
+            if let Err(error) = &written {
+                failure.record("stdout", error);
+            }
+            written
+        }
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
-            let line = match self.lines.next().await? {
-                Ok(line) => line,
-                Err(LinesCodecError::MaxLineLengthExceeded) => {
+            // A failed write ends the connection too: no answer could reach the client.
+            if self.failure.is_set() {
+                return None;
+            }
+            let bad = match self.lines.next().await? {
+                Ok(Line::Text(line)) => Ok(line),
+                Ok(Line::TooLong) => {
                     tracing::warn!(limit = MAX_MESSAGE_BYTES, "discarded an oversized message");
-                    let message =
-                        format!("Invalid Request: message exceeds {MAX_MESSAGE_BYTES} bytes");
-                    Self::reply_error(&self.writer, Value::Null, INVALID_REQUEST, message)
-                        .await
-                        .ok()?;
-                    continue;
+                    Err((
+                        INVALID_REQUEST,
+                        format!("Invalid Request: message exceeds {MAX_MESSAGE_BYTES} bytes"),
+                    ))
                 }
-                Err(LinesCodecError::Io(e)) => {
-                    tracing::error!(error = %e, "stdin failed");
+                Ok(Line::NotUtf8) => {
+                    tracing::warn!("received a line that is not UTF-8");
+                    Err((
+                        PARSE_ERROR,
+                        "Parse error: the line is not valid UTF-8".to_owned(),
+                    ))
+                }
+                Err(error) => {
+                    self.failure.record("stdin", &error);
                     return None;
+                }
+            };
+            let line = match bad {
+                Ok(line) => line,
+                Err((code, message)) => {
+                    let replied = Self::reply_error(&self.writer, Value::Null, code, message).await;
+                    if let Err(error) = replied {
+                        self.failure.record("stdout", &error);
+                        return None;
+                    }
+                    continue;
                 }
             };
             let line = line.trim_start_matches('\u{feff}').trim_end_matches('\r');
             if line.trim().is_empty() {
                 continue;
             }
-            match parse(line) {
+            let parsed = parse(line);
+            if let Some((id, reason)) = malformed_call(line, &parsed) {
+                tracing::warn!(%reason, "received a tools/call whose parameters cannot be read");
+                let id_text = match &id {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                crate::audit::invalid_call(&id_text, &self.principal, &reason);
+                let message = format!("Invalid params: {reason}");
+                if let Err(error) =
+                    Self::reply_error(&self.writer, id, INVALID_PARAMS, message).await
+                {
+                    self.failure.record("stdout", &error);
+                    return None;
+                }
+                continue;
+            }
+            match parsed {
                 Ok(message) => return Some(message),
-                Err(error) => Self::answer_bad_line(&self.writer, line, &error)
-                    .await
-                    .ok()?,
+                Err(error) => {
+                    if let Err(error) = Self::answer_bad_line(&self.writer, line, &error).await {
+                        self.failure.record("stdout", &error);
+                        return None;
+                    }
+                }
             }
         }
     }
@@ -171,6 +278,39 @@ where
     async fn close(&mut self) -> Result<(), Self::Error> {
         self.writer.lock().await.flush().await
     }
+}
+
+/// A `tools/call` request (with an id) whose parameters cannot be read, and why: rmcp would
+/// answer it `-32601 Method not found` (as a request of a method it does not know) or `-32600`,
+/// where the fault is the parameters. Only looked at when the fast parse of a call failed.
+fn malformed_call(
+    line: &str,
+    parsed: &serde_json::Result<RxJsonRpcMessage<RoleServer>>,
+) -> Option<(Value, String)> {
+    if let Ok(JsonRpcMessage::Request(request)) = parsed
+        && !matches!(request.request, ClientRequest::CustomRequest(_))
+    {
+        return None;
+    }
+    if matches!(parsed, Ok(JsonRpcMessage::Notification(_))) {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        method: Option<String>,
+        id: Option<Value>,
+    }
+    let peek: Peek = serde_json::from_str(line).ok()?;
+    let id = peek.id.filter(|id| id.is_string() || id.is_number())?;
+    if peek.method.as_deref() != Some("tools/call") {
+        return None;
+    }
+    type CallOnly = JsonRpcMessage<CallToolRequest, IgnoredAny, IgnoredAny>;
+    let reason = match serde_json::from_str::<CallOnly>(line) {
+        Err(error) => format!("tools/call: {error}"),
+        Ok(_) => "tools/call: the parameters cannot be read".to_owned(),
+    };
+    Some((id, reason))
 }
 
 /// Parse one message. A `tools/call`, most of the traffic, is read straight into its type

@@ -168,11 +168,7 @@ impl BearerValidator {
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty() && id.len() <= 256 && !id.chars().any(char::is_control))
             .ok_or_else(|| TokenError::Claim(self.principal_claim.clone()))?;
-        let scopes: Vec<&str> = match claims.get(&self.scope_claim) {
-            Some(Value::String(list)) => list.split_whitespace().collect(),
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
+        let scopes = scopes(claims.get(&self.scope_claim));
         // NumericDate may carry a fraction; validation above already checked it is a number.
         let exp = claims
             .get("exp")
@@ -185,5 +181,54 @@ impl BearerValidator {
             .filter_map(|scope| Grant::new(scope).ok())
             .fold(Principal::new(id), Principal::with_grant);
         Ok((principal, exp))
+    }
+}
+
+/// Remove the caller's credentials from a request that passed the gate: rmcp hands the whole
+/// request to every handler, and tools never see the caller's token (nor cookies or proxy
+/// credentials, which are no business of theirs either).
+pub(crate) fn strip_credentials(headers: &mut http::HeaderMap) {
+    for name in [
+        http::header::AUTHORIZATION,
+        http::header::COOKIE,
+        http::header::PROXY_AUTHORIZATION,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// The scopes of a scope claim: a string of scopes separated by spaces (RFC 6749 §3.3: U+0020
+/// only, so no other whitespace splits one scope into two grants), or an array of strings.
+fn scopes(claim: Option<&Value>) -> Vec<&str> {
+    match claim {
+        Some(Value::String(list)) => list.split(' ').filter(|s| !s.is_empty()).collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn accepts_scopes_separated_by_spaces() {
+        let claim = json!(" docs:read  docs:list ");
+        assert_eq!(scopes(Some(&claim)), ["docs:read", "docs:list"]);
+        let claim = json!(["docs:read", "docs:list"]);
+        assert_eq!(scopes(Some(&claim)), ["docs:read", "docs:list"]);
+    }
+
+    #[test]
+    fn rejects_scope_split_on_other_whitespace() {
+        for separator in ["\u{a0}", "\t", "\n", "\u{2003}", "\u{3000}", "\u{85}"] {
+            let claim = json!(format!("docs:read{separator}docs:delete"));
+            let found = scopes(Some(&claim));
+            assert_eq!(found.len(), 1, "{separator:?}: {found:?}");
+            // And the one scope it is is no grant at all.
+            assert!(Grant::new(found[0]).is_err(), "{separator:?}");
+        }
     }
 }

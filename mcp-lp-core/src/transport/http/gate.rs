@@ -3,8 +3,7 @@
 //! `403 insufficient_scope` so the client can step up.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -17,6 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::bearer::BearerValidator;
+use super::sessions::SessionOwners;
 use crate::checkpoint::Checkpoint;
 use crate::config::ANONYMOUS;
 use crate::policy::ToolSet;
@@ -24,9 +24,6 @@ use crate::principal::Principal;
 
 /// The header rmcp names sessions with.
 const SESSION_HEADER: &str = "mcp-session-id";
-
-/// Sessions remembered per server; beyond this the oldest is forgotten and, unbound, refused.
-const MAX_SESSIONS: usize = 10_000;
 
 /// rmcp's streamable HTTP service for the checkpoint, one session manager per server.
 pub(crate) type McpService<S> = StreamableHttpService<Checkpoint<S>, LocalSessionManager>;
@@ -41,48 +38,6 @@ pub(crate) struct Gate<S: ToolSet> {
     /// The URL of this resource's protected resource metadata (RFC 9728).
     pub(crate) resource_metadata: String,
     pub(crate) max_request_bytes: usize,
-}
-
-/// Which principal each session was issued to.
-#[derive(Default)]
-pub(crate) struct SessionOwners {
-    owners: Mutex<(HashMap<String, String>, VecDeque<String>)>,
-}
-
-impl SessionOwners {
-    fn bind(&self, session: &str, principal: &str) {
-        let Ok(mut guard) = self.owners.lock() else {
-            return;
-        };
-        let (owners, order) = &mut *guard;
-        if owners
-            .insert(session.to_owned(), principal.to_owned())
-            .is_none()
-        {
-            order.push_back(session.to_owned());
-        }
-        while order.len() > MAX_SESSIONS {
-            if let Some(oldest) = order.pop_front() {
-                owners.remove(&oldest);
-            }
-        }
-    }
-
-    /// Whether `session` was issued to `principal`. A session this gate never bound is
-    /// refused too: only sessions it saw created can be used.
-    fn owned_by(&self, session: &str, principal: &str) -> bool {
-        self.owners
-            .lock()
-            .is_ok_and(|guard| guard.0.get(session).is_some_and(|owner| owner == principal))
-    }
-
-    fn unbind(&self, session: &str) {
-        if let Ok(mut guard) = self.owners.lock() {
-            let (owners, order) = &mut *guard;
-            owners.remove(session);
-            order.retain(|s| s != session);
-        }
-    }
 }
 
 /// The MCP endpoint: every request passes the gate, then goes to rmcp.
@@ -113,7 +68,15 @@ pub(crate) async fn gate<S: ToolSet>(
         );
     }
 
+    if session.is_none()
+        && request.method() == Method::POST
+        && let Err(retry_after) = gate.sessions.make_room(principal.id()).await
+    {
+        return too_many_sessions(retry_after);
+    }
+
     let (mut parts, body) = request.into_parts();
+    super::bearer::strip_credentials(&mut parts.headers);
     let Ok(bytes) = to_bytes(body, gate.max_request_bytes).await else {
         let message = format!(
             "the request body is over the limit of {} bytes",
@@ -126,7 +89,7 @@ pub(crate) async fn gate<S: ToolSet>(
         );
     };
     if parts.method == Method::POST
-        && let Some(response) = gate.refuse_out_of_scope(&principal, &bytes)
+        && let Some(response) = gate.refuse_out_of_scope(&principal, &bytes, &mut parts.extensions)
     {
         return response;
     }
@@ -192,22 +155,53 @@ impl<S: ToolSet> Gate<S> {
         })
     }
 
-    /// `403` for a `tools/call` the principal's grants do not cover, decided (and audited) by the
-    /// checkpoint itself.
-    fn refuse_out_of_scope(&self, principal: &Principal, body: &[u8]) -> Option<Response> {
+    /// `403` for a `tools/call` the principal's grants do not cover, `429` for one over the tool's
+    /// rate limit, decided (and audited) by the checkpoint itself.
+    fn refuse_out_of_scope(
+        &self,
+        principal: &Principal,
+        body: &[u8],
+        extensions: &mut http::Extensions,
+    ) -> Option<Response> {
         // Every POST passes through here, so only the method and tool name are read; the
         // arguments are parsed only for the audit event of a refusal. Derived deserializers
         // would also read a JSON array positionally, so only objects are read at all: anything
-        // else goes on to rmcp, which refuses it.
-        let message: CallPeek<'_> = serde_json::from_slice(object(body)?).ok()?;
+        // else is refused unless rmcp can read it.
+        let Some(message) =
+            object(body).and_then(|b| serde_json::from_slice::<CallPeek<'_>>(b).ok())
+        else {
+            return super::malformed::unreadable_body(body);
+        };
         if message.method.as_deref() != Some("tools/call") {
             return None;
         }
-        let params = message.params?.get();
-        object(params.as_bytes())?;
-        let params: ParamsPeek<'_> = serde_json::from_str(params).ok()?;
+        let params = message.params.map(RawValue::get);
+        let params = match params
+            .filter(|p| object(p.as_bytes()).is_some())
+            .map(serde_json::from_str::<ParamsPeek<'_>>)
+        {
+            Some(Ok(params))
+                if params
+                    .arguments
+                    .is_none_or(|a| object(a.get().as_bytes()).is_some()) =>
+            {
+                params
+            }
+            Some(Err(error)) => {
+                let reason = format!("tools/call: {error}");
+                return Some(super::malformed::invalid_call(
+                    principal, message.id, &reason,
+                ));
+            }
+            _ => {
+                let reason = "tools/call: `params` must be an object with a string `name` and object `arguments`";
+                return Some(super::malformed::invalid_call(
+                    principal, message.id, reason,
+                ));
+            }
+        };
         let mut id = Value::Null;
-        let refusal = self.checkpoint.refusal(principal, &params.name, || {
+        let refusal = self.checkpoint.precheck(principal, &params.name, || {
             id = message
                 .id
                 .and_then(|raw| serde_json::from_str(raw.get()).ok())
@@ -220,7 +214,21 @@ impl<S: ToolSet> Gate<S> {
                 .arguments
                 .and_then(|raw| serde_json::from_str(raw.get()).ok());
             (request_id, arguments)
-        })?;
+        });
+        let refusal = match refusal {
+            Ok(counted) => {
+                extensions.insert(counted?);
+                return None;
+            }
+            Err(refusal) => refusal,
+        };
+        if let Some(limited) = refusal.limited {
+            let error = refusal.into_error();
+            return Some(too_many_requests(
+                &limited,
+                json!({"jsonrpc": "2.0", "id": id, "error": error}),
+            ));
+        }
         let scope = refusal.denial.lacking().collect::<Vec<_>>().join(" ");
         let challenge = format!(
             "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\", error_description=\"{}\"",
@@ -260,17 +268,40 @@ fn object(json: &[u8]) -> Option<&[u8]> {
     (json.trim_ascii_start().first() == Some(&b'{')).then_some(json)
 }
 
-/// Text safe inside a quoted header parameter.
+/// Text safe inside a quoted header parameter: RFC 6750 allows visible ASCII but `"` and `\\`
+/// in `error_description`, and a client may drop a header with other bytes. The JSON body
+/// carries the exact text.
 fn quoted(text: &str) -> String {
     text.chars()
-        .map(|c| {
-            if c == '"' || c == '\\' || c.is_control() {
-                '\''
-            } else {
-                c
-            }
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
         })
         .collect()
+}
+
+/// `503 Service Unavailable` for a new session while the server is full of sessions in use.
+fn too_many_sessions(retry_after: std::time::Duration) -> Response {
+    let secs = retry_after.as_secs().max(1);
+    let mut response = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        json!({"error": format!("the server holds as many sessions as it may; retry after {secs} s")}),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, secs.into());
+    response
+}
+
+/// `429 Too Many Requests` with `Retry-After` in whole seconds.
+fn too_many_requests(limited: &crate::rate::RateLimited, body: Value) -> Response {
+    let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, None, body);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, limited.retry_after_secs().into());
+    response
 }
 
 fn json_error(status: StatusCode, challenge: Option<String>, body: Value) -> Response {

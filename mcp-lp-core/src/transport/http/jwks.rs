@@ -11,6 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::config::AuthSection;
+use crate::url_policy::https_or_loopback;
 
 /// How long one fetch of metadata or keys may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -116,13 +117,16 @@ impl Jwks {
     }
 }
 
-/// RFC 8414 metadata, then OpenID Connect discovery, for the issuer's `jwks_uri`.
+/// RFC 8414 metadata, then OpenID Connect discovery, for the issuer's `jwks_uri`. The metadata
+/// must name exactly the configured issuer (which tokens' `iss` must equal too), and its
+/// `jwks_uri` must pass the same URL rule as a configured one.
 async fn discover(client: &reqwest::Client, issuer: &str) -> Result<String, JwksError> {
-    let issuer = issuer.trim_end_matches('/');
-    let (origin, path) = split_origin(issuer);
+    // Both well-known locations are built from the issuer without its terminating slash.
+    let base = issuer.strip_suffix('/').unwrap_or(issuer);
+    let (origin, path) = split_origin(base);
     let candidates = [
         format!("{origin}/.well-known/oauth-authorization-server{path}"),
-        format!("{issuer}/.well-known/openid-configuration"),
+        format!("{base}/.well-known/openid-configuration"),
     ];
     let mut last_error = None;
     for uri in candidates {
@@ -137,7 +141,14 @@ async fn discover(client: &reqwest::Client, issuer: &str) -> Result<String, Jwks
                     continue;
                 }
                 return match metadata.get("jwks_uri").and_then(|v| v.as_str()) {
-                    Some(jwks) => Ok(jwks.to_owned()),
+                    Some(jwks) => match https_or_loopback(jwks) {
+                        Ok(_) => Ok(jwks.to_owned()),
+                        Err(refused) => Err(JwksError::Invalid {
+                            uri,
+                            what: "authorization server metadata",
+                            reason: format!("its `jwks_uri` {refused}"),
+                        }),
+                    },
                     None => Err(JwksError::Invalid {
                         uri,
                         what: "authorization server metadata",
@@ -167,11 +178,24 @@ async fn get_json(client: &reqwest::Client, uri: &str) -> Result<serde_json::Val
         uri: uri.to_owned(),
         reason: e.to_string(),
     };
-    client
-        .get(uri)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
+    let response = client.get(uri).send().await.map_err(fetch_error)?;
+    // Redirects are never followed: the target would escape the URL rule the URI passed.
+    if response.status().is_redirection() {
+        let target = response
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("nowhere");
+        return Err(JwksError::Fetch {
+            uri: uri.to_owned(),
+            reason: format!(
+                "answered {} redirecting to `{target}`; redirects are not followed, configure the final URL",
+                response.status()
+            ),
+        });
+    }
+    response
+        .error_for_status()
         .map_err(fetch_error)?
         .json()
         .await
@@ -221,7 +245,97 @@ async fn fetch(
 
 #[cfg(test)]
 mod tests {
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
+    use axum::routing::get;
+    use serde_json::{Value, json};
+
     use super::*;
+
+    /// Serve `documents` (path → JSON) on loopback; `/moved` redirects to `/jwks.json`. Returns
+    /// the base URL.
+    async fn authorization_server(documents: impl Fn(&str) -> Vec<(String, Value)>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut app = Router::new().route(
+            "/moved",
+            get(|| async {
+                (StatusCode::FOUND, [(http::header::LOCATION, "/jwks.json")]).into_response()
+            }),
+        );
+        for (path, body) in documents(&base) {
+            app = app.route(&path, get(move || async move { axum::Json(body) }));
+        }
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    fn auth(toml: &str) -> AuthSection {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[tokio::test]
+    async fn accepts_discovery_for_issuer_with_trailing_slash() {
+        let base = authorization_server(|base| {
+            vec![
+                (
+                    "/.well-known/oauth-authorization-server".into(),
+                    json!({"issuer": format!("{base}/"), "jwks_uri": format!("{base}/jwks.json")}),
+                ),
+                ("/jwks.json".into(), json!({"keys": []})),
+            ]
+        })
+        .await;
+        let jwks = Jwks::start(&auth(&format!("issuer = \"{base}/\"")))
+            .await
+            .unwrap();
+        assert_eq!(jwks.uri, format!("{base}/jwks.json"));
+    }
+
+    #[tokio::test]
+    async fn refuses_discovered_jwks_uri_that_only_looks_like_loopback() {
+        let base = authorization_server(|base| {
+            vec![(
+                "/.well-known/oauth-authorization-server".into(),
+                json!({"issuer": base, "jwks_uri": "http://127.0.0.1:1@evil.example/jwks.json"}),
+            )]
+        })
+        .await;
+        let error = Jwks::start(&auth(&format!("issuer = \"{base}\"")))
+            .await
+            .err()
+            .expect("refused");
+        let text = error.to_string();
+        assert!(text.contains("jwks_uri"), "{text}");
+        assert!(text.contains("evil.example"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn refuses_discovered_plain_http_jwks_uri() {
+        let base = authorization_server(|base| {
+            vec![(
+                "/.well-known/oauth-authorization-server".into(),
+                json!({"issuer": base, "jwks_uri": "http://keys.example/jwks.json"}),
+            )]
+        })
+        .await;
+        let error = Jwks::start(&auth(&format!("issuer = \"{base}\"")))
+            .await
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("https"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn refuses_to_follow_a_redirect_for_keys() {
+        let base = authorization_server(|_| vec![("/jwks.json".into(), json!({"keys": []}))]).await;
+        let config = format!("issuer = \"{base}\"\njwks_uri = \"{base}/moved\"");
+        let error = Jwks::start(&auth(&config)).await.err().expect("refused");
+        let text = error.to_string();
+        assert!(text.contains("redirects are not followed"), "{text}");
+        assert!(text.contains("/jwks.json"), "{text}");
+    }
 
     #[test]
     fn splits_issuer_into_origin_and_path() {

@@ -11,6 +11,8 @@
 mod bearer;
 mod gate;
 mod jwks;
+mod malformed;
+mod sessions;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use self::bearer::BearerValidator;
 pub use self::bearer::TokenError;
-use self::gate::{Gate, SessionOwners};
+use self::gate::Gate;
 pub use self::jwks::JwksError;
+use self::sessions::SessionOwners;
 use crate::checkpoint::{Checkpoint, Server};
 use crate::config::Config;
 use crate::policy::ToolSet;
@@ -96,23 +99,23 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
     }));
 
     let shutdown = CancellationToken::new();
-    let mut rmcp_config =
-        StreamableHttpServerConfig::default().with_allowed_hosts(section.allowed_hosts.clone());
-    if !section.allowed_origins.is_empty() {
-        rmcp_config = rmcp_config.with_allowed_origins(section.allowed_origins.clone());
-    }
+    let mut rmcp_config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(section.allowed_hosts.clone())
+        .with_allowed_origins(section.origins_accepted())
+        .enforce_origin_validation();
     rmcp_config.cancellation_token = shutdown.child_token();
     let per_session = checkpoint.clone();
+    let session_manager = Arc::new(LocalSessionManager::default());
     let mcp = StreamableHttpService::new(
         move || Ok(per_session.clone()),
-        Arc::new(LocalSessionManager::default()),
+        Arc::clone(&session_manager),
         rmcp_config,
     );
     let gate = Arc::new(Gate {
         mcp,
         validator,
         checkpoint,
-        sessions: SessionOwners::default(),
+        sessions: SessionOwners::new(session_manager),
         resource_metadata,
         max_request_bytes: section.max_request_bytes.get(),
     });
