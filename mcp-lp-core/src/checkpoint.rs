@@ -37,10 +37,10 @@ use crate::config::{Config, ConfigError};
 use crate::limits::Limits;
 use crate::policy::{ToolPolicy, ToolSet};
 use crate::principal::Principal;
-use crate::sealed_state::{Binding, DEFAULT_STATE_TTL, StateSealer};
 #[cfg(feature = "http")]
 use crate::rate::Counted;
 use crate::rate::{RateLimited, RateLimiter};
+use crate::sealed_state::{Binding, DEFAULT_STATE_TTL, StateSealer};
 use crate::transport::LineTransport;
 
 /// The JSON-RPC error code of a call refused for a missing grant.

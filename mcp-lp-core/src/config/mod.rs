@@ -60,8 +60,8 @@ use crate::grant::Grant;
 use crate::limits::{self, Limits};
 use crate::policy::{DbAccess, ToolPolicy};
 use crate::principal::Principal;
-use crate::sealed_state::{DEFAULT_STATE_TTL, SealingKey, StateSealer};
 use crate::rate::Rate;
+use crate::sealed_state::{DEFAULT_STATE_TTL, SealingKey, StateSealer};
 
 /// The environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "MCP_LP_CONFIG";
