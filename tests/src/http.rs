@@ -146,6 +146,31 @@ pub async fn post(
     for (name, value) in extra {
         request = request.header(*name, *value);
     }
+    reply(request).await
+}
+
+/// POST one MCP 2026-07-28 request with `token`: no session; the version and the client's
+/// capabilities in `_meta`, the method and tool name in headers.
+pub async fn post_stateless(url: &str, method: &str, mut params: Value, token: &str) -> Reply {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", method)
+        .header("Authorization", format!("Bearer {token}"));
+    if let Some(name) = params["name"].as_str() {
+        request = request.header("Mcp-Name", name);
+    }
+    let message = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    reply(request.body(message.to_string())).await
+}
+
+async fn reply(request: reqwest::RequestBuilder) -> Reply {
     let response = request.send().await.expect("HTTP request");
     let status = response.status().as_u16();
     let headers = response.headers().clone();

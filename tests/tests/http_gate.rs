@@ -2,7 +2,7 @@
 //! credentials, rate limits answered `429`, session limits per principal.
 
 use mcp_lp_tests::HeaderProbe;
-use mcp_lp_tests::http::{AuthServer, open_session, post, serve};
+use mcp_lp_tests::http::{AuthServer, open_session, post, post_stateless, serve};
 use serde_json::{Value, json};
 
 const CREDENTIALS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
@@ -183,6 +183,35 @@ async fn keeps_other_principals_sessions_when_one_principal_opens_many() {
     )
     .await;
     assert_eq!(newest.status, 200, "{newest:?}");
+}
+
+#[tokio::test]
+async fn keeps_a_principals_sessions_when_it_also_calls_statelessly() {
+    let auth = AuthServer::start().await;
+    let url = serve(mcp_lp_tests::Fixture::default(), &auth, "").await;
+    let alice = auth.token(&url, "stateless-alice@example.com", "");
+    // Alice holds as many sessions as a principal may.
+    let mut sessions = Vec::new();
+    for _ in 0..32 {
+        sessions.push(open_session(&url, &alice, &[]).await);
+    }
+    // 2026-07-28 requests open no session, so they make no room by closing one.
+    for _ in 0..5 {
+        let call = post_stateless(
+            &url,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "hi"}}),
+            &alice,
+        )
+        .await;
+        assert_eq!(call.status, 200, "{call:?}");
+    }
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+    let oldest = post(&url, &ping, &alice, Some(&sessions[0]), &[]).await;
+    assert_eq!(
+        oldest.status, 200,
+        "the oldest session survives: {oldest:?}"
+    );
 }
 
 #[tokio::test]

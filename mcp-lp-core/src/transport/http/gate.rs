@@ -68,13 +68,6 @@ pub(crate) async fn gate<S: ToolSet>(
         );
     }
 
-    if session.is_none()
-        && request.method() == Method::POST
-        && let Err(retry_after) = gate.sessions.make_room(principal.id()).await
-    {
-        return too_many_sessions(retry_after);
-    }
-
     let (mut parts, body) = request.into_parts();
     super::bearer::strip_credentials(&mut parts.headers);
     let Ok(bytes) = to_bytes(body, gate.max_request_bytes).await else {
@@ -88,6 +81,15 @@ pub(crate) async fn gate<S: ToolSet>(
             json!({"error": message}),
         );
     };
+    // Only `initialize` opens a session; a 2026-07-28 request, which carries no session id
+    // either, must neither pay for the capacity check nor evict anyone's session.
+    if session.is_none()
+        && parts.method == Method::POST
+        && opens_session(&bytes)
+        && let Err(retry_after) = gate.sessions.make_room(principal.id()).await
+    {
+        return too_many_sessions(retry_after);
+    }
     if parts.method == Method::POST
         && let Some(response) = gate.refuse_out_of_scope(&principal, &bytes, &mut parts.extensions)
     {
@@ -261,6 +263,19 @@ struct ParamsPeek<'a> {
     name: Cow<'a, str>,
     #[serde(borrow)]
     arguments: Option<&'a RawValue>,
+}
+
+/// Whether `body` is an `initialize` request, the one request that opens a session. A body that
+/// cannot be read as one is not: rmcp refuses it without opening a session.
+fn opens_session(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct MethodPeek<'a> {
+        #[serde(borrow)]
+        method: Option<Cow<'a, str>>,
+    }
+    object(body)
+        .and_then(|b| serde_json::from_slice::<MethodPeek<'_>>(b).ok())
+        .is_some_and(|peek| peek.method.as_deref() == Some("initialize"))
 }
 
 /// `json` if it is a JSON object, judged by its first non-blank byte.
