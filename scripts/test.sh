@@ -54,6 +54,10 @@ say "pytest tests/python (server: $NOTES_SERVER_BIN)"
 "$VENV/bin/python" -m pytest -q tests/python "$@" || failed+=("pytest tests/python")
 "$REPO_ROOT/scripts/ts-tests.sh" || failed+=("scripts/ts-tests.sh")
 CONFORMANCE_SERVER_BIN="$TARGET_DIR/debug/conformance-server" "$REPO_ROOT/scripts/conformance.sh" || failed+=("scripts/conformance.sh")
+# A short run of the load-with-faults script (the full one is `scripts/soak.sh`, 60 s): it
+# restarts PostgreSQL and stops the emulator, so it comes last.
+say "scripts/soak.sh --seconds 12 --clients 4 (smoke run of the load with faults)"
+"$REPO_ROOT/scripts/soak.sh" --seconds 12 --clients 4 || failed+=("scripts/soak.sh (smoke)")
 
 if ((${#failed[@]})); then
     printf 'FAILED: %s\n' "${failed[@]}" >&2

@@ -178,9 +178,13 @@ def http_config(
 
 
 @contextmanager
-def serve_http(binary: Path, config: Path, port: int, errlog: Path) -> Iterator[HttpNotesServer]:
+def serve_http(
+    binary: Path, config: Path, port: int, errlog: Path, env: dict[str, str] | None = None
+) -> Iterator[HttpNotesServer]:
+    """Serve `binary --config config serve --http` on `port` (with `env`, else this process's
+    environment), its stderr written to `errlog`, until the block ends."""
     with open(errlog, "w", encoding="utf-8") as err:
-        process = subprocess.Popen([str(binary), "--config", str(config), "serve", "--http"], stderr=err)
+        process = subprocess.Popen([str(binary), "--config", str(config), "serve", "--http"], stderr=err, env=env)
         try:
             deadline = time.monotonic() + 20
             while True:
