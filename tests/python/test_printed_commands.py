@@ -1,0 +1,65 @@
+"""Command lines the README and the demonstrations print for people to copy, run as printed.
+
+The MCP Inspector lines have their own tests (tests/inspector, scripts/inspector-check.sh),
+which need the pinned Inspector; these need only the servers and the local services.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from notes_harness import open_client, run_cli
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_client_snippet() -> dict:
+    """The JSON a reader gives their MCP client to run notes-server (README, Quick start)."""
+    text = (REPO_ROOT / "README.md").read_text()
+    blocks = re.findall(r"^```json\n(.*?)^```\n", text, re.S | re.M)
+    snippets = [json.loads(b) for b in blocks if '"command": "target/debug/notes-server"' in b]
+    assert len(snippets) == 1, f"expected one client snippet for notes-server, found {len(snippets)}"
+    return snippets[0]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_accepts_readme_client_snippet(binary, tmp_path: Path, mode: str):
+    snippet = readme_client_snippet()
+    # The snippet's paths are relative to the repository; lay out a copy so that no call can
+    # touch the real notes.
+    (tmp_path / "target" / "debug").mkdir(parents=True)
+    (tmp_path / snippet["command"]).symlink_to(binary)
+    shutil.copytree(REPO_ROOT / "examples" / "notes-server", tmp_path / "examples" / "notes-server")
+    params = StdioServerParameters(command=snippet["command"], args=snippet["args"], cwd=tmp_path)
+    with open(tmp_path / "stderr.jsonl", "w", encoding="utf-8") as err:
+        async with open_client(stdio_client(params, errlog=err), mode) as client:
+            tools = await client.list_tools()
+            assert [t.name for t in tools.tools] == ["list_notes", "read_note"]
+            notes = await client.call_tool("list_notes", {})
+            assert not notes.is_error
+
+
+def example_binary(name: str) -> Path:
+    variable = f"{name.split('-')[0].upper()}_SERVER_BIN"
+    path = Path(os.environ.get(variable, REPO_ROOT / "target" / "debug" / name))
+    if not path.is_file():
+        pytest.fail(f"{path} does not exist: build it with `cargo build -p {name}` (or set {variable})")
+    return path
+
+
+# `Validate a configuration first: <binary> --config examples/<name>/mcp-lp.toml check`, as each
+# demonstration prints it. records-server needs the local PostgreSQL, docs-server the AWS
+# emulator's identity in the environment (scripts/test.sh provides both).
+@pytest.mark.parametrize("name", ["notes-server", "records-server", "docs-server"])
+def test_accepts_demo_check_line(name: str):
+    done = run_cli(example_binary(name), "--config", str(REPO_ROOT / "examples" / name / "mcp-lp.toml"), "check")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: "), done.stdout
