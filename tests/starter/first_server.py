@@ -14,7 +14,7 @@ workspace's compiled registry dependencies instead of rebuilding them, the build
 copy of the workspace's Cargo.lock, uses the workspace's target directory and its build profiles
 (.cargo/config.toml).
 
-    python3 tests/starter/first_server.py --packages target/package --target-dir target
+    scripts/package.sh && python3 tests/starter/first_server.py --packages target/package --target-dir target
 """
 
 import argparse
@@ -27,6 +27,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,11 @@ EXPECTED_TOOLS = {
     "count_objects": {"role": "docs-read", "db": None, "requires": []},
     "count_records": {"role": None, "db": "records-read", "requires": []},
 }
+
+
+def workspace_version() -> str:
+    with open(REPO_ROOT / "Cargo.toml", "rb") as f:
+        return tomllib.load(f)["workspace"]["package"]["version"]
 
 
 def fail(message: str) -> None:
@@ -73,7 +79,7 @@ def run(line: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProces
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packages", type=Path, required=True, help="where the .crate files are")
-    parser.add_argument("--version", default="0.1.0", help="the packaged crates' version")
+    parser.add_argument("--version", default=workspace_version(), help="the packaged crates' version")
     parser.add_argument("--target-dir", type=Path, required=True, help="cargo target dir to reuse")
     parser.add_argument("--readme", type=Path, default=REPO_ROOT / "README.md")
     args = parser.parse_args()
