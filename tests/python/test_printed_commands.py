@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from notes_harness import open_client, run_cli
+from notes_harness import audit_events, open_client, run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,3 +65,22 @@ def test_accepts_demo_check_line(name: str):
     done = run_cli(example_binary(name), "--config", str(REPO_ROOT / "examples" / name / "mcp-lp.toml"), "check")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok: "), done.stdout
+
+
+def readme_digest_line() -> str:
+    """The README's (Audit) shell line that hashes arguments as the audit event does."""
+    text = (REPO_ROOT / "README.md").read_text()
+    lines = re.findall(r"^`(python3 -c 'import json,hashlib,sys;.*)`\.$", text, re.M)
+    assert len(lines) == 1, f"expected one digest line in the README, found {len(lines)}"
+    return lines[0]
+
+
+@pytest.mark.anyio
+async def test_accepts_readme_digest_line_matching_audit_event(binary, workspace, errlog, connect):
+    line = readme_digest_line()
+    printed = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True).stdout.strip()
+    arguments = json.loads(shlex.split(line)[-1])
+    async with connect(binary, workspace.write_config(grants="[]"), errlog) as session:
+        await session.call_tool("read_note", arguments)
+    [event] = audit_events(errlog)
+    assert event["args_sha256"] == printed

@@ -27,7 +27,6 @@ import sys
 import tarfile
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +41,11 @@ EXPECTED_TOOLS = {
 
 
 def workspace_version() -> str:
-    with open(REPO_ROOT / "Cargo.toml", "rb") as f:
-        return tomllib.load(f)["workspace"]["package"]["version"]
+    text = (REPO_ROOT / "Cargo.toml").read_text()
+    match = re.search(r'^\[workspace\.package\]\n(?:.*\n)*?version = "([^"]+)"', text, re.M)
+    if not match:
+        fail("no version in [workspace.package] of Cargo.toml")
+    return match.group(1)
 
 
 def fail(message: str) -> None:
