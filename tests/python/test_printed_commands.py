@@ -84,3 +84,35 @@ async def test_accepts_readme_digest_line_matching_audit_event(binary, workspace
         await session.call_tool("read_note", arguments)
     [event] = audit_events(errlog)
     assert event["args_sha256"] == printed
+
+
+def examples_readme_commands() -> dict[str, str]:
+    """examples/README.md's "runs with" command per example that serves over stdio."""
+    text = (REPO_ROOT / "examples" / "README.md").read_text()
+    rows = re.findall(r"^\| \[`([a-z-]+)`\]\([a-z-]+\) \| .* \| `([^`]+)` \|$", text, re.M)
+    assert {name for name, _ in rows} == {"notes-server", "records-server", "docs-server", "conformance-server"}
+    return {name: command for name, command in rows if "cargo run" in command}
+
+
+# Each line as printed, except that `cargo run -p NAME --` becomes the binary cargo would run
+# (already built by the test command; `cargo run -p` alone would rebuild dependencies for one
+# package's feature set). The client then lists the tools the example's configuration allows.
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "name, tools",
+    [
+        ("notes-server", ["list_notes", "read_note", "preview_note"]),
+        ("records-server", ["queryRecords"]),
+        ("docs-server", ["listDocuments", "readDocument"]),
+    ],
+)
+async def test_accepts_examples_readme_command(name: str, tools: list[str], tmp_path: Path):
+    command = examples_readme_commands()[name]
+    cargo_run = f"cargo run -p {name} --"
+    assert cargo_run in command, command
+    line = command.replace(cargo_run, shlex.quote(str(example_binary(name))))
+    params = StdioServerParameters(command="bash", args=["-c", line], cwd=REPO_ROOT)
+    with open(tmp_path / "stderr.jsonl", "w", encoding="utf-8") as err:
+        async with open_client(stdio_client(params, errlog=err), "legacy") as client:
+            listed = await client.list_tools()
+    assert sorted(t.name for t in listed.tools) == sorted(tools)
