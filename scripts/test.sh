@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The test command: build everything, run the Rust tests, then the end-to-end tests in
-# tests/python, which drive the real server binaries with the official MCP Python client in
-# both of its connection modes (and three notes-server replicas behind nginx), then the
-# official TypeScript client's tests in tests/typescript, then the conformance suite.
+# The test command: build everything; check the docs (`cargo doc`, warnings as errors), the
+# declared rust-version (scripts/msrv.sh) and the packages (scripts/package.sh --verify), and
+# build the README's "Your first server" on those packages (tests/starter); run the Rust tests,
+# then the end-to-end tests in tests/python, which drive the real server binaries with the
+# official MCP Python client in both of its connection modes (and three notes-server replicas
+# behind nginx), then the official TypeScript client's tests in tests/typescript, the MCP
+# Inspector lines we print (scripts/inspector-check.sh), then the conformance suite.
 # Needs cargo, python3 (with venv) and npm; installs the Python side into .venv, the Node side
 # into tests/*/node_modules, and Debian's nginx (scripts/nginx.sh) on first use.
 #
@@ -34,6 +37,25 @@ cargo build -p mcp-lp-db --features tls --all-targets
 
 failed=()
 
+# The docs with every feature, warnings as errors: a broken link, or a public item without docs
+# (the workspace's missing_docs lint), fails.
+say "cargo doc --workspace --no-deps --all-features (RUSTDOCFLAGS=-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features ||
+    failed+=("cargo doc with -D warnings")
+# The declared rust-version against the dependency tree and the standard library's API.
+"$REPO_ROOT/scripts/msrv.sh" || failed+=("scripts/msrv.sh")
+# The four published crates: packaged, their contents listed and checked, each built from its
+# .crate file against the packaged siblings; then the README's "Your first server" in a new
+# crate outside the workspace, on those packages.
+TARGET_DIR="$(target_dir)"
+if "$REPO_ROOT/scripts/package.sh" --verify; then
+    say "README \"Your first server\" on the packaged crates (tests/starter/first_server.py)"
+    "$PYTHON" tests/starter/first_server.py --packages "$TARGET_DIR/package" --target-dir "$TARGET_DIR" ||
+        failed+=("tests/starter/first_server.py")
+else
+    failed+=("scripts/package.sh --verify")
+fi
+
 say "cargo test --workspace"
 cargo test --workspace --no-fail-fast || failed+=("cargo test --workspace")
 say "cargo test -p mcp-lp-db --features tls --test tls (TLS to the local PostgreSQL)"
@@ -41,7 +63,6 @@ cargo test -p mcp-lp-db --features tls --test tls || failed+=("cargo test -p mcp
 say "cargo test -p mcp-lp-aws -- --ignored (against the AWS emulator)"
 cargo test -p mcp-lp-aws --no-fail-fast -- --ignored || failed+=("cargo test -p mcp-lp-aws -- --ignored")
 
-TARGET_DIR="$(target_dir)"
 export NOTES_SERVER_BIN="$TARGET_DIR/debug/notes-server"
 export DOCS_SERVER_BIN="$TARGET_DIR/debug/docs-server"
 export RECORDS_SERVER_BIN="$TARGET_DIR/debug/records-server"
@@ -53,6 +74,7 @@ export CONFORMANCE_SERVER_BIN="$TARGET_DIR/debug/conformance-server"
 say "pytest tests/python (server: $NOTES_SERVER_BIN)"
 "$VENV/bin/python" -m pytest -q tests/python "$@" || failed+=("pytest tests/python")
 "$REPO_ROOT/scripts/ts-tests.sh" || failed+=("scripts/ts-tests.sh")
+"$REPO_ROOT/scripts/inspector-check.sh" || failed+=("scripts/inspector-check.sh")
 CONFORMANCE_SERVER_BIN="$TARGET_DIR/debug/conformance-server" "$REPO_ROOT/scripts/conformance.sh" || failed+=("scripts/conformance.sh")
 # A short run of the load-with-faults script (the full one is `scripts/soak.sh`, 60 s): it
 # restarts PostgreSQL and stops the emulator, so it comes last.

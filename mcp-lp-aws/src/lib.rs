@@ -68,6 +68,10 @@
 //!     .await
 //! }
 //! ```
+//!
+//! # Feature flags
+//!
+//! None: the crate always uses the AWS SDK's default HTTPS client (rustls) on tokio.
 
 mod arn;
 mod attribution;

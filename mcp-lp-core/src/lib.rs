@@ -41,6 +41,18 @@
 //! [`ToolPolicy`] before the handler runs, the handler runs under its [`Limits`], and one audit
 //! event is emitted on [`audit::AUDIT_TARGET`]. `tools/list` shows a caller only the tools it
 //! may call, by the same rule.
+//!
+//! # Feature flags
+//!
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `http` | off | `serve --http`: streamable HTTP as an OAuth 2.1 resource server ([`transport`]'s HTTP side, [`HttpSection`], [`AuthSection`]) |
+//!
+//! # Public API
+//!
+//! Everything reachable from this page is public API and follows semver. The `__private` module
+//! (hidden from these docs) is what `#[mcp_lp::server]` expands to: it may change in any release
+//! and must not be used directly.
 
 pub mod audit;
 mod authorize;

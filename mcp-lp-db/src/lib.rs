@@ -69,6 +69,12 @@
 //! security, can create roles or databases, can replicate, or is a member of a role that can;
 //! a read capability that can write any table; and a capability that owns its tables. See
 //! [`Privilege`] for the full list.
+//!
+//! # Feature flags
+//!
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `tls` | off | TLS to PostgreSQL with rustls (ring), verifying the server against a configured CA: `tls = { ca_file = "..." }` in `[db.<name>]` |
 
 mod config;
 mod error;

@@ -3,6 +3,24 @@
 //!
 //! The macros are thin: they parse and check the attribute, then emit calls to public
 //! `mcp_lp` API and rmcp's own `#[tool_router]` and `#[tool]`.
+//!
+//! ```
+//! use mcp_lp::prelude::*;
+//!
+//! #[derive(Clone)]
+//! struct Clock;
+//!
+//! #[mcp_lp::server]
+//! impl Clock {
+//!     /// The server's time zone. Runs only for a caller holding the `clock:read` grant.
+//!     #[tool(requires = "clock:read", timeout = "1s")]
+//!     async fn time_zone(&self) -> Result<String, ToolError> {
+//!         Ok("UTC".into())
+//!     }
+//! }
+//! ```
+//!
+//! This crate has no feature flags.
 
 use proc_macro::TokenStream;
 

@@ -22,6 +22,7 @@ import anyio
 
 from demo_output import call, heading, print_config, print_connection
 from notes_harness import EXAMPLE_DIR, Workspace, audit_events, connect, server_binary
+from printed_commands import inspector_commands, shell_line
 
 
 async def scene(binary: Path, workspace: Workspace, key: str, title: str, config: Path, steps) -> None:
@@ -82,7 +83,11 @@ async def main(binary: Path, example: Path) -> None:
     print("for example, in a client's JSON configuration (Claude Desktop, Cursor, ...):\n")
     snippet = {"mcpServers": {"notes": {"command": command[0], "args": command[1:]}}}
     print(textwrap.indent(json.dumps(snippet, indent=2), "  "))
-    print("\nor with the MCP Inspector (Node): npx @modelcontextprotocol/inspector " + shlex.join(command))
+    web, cli = inspector_commands(binary, config)
+    print("\nor with the MCP Inspector (Node.js 22.19 or newer), in the browser:")
+    print(f"  {shell_line(web)}")
+    print("or on the command line:")
+    print(f"  {shell_line(cli)}")
     print(f"\nValidate a configuration first: {shlex.join([*command, 'check'])}")
     print(
         f'To allow deletes, add "notes:delete" to `grants` in {config.name};'

@@ -1,6 +1,6 @@
 //! Fixtures for mcp-lp's integration tests and benchmarks: servers with tools that exercise
 //! every branch of the checkpoint, an in-process client connected over a byte pipe, and an
-//! audit-event recorder; and the benchmarks' shared helpers in [`bench`].
+//! audit-event recorder; and the benchmarks' shared helpers in [`mod@bench`].
 
 pub mod bench;
 pub mod http;
