@@ -1,4 +1,5 @@
-// notes-server driven by the official MCP TypeScript SDK client (@modelcontextprotocol/sdk),
+// notes-server driven by the official MCP TypeScript SDK's 1.x client (@modelcontextprotocol/sdk;
+// notes-server-v2.test.mjs has the 2.x client), on 2025-11-25,
 // over stdio with grants from the configuration, and over streamable HTTP as an OAuth resource
 // server: grants from the token's scopes, 401 without a token, 403 step-up for a missing scope.
 // Run by scripts/ts-tests.sh with node's test runner.
