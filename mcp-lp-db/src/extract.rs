@@ -19,51 +19,87 @@ use mcp_lp::{CallScope, DbAccess};
 use rmcp::ErrorData;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
+use crate::envelope::{self, ReadOnly};
 use crate::error::DbError;
 use crate::pool::{CapabilityPool, Databases};
-use crate::statement::{Refusal, refused};
+use crate::statement::{Guard, Refusal, refused};
 
-/// Sets the principal for the current transaction only (`is_local = true`).
-const SET_PRINCIPAL: &str = "SELECT set_config('mcp_lp.principal', $1, true)";
+/// Opens a reader's transaction where the connection's default does not make it read-only.
+const BEGIN_READ: &str = "BEGIN READ ONLY";
 
-/// What a committed transaction may have left in its session, reset before the connection
-/// serves another call. `RESET ALL` returns settings to the session's defaults, which include
-/// the `statement_timeout` sent at login; `SET SESSION AUTHORIZATION DEFAULT` also undoes
-/// `SET ROLE`. Handlers cannot touch prepared statements (see `statement`), so the driver's
-/// cache stays valid.
+/// Ends it: the rollback undoes everything a `READ ONLY` transaction can change (settings,
+/// `SET ROLE`, cursors and `LISTEN` are transactional; it can create no temporary table and
+/// advance no sequence) except session advisory locks, released when the handle is done.
+const END_READ: &str = "ROLLBACK";
+
+/// Opens a writer's transaction; its statements run in it until `commit()` or the drop.
+const BEGIN_WRITE: &str = "BEGIN READ WRITE";
+
+/// What a session may hold after statements that committed (a writer's transaction, or a
+/// reader's statements, each its own transaction on a read-only connection), reset before the
+/// connection serves another call. `RESET ALL` returns settings to the session's defaults,
+/// which include the `statement_timeout` and, for a reader, `default_transaction_read_only =
+/// on` sent at login; `SET SESSION AUTHORIZATION DEFAULT` also undoes `SET ROLE`. Handlers
+/// cannot touch prepared statements (see `statement`), so the driver's cache stays valid.
+/// Temporary tables and sequences are discarded even for a reader: the reset must not depend
+/// on the read-only default having held.
 macro_rules! reset_session {
-    () => {
-        "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
-         SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+    ($unlock:literal) => {
+        concat!(
+            "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; ",
+            $unlock,
+            "DISCARD TEMP; DISCARD SEQUENCES"
+        )
     };
 }
 
-/// Ends a reader's statement: the rollback undoes everything a `READ ONLY` transaction can
-/// change (settings, `SET ROLE`, cursors and `LISTEN` are transactional; it can create no
-/// temporary table and advance no sequence) except session advisory locks, released next.
-const END_READ: &str = "ROLLBACK; SELECT pg_advisory_unlock_all()";
+/// Session advisory locks survive a rollback; released only where the role can take them
+/// (`Envelope::advisory_unlock`).
+const UNLOCK: &str = "SELECT pg_advisory_unlock_all()";
 
-/// How a writer's connection is made clean for the next call, by what its handle did.
+/// How a connection is made clean for the next call, by what its handle did.
 #[derive(Debug, Clone, Copy)]
 enum Reset {
-    /// Nothing ran: return it as it is.
+    /// Nothing ran, or nothing that can outlive it: return it as it is.
     None,
+    /// Reader statements ran, each in a `READ ONLY` transaction rolled back with it: only
+    /// session advisory locks may remain.
+    Unlock,
+    /// Statements committed: their session changes stand.
+    Session,
     /// A read-write transaction ran and was not committed.
     WriteTransaction,
-    /// A read-write transaction was committed: its session changes stand.
-    Committed,
 }
 
 impl Reset {
-    fn sql(self) -> Option<&'static str> {
-        match self {
-            Self::None => None,
-            Self::WriteTransaction => Some(concat!("ROLLBACK; ", reset_session!())),
-            Self::Committed => Some(reset_session!()),
+    fn sql(self, unlock: bool) -> Option<&'static str> {
+        match (self, unlock) {
+            (Self::None, _) | (Self::Unlock, false) => None,
+            (Self::Unlock, true) => Some(UNLOCK),
+            (Self::Session, true) => Some(reset_session!("SELECT pg_advisory_unlock_all(); ")),
+            (Self::Session, false) => Some(reset_session!("")),
+            (Self::WriteTransaction, true) => Some(concat!(
+                "ROLLBACK; ",
+                reset_session!("SELECT pg_advisory_unlock_all(); ")
+            )),
+            (Self::WriteTransaction, false) => Some(concat!("ROLLBACK; ", reset_session!(""))),
         }
     }
+}
+
+/// How a handle runs a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A reader on a connection that is read-only by default: the statement alone, after the
+    /// settings statement when there is one.
+    ReadOnConnection,
+    /// A reader in a `BEGIN READ ONLY` ... `ROLLBACK` of its own around each statement.
+    ReadInTransaction,
+    /// A writer: one transaction for the whole handle.
+    Write,
 }
 
 /// A connection that reads through the calling tool's database capability: every statement in
@@ -250,6 +286,7 @@ struct Handle {
     pool: Arc<CapabilityPool>,
     scope: CallScope,
     access: DbAccess,
+    mode: Mode,
     /// The checked-out connection; `None` before the first statement and after `commit`.
     open: Option<Open>,
     /// A statement failed inside the transaction, so PostgreSQL aborted it: `COMMIT` would
@@ -260,10 +297,17 @@ struct Handle {
 /// A checked-out connection.
 struct Open {
     connection: Object,
-    /// Whether a transaction may be open on it: a writer's after its `BEGIN` was sent; a
-    /// reader's while a statement's pipeline has not finished (the handler's future was dropped
-    /// mid-statement).
+    /// Whether a writer's transaction is open on it: after its `BEGIN` was sent.
     in_transaction: bool,
+    /// Whether a statement was sent and its answer not yet read: the handler's future was
+    /// dropped mid-statement (the tool timed out, or the client cancelled), and the backend may
+    /// still be running it.
+    busy: bool,
+    /// Whether any statement was sent on it.
+    used: bool,
+    /// Whether the server reported a prepared statement missing (SQLSTATE 26000): the driver's
+    /// statement cache no longer matches the session, so the connection is closed, not reused.
+    poisoned: bool,
 }
 
 impl Handle {
@@ -297,10 +341,20 @@ impl Handle {
                 tool.name
             ))
         })?;
+        let mode = match access {
+            DbAccess::Write => Mode::Write,
+            _ if pool.access == DbAccess::Read
+                && pool.envelope.read_only == ReadOnly::Connection =>
+            {
+                Mode::ReadOnConnection
+            }
+            _ => Mode::ReadInTransaction,
+        };
         Ok(Self {
             pool,
             scope,
             access,
+            mode,
             open: None,
             aborted: false,
         })
@@ -312,7 +366,10 @@ impl Handle {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<(Vec<Row>, u64), DbError> {
-        if let Some((keyword, refusal)) = refused(sql) {
+        let guard = Guard {
+            read_only_on_connection: self.mode == Mode::ReadOnConnection,
+        };
+        if let Some((keyword, refusal)) = refused(sql, guard) {
             return Err(DbError::Refused {
                 capability: self.pool.name.clone(),
                 keyword,
@@ -326,63 +383,120 @@ impl Handle {
                     (Refusal::PreparedStatements, _) => {
                         "the handle prepares and caches statements itself; pass parameters instead"
                     }
+                    (Refusal::ReadOnlySwitch, _) => {
+                        "the connection is READ ONLY and the statement could switch that off"
+                    }
                 },
             });
         }
-        let capability = self.pool.name.as_str();
+        let pool = &*self.pool;
+        let capability = pool.name.as_str();
         let open = match &mut self.open {
             Some(open) => open,
             slot @ None => slot.insert(Open {
-                connection: self.pool.checkout().await?,
+                connection: pool.checkout().await?,
                 in_transaction: false,
+                busy: false,
+                used: false,
+                poisoned: false,
             }),
         };
         let connection = &open.connection;
+
+        // The principal goes with every reader statement (a handler's earlier statement may
+        // have changed the setting) and with a writer's `BEGIN`, where the policies need it.
+        let send_settings =
+            pool.envelope.principal && !(self.mode == Mode::Write && open.in_transaction);
+        let settings_sql = match self.mode {
+            // Each statement is its own transaction: the settings must outlive theirs. The
+            // reset after the call clears them.
+            Mode::ReadOnConnection => &pool.set_session,
+            Mode::ReadInTransaction | Mode::Write => &pool.set_local,
+        };
+        let principal = self.scope.principal().id();
+        let mac = pool
+            .key
+            .as_ref()
+            .map(|key| envelope::principal_mac(key, principal))
+            .unwrap_or_default();
+        let settings_params: &[&(dyn ToSql + Sync)] = if pool.envelope.signed_principal {
+            &[&principal, &mac]
+        } else {
+            &[&principal]
+        };
         // Prepared statements are cached per connection, so after the first call this costs no
         // round trip.
-        let (set_principal, statement) = try_join!(
-            connection.prepare_cached(SET_PRINCIPAL),
-            connection.prepare_cached(sql)
-        )
-        .map_err(|e| DbError::from_statement(capability, e))?;
-        let principal: [&(dyn ToSql + Sync); 1] = [&self.scope.principal().id()];
+        let (settings, statement) = if send_settings {
+            let (settings, statement) = try_join!(
+                connection.prepare_cached(settings_sql),
+                connection.prepare_cached(sql)
+            )
+            .map_err(|e| DbError::from_statement(capability, e))?;
+            (Some(settings), statement)
+        } else {
+            let statement = connection
+                .prepare_cached(sql)
+                .await
+                .map_err(|e| DbError::from_statement(capability, e))?;
+            (None, statement)
+        };
+        let set = async {
+            match &settings {
+                Some(settings) => connection
+                    .execute(settings, settings_params)
+                    .await
+                    .map(drop),
+                None => Ok(()),
+            }
+        };
 
-        let result = match (self.access, open.in_transaction) {
-            (DbAccess::Read, _) => {
-                open.in_transaction = true;
-                // One pipeline, one round trip: the requests go out in this order before any
-                // reply is awaited, and the server runs them in order. `join!`, not `try_join!`:
-                // every request is sent and answered even when one fails, so the rollback always
-                // runs.
-                let (begun, principal_set, rows, ended) = join!(
-                    connection.batch_execute("BEGIN READ ONLY"),
-                    connection.execute(&set_principal, &principal),
+        // From here until the answer is read, a dropped future leaves the backend busy.
+        open.busy = true;
+        open.used = true;
+        // Each arm sends its requests in one pipeline, one round trip: they go out in this
+        // order before any reply is awaited, and the server runs them in order.
+        let result = match (self.mode, open.in_transaction) {
+            // Nothing around the statement: the connection is read-only by default, and each
+            // statement is a transaction of its own.
+            (Mode::ReadOnConnection, _) => {
+                let (set, rows) = join!(set, collect(connection, &statement, params));
+                set.and(rows)
+            }
+            (Mode::ReadInTransaction, _) => {
+                // `join!`, not `try_join!`: every request is sent and answered even when one
+                // fails, so the rollback always runs.
+                let (begun, set, rows, ended) = join!(
+                    connection.batch_execute(BEGIN_READ),
+                    set,
                     collect(connection, &statement, params),
                     connection.batch_execute(END_READ),
                 );
-                open.in_transaction = ended.is_err();
                 begun
-                    .and(principal_set)
+                    .and(set)
                     .and(rows)
                     .and_then(|rows| ended.map(|()| rows))
             }
-            (DbAccess::Write, true) => collect(connection, &statement, params).await,
-            (DbAccess::Write, false) => {
+            (Mode::Write, true) => collect(connection, &statement, params).await,
+            (Mode::Write, false) => {
                 // From here a cancellation may leave the transaction open: the drop rolls it back.
                 open.in_transaction = true;
                 try_join!(
-                    connection.batch_execute("BEGIN READ WRITE"),
-                    connection.execute(&set_principal, &principal),
+                    connection.batch_execute(BEGIN_WRITE),
+                    set,
                     collect(connection, &statement, params),
                 )
                 .map(|(_, _, result)| result)
             }
         };
+        open.busy = false;
         result.map_err(|e| {
             // An error the server raised, or a lost connection, aborts a writer's transaction;
             // one the driver raised before sending (a parameter of the wrong type) does not.
             if e.as_db_error().is_some() || e.is_closed() {
                 self.aborted = true;
+            }
+            if e.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME) {
+                open.poisoned = true;
             }
             DbError::from_statement(capability, e)
         })
@@ -392,19 +506,26 @@ impl Handle {
         let Some(open) = self.open.take() else {
             return Ok(());
         };
+        if open.poisoned {
+            drop(Object::take(open.connection));
+            return Err(DbError::Aborted {
+                capability: self.pool.name.clone(),
+            });
+        }
+        let unlock = self.pool.envelope.advisory_unlock;
         if !open.in_transaction {
-            release(open.connection, Reset::None);
+            release(open.connection, Reset::None.sql(unlock));
             return Ok(());
         }
         if self.aborted {
-            release(open.connection, Reset::WriteTransaction);
+            release(open.connection, Reset::WriteTransaction.sql(unlock));
             return Err(DbError::Aborted {
                 capability: self.pool.name.clone(),
             });
         }
         match open.connection.batch_execute("COMMIT").await {
             Ok(()) => {
-                release(open.connection, Reset::Committed);
+                release(open.connection, Reset::Session.sql(unlock));
                 Ok(())
             }
             Err(e) => {
@@ -439,14 +560,12 @@ impl Handle {
     fn fmt_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.open {
             None => "no connection",
-            Some(Open {
-                in_transaction: false,
-                ..
-            }) => "checked out",
+            Some(Open { busy: true, .. }) => "running a statement",
             Some(Open {
                 in_transaction: true,
                 ..
             }) => "in transaction",
+            Some(_) => "checked out",
         };
         f.debug_struct(name)
             .field("capability", &self.pool.name)
@@ -463,13 +582,67 @@ impl Drop for Handle {
         let Some(open) = self.open.take() else {
             return;
         };
-        match (self.access, open.in_transaction) {
-            (_, false) => release(open.connection, Reset::None),
-            // A statement's pipeline was cut short: the connection may still be busy with it.
-            (DbAccess::Read, true) => drop(Object::take(open.connection)),
-            (DbAccess::Write, true) => release(open.connection, Reset::WriteTransaction),
+        if open.busy {
+            cancel_and_close(self.pool.clone(), open.connection);
+            return;
         }
+        if open.poisoned {
+            drop(Object::take(open.connection));
+            return;
+        }
+        let reset = match (self.mode, open.used, open.in_transaction) {
+            (_, false, _) => Reset::None,
+            (Mode::ReadOnConnection, true, _) => Reset::Session,
+            (Mode::ReadInTransaction, true, _) => Reset::Unlock,
+            (Mode::Write, true, true) => Reset::WriteTransaction,
+            (Mode::Write, true, false) => Reset::None,
+        };
+        release(
+            open.connection,
+            reset.sql(self.pool.envelope.advisory_unlock),
+        );
     }
+}
+
+/// A statement of `connection` was cut short: ask the server to cancel it, wait until the
+/// backend answers again (it is idle then), and close the connection. The task holds the
+/// connection all along, so the pool counts it as in use and opens no other in its place
+/// while the backend still works: timed-out calls cannot pile up backends beyond
+/// `max_connections`. It is closed rather than reused because what the cancelled statement
+/// left behind is unknown.
+fn cancel_and_close(pool: Arc<CapabilityPool>, connection: Object) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        drop(Object::take(connection));
+        return;
+    };
+    let pending = Unclean(Some(connection));
+    runtime.spawn(async move {
+        let Some(connection) = pending.0.as_ref() else {
+            return;
+        };
+        if let Err(e) = pool.connector.cancel(connection).await {
+            tracing::warn!(
+                capability = %pool.name,
+                error = %crate::error::PgReason(&e),
+                "could not send a cancel request for a statement whose call ended"
+            );
+        }
+        // The answer comes after the cancelled statement's: the backend is idle once it does.
+        // Past the statement timeout the server has ended the statement itself.
+        let idle = tokio::time::timeout(
+            pool.statement_timeout + pool.connect_timeout(),
+            connection.batch_execute(END_READ),
+        )
+        .await;
+        if idle.is_err() {
+            tracing::warn!(
+                capability = %pool.name,
+                "a database connection stayed busy after its call ended and was closed"
+            );
+        }
+        // Dropping `pending` closes the connection.
+        drop(pending);
+    });
 }
 
 /// Run a prepared statement and collect its rows and affected-row count.
@@ -490,10 +663,10 @@ async fn collect(
     Ok((rows, count))
 }
 
-/// Return `connection` to its pool once `reset` has made it clean, in a task so the call does
-/// not wait for it. A connection that cannot be reset is closed.
-fn release(connection: Object, reset: Reset) {
-    let Some(sql) = reset.sql() else {
+/// Return `connection` to its pool once `reset` (SQL) has made it clean, in a task so the call
+/// does not wait for it. A connection that cannot be reset is closed.
+fn release(connection: Object, reset: Option<&'static str>) {
+    let Some(sql) = reset else {
         // Dropping the object returns it to the pool.
         drop(connection);
         return;

@@ -71,6 +71,7 @@
 //! [`Privilege`] for the full list.
 
 mod config;
+mod envelope;
 mod error;
 mod extract;
 mod pool;
@@ -85,8 +86,10 @@ pub use tokio_postgres::types::ToSql;
 
 pub use crate::config::{
     DEFAULT_CHECKOUT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_STATEMENT_TIMEOUT, PRINCIPAL_SETTING, PrivilegeCheck,
+    DEFAULT_STATEMENT_TIMEOUT, PRINCIPAL_MAC_SETTING, PRINCIPAL_SETTING, PrincipalMode,
+    PrivilegeCheck,
 };
+pub use crate::envelope::{Envelope, PRINCIPAL_SCHEMA_SQL, ReadOnly};
 pub use crate::error::{DbError, StartupError};
 pub use crate::extract::{PgRead, PgWrite};
 pub use crate::pool::{Databases, PoolStats};
