@@ -3,11 +3,22 @@
 //! rmcp's extractor trait is synchronous, so a handle is only a promise: it checks out a
 //! connection from its tool's pool on its first statement.
 //!
-//! A reader sends each statement in one pipeline with `BEGIN READ ONLY`, the principal's
-//! `set_config` and `ROLLBACK`: one round trip, after which the connection holds nothing of the
-//! statement. A writer opens its transaction in one pipeline with its first statement; when the
-//! handle is dropped, a task rolls back what was not committed, resets the session and only
-//! then returns the connection to the pool. A connection that cannot be made clean is closed.
+//! What goes around a handler's statement is fitted to the capability at startup
+//! ([`Envelope`](crate::Envelope)), and each statement goes in one pipeline with it, one round
+//! trip. Every statement sent here has a reason, given where it is sent:
+//!
+//! - `BEGIN READ ONLY` ... `ROLLBACK`, only where the connection is not read-only by default
+//!   or the role could write (a reader in a write tool; a `warn-only` read capability);
+//! - the settings statement, only where a policy reads the principal (or `principal =
+//!   "always"`);
+//! - `BEGIN READ WRITE` for a writer: its statements must commit together or not at all;
+//! - the reset after the call, only where something of the call can remain: committed
+//!   statements (a writer; a reader on a read-only connection) or, for a reader in
+//!   transactions, session advisory locks where the role can take them.
+//!
+//! When the handle is dropped, a task makes the connection clean and only then returns it to
+//! the pool; one that cannot be made clean is closed, and one still running a statement is
+//! cancelled first.
 
 use std::fmt;
 use std::sync::Arc;
@@ -102,14 +113,16 @@ enum Mode {
     Write,
 }
 
-/// A connection that reads through the calling tool's database capability: every statement in
-/// its own `READ ONLY` transaction with the principal set.
+/// A connection that reads through the calling tool's database capability: every statement
+/// read-only and a transaction of its own, with the principal set where a policy reads it.
 ///
 /// Take it as a handler argument in a tool declaring `db = "<name>"` (or `db_write`, where it
 /// reads through the writer's role). It checks out a connection on its first statement and
-/// keeps it until it is dropped. Each statement is sent in one pipeline with `BEGIN READ ONLY`,
-/// `set_config('mcp_lp.principal', ...)` and `ROLLBACK`, so no statement can write, none runs
-/// without the principal, and nothing it did outlives it. Under `READ COMMITTED`, PostgreSQL's
+/// keeps it until it is dropped. Each statement runs read-only: on a connection whose default is
+/// `READ ONLY` where the role's grants already keep it from writing, otherwise in a `BEGIN READ
+/// ONLY` ... `ROLLBACK` sent in one pipeline with it. The principal's `set_config` goes before
+/// every statement where a policy reads it, and nothing a statement did outlives the call.
+/// Under `READ COMMITTED`, PostgreSQL's
 /// default, a statement sees what was committed before it began, as it would inside one longer
 /// transaction.
 ///
