@@ -36,27 +36,31 @@ use tokio_postgres::types::ToSql;
 use crate::envelope::{self, ReadOnly};
 use crate::error::DbError;
 use crate::pool::{CapabilityPool, Databases};
-use crate::statement::{Guard, Refusal, refused};
+use crate::statement::{Guard, Refusal, may_leave_session_state, refused};
 
 /// Opens a reader's transaction where the connection's default does not make it read-only.
 const BEGIN_READ: &str = "BEGIN READ ONLY";
 
 /// Ends it: the rollback undoes everything a `READ ONLY` transaction can change (settings,
 /// `SET ROLE`, cursors and `LISTEN` are transactional; it can create no temporary table and
-/// advance no sequence) except session advisory locks, released when the handle is done.
+/// advance no sequence) except session advisory locks.
 const END_READ: &str = "ROLLBACK";
+
+/// The same, also releasing session advisory locks: after a statement that may have taken one
+/// (`statement::may_leave_session_state`), where the role may take them.
+const END_READ_UNLOCK: &str = "ROLLBACK; SELECT pg_advisory_unlock_all()";
 
 /// Opens a writer's transaction; its statements run in it until `commit()` or the drop.
 const BEGIN_WRITE: &str = "BEGIN READ WRITE";
 
-/// What a session may hold after statements that committed (a writer's transaction, or a
-/// reader's statements, each its own transaction on a read-only connection), reset before the
-/// connection serves another call. `RESET ALL` returns settings to the session's defaults,
-/// which include the `statement_timeout` and, for a reader, `default_transaction_read_only =
-/// on` sent at login; `SET SESSION AUTHORIZATION DEFAULT` also undoes `SET ROLE`. Handlers
-/// cannot touch prepared statements (see `statement`), so the driver's cache stays valid.
-/// Temporary tables and sequences are discarded even for a reader: the reset must not depend
-/// on the read-only default having held.
+/// What a session may hold after a statement that committed (a writer's transaction, a
+/// reader's statement on a read-only connection) and may have left something behind. `RESET
+/// ALL` returns settings to the session's defaults, which include the `statement_timeout` and,
+/// for a reader, `default_transaction_read_only = on` sent at login; `SET SESSION
+/// AUTHORIZATION DEFAULT` also undoes `SET ROLE`. Handlers cannot touch prepared statements
+/// (see `statement`), so the driver's cache stays valid. Temporary tables and sequences are
+/// discarded even for a reader: the reset must not depend on the read-only default having
+/// held. Session advisory locks are released where the role can take them.
 macro_rules! reset_session {
     ($unlock:literal) => {
         concat!(
@@ -67,37 +71,15 @@ macro_rules! reset_session {
     };
 }
 
-/// Session advisory locks survive a rollback; released only where the role can take them
-/// (`Envelope::advisory_unlock`).
-const UNLOCK: &str = "SELECT pg_advisory_unlock_all()";
+const RESET_SESSION: &str = reset_session!("");
+const RESET_SESSION_UNLOCK: &str = reset_session!("SELECT pg_advisory_unlock_all(); ");
 
-/// How a connection is made clean for the next call, by what its handle did.
-#[derive(Debug, Clone, Copy)]
-enum Reset {
-    /// Nothing ran, or nothing that can outlive it: return it as it is.
-    None,
-    /// Reader statements ran, each in a `READ ONLY` transaction rolled back with it: only
-    /// session advisory locks may remain.
-    Unlock,
-    /// Statements committed: their session changes stand.
-    Session,
-    /// A read-write transaction ran and was not committed.
-    WriteTransaction,
-}
-
-impl Reset {
-    fn sql(self, unlock: bool) -> Option<&'static str> {
-        match (self, unlock) {
-            (Self::None, _) | (Self::Unlock, false) => None,
-            (Self::Unlock, true) => Some(UNLOCK),
-            (Self::Session, true) => Some(reset_session!("SELECT pg_advisory_unlock_all(); ")),
-            (Self::Session, false) => Some(reset_session!("")),
-            (Self::WriteTransaction, true) => Some(concat!(
-                "ROLLBACK; ",
-                reset_session!("SELECT pg_advisory_unlock_all(); ")
-            )),
-            (Self::WriteTransaction, false) => Some(concat!("ROLLBACK; ", reset_session!(""))),
-        }
+/// The session reset for a pool: with the advisory unlock where its role can take locks.
+fn reset_session(unlock: bool) -> &'static str {
+    if unlock {
+        RESET_SESSION_UNLOCK
+    } else {
+        RESET_SESSION
     }
 }
 
@@ -305,6 +287,9 @@ struct Handle {
     /// A statement failed inside the transaction, so PostgreSQL aborted it: `COMMIT` would
     /// quietly roll back.
     aborted: bool,
+    /// A writer's statement may have left something in the session
+    /// (`statement::may_leave_session_state`): the session is reset when the handle is done.
+    dirty: bool,
 }
 
 /// A checked-out connection.
@@ -316,8 +301,6 @@ struct Open {
     /// dropped mid-statement (the tool timed out, or the client cancelled), and the backend may
     /// still be running it.
     busy: bool,
-    /// Whether any statement was sent on it.
-    used: bool,
     /// Whether the server reported a prepared statement missing (SQLSTATE 26000): the driver's
     /// statement cache no longer matches the session, so the connection is closed, not reused.
     poisoned: bool,
@@ -370,6 +353,7 @@ impl Handle {
             mode,
             open: None,
             aborted: false,
+            dirty: false,
         })
     }
 
@@ -410,11 +394,12 @@ impl Handle {
                 connection: pool.checkout().await?,
                 in_transaction: false,
                 busy: false,
-                used: false,
                 poisoned: false,
             }),
         };
         let connection = &open.connection;
+        let dirty = may_leave_session_state(sql);
+        let unlock = pool.envelope.advisory_unlock;
 
         // The principal goes with every reader statement (a handler's earlier statement may
         // have changed the setting) and with a writer's `BEGIN`, where the policies need it.
@@ -465,14 +450,26 @@ impl Handle {
 
         // From here until the answer is read, a dropped future leaves the backend busy.
         open.busy = true;
-        open.used = true;
         // Each arm sends its requests in one pipeline, one round trip: they go out in this
         // order before any reply is awaited, and the server runs them in order.
         let result = match (self.mode, open.in_transaction) {
             // Nothing around the statement: the connection is read-only by default, and each
             // statement is a transaction of its own.
+            // A statement that may have left something in the session (a plain query cannot)
+            // is followed by the reset in the same pipeline, so the connection is clean when
+            // the answer arrives and goes straight back to the pool when the handle is done.
             (Mode::ReadOnConnection, _) => {
-                let (set, rows) = join!(set, collect(connection, &statement, params));
+                let reset = async {
+                    if dirty {
+                        connection.batch_execute(reset_session(unlock)).await
+                    } else {
+                        Ok(())
+                    }
+                };
+                let (set, rows, reset) = join!(set, collect(connection, &statement, params), reset);
+                if reset.is_err() {
+                    open.poisoned = true;
+                }
                 set.and(rows)
             }
             (Mode::ReadInTransaction, _) => {
@@ -482,17 +479,28 @@ impl Handle {
                     connection.batch_execute(BEGIN_READ),
                     set,
                     collect(connection, &statement, params),
-                    connection.batch_execute(END_READ),
+                    connection.batch_execute(if dirty && unlock {
+                        END_READ_UNLOCK
+                    } else {
+                        END_READ
+                    }),
                 );
+                if ended.is_err() {
+                    open.poisoned = true;
+                }
                 begun
                     .and(set)
                     .and(rows)
                     .and_then(|rows| ended.map(|()| rows))
             }
-            (Mode::Write, true) => collect(connection, &statement, params).await,
+            (Mode::Write, true) => {
+                self.dirty |= dirty;
+                collect(connection, &statement, params).await
+            }
             (Mode::Write, false) => {
                 // From here a cancellation may leave the transaction open: the drop rolls it back.
                 open.in_transaction = true;
+                self.dirty |= dirty;
                 try_join!(
                     connection.batch_execute(BEGIN_WRITE),
                     set,
@@ -525,27 +533,58 @@ impl Handle {
                 capability: self.pool.name.clone(),
             });
         }
-        let unlock = self.pool.envelope.advisory_unlock;
         if !open.in_transaction {
-            release(open.connection, Reset::None.sql(unlock));
+            release(open.connection, None);
             return Ok(());
         }
         if self.aborted {
-            release(open.connection, Reset::WriteTransaction.sql(unlock));
+            release(open.connection, Some(self.rollback_sql()));
             return Err(DbError::Aborted {
                 capability: self.pool.name.clone(),
             });
         }
-        match open.connection.batch_execute("COMMIT").await {
-            Ok(()) => {
-                release(open.connection, Reset::Session.sql(unlock));
+        // The reset, where one is needed, goes in the same pipeline as the `COMMIT`: the
+        // connection is clean when the answer arrives.
+        let reset = async {
+            if self.dirty {
+                open.connection
+                    .batch_execute(reset_session(self.pool.envelope.advisory_unlock))
+                    .await
+            } else {
                 Ok(())
             }
-            Err(e) => {
+        };
+        match join!(open.connection.batch_execute("COMMIT"), reset) {
+            (Ok(()), Ok(())) => {
+                release(open.connection, None);
+                Ok(())
+            }
+            (Ok(()), Err(e)) => {
+                tracing::warn!(
+                    capability = %self.pool.name,
+                    error = %crate::error::PgReason(&e),
+                    "a database connection could not be reset after a call and was closed"
+                );
+                drop(Object::take(open.connection));
+                Ok(())
+            }
+            (Err(e), _) => {
                 // Whether it committed is unknown, and so is the session's state.
                 drop(Object::take(open.connection));
                 Err(DbError::from_statement(&self.pool.name, e))
             }
+        }
+    }
+
+    /// What ends a writer's transaction that is not committed.
+    fn rollback_sql(&self) -> &'static str {
+        match (self.dirty, self.pool.envelope.advisory_unlock) {
+            (false, _) => "ROLLBACK",
+            (true, false) => concat!("ROLLBACK; ", reset_session!("")),
+            (true, true) => concat!(
+                "ROLLBACK; ",
+                reset_session!("SELECT pg_advisory_unlock_all(); ")
+            ),
         }
     }
 
@@ -603,17 +642,10 @@ impl Drop for Handle {
             drop(Object::take(open.connection));
             return;
         }
-        let reset = match (self.mode, open.used, open.in_transaction) {
-            (_, false, _) => Reset::None,
-            (Mode::ReadOnConnection, true, _) => Reset::Session,
-            (Mode::ReadInTransaction, true, _) => Reset::Unlock,
-            (Mode::Write, true, true) => Reset::WriteTransaction,
-            (Mode::Write, true, false) => Reset::None,
-        };
-        release(
-            open.connection,
-            reset.sql(self.pool.envelope.advisory_unlock),
-        );
+        // A reader's statements were each made clean in their own pipeline; a writer's
+        // transaction is rolled back, with the reset if a statement may have left something.
+        let reset = (self.mode == Mode::Write && open.in_transaction).then(|| self.rollback_sql());
+        release(open.connection, reset);
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool_postgres::{
-    Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
-    TimeoutType,
+    Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError, QueueMode, RecyclingMethod,
+    Runtime, TimeoutType,
 };
 use mcp_lp::{Config, DbAccess, ToolSet};
 use tokio_postgres::config::Host;
@@ -229,6 +229,9 @@ impl CapabilityPool {
             })
         };
         let pool = Pool::builder(manager)
+            // The connection returned last is handed out first: sequential calls keep using one
+            // backend, warm, while the others stay idle, instead of waking each in turn.
+            .queue_mode(QueueMode::Lifo)
             .post_create(register)
             .max_size(settings.max_connections)
             .runtime(Runtime::Tokio1)

@@ -85,6 +85,80 @@ pub(crate) fn refused(sql: &str, guard: Guard) -> Option<(String, Refusal)> {
     None
 }
 
+/// Keywords that may stand before `(` in a query without calling a function.
+const SYNTAX_BEFORE_PAREN: &[&str] = &[
+    "all",
+    "and",
+    "any",
+    "array",
+    "as",
+    "between",
+    "by",
+    "else",
+    "except",
+    "exists",
+    "from",
+    "in",
+    "intersect",
+    "is",
+    "join",
+    "lateral",
+    "like",
+    "limit",
+    "not",
+    "offset",
+    "on",
+    "or",
+    "over",
+    "row",
+    "select",
+    "some",
+    "then",
+    "union",
+    "using",
+    "values",
+    "when",
+    "where",
+    "with",
+];
+
+/// Statements that only read or compute, when nothing in them calls a function.
+const PLAIN_QUERIES: &[&str] = &["SELECT", "TABLE", "VALUES", "WITH"];
+
+/// Whether a handler's statement may leave something in the session that outlives its
+/// transaction: a setting, a role, a cursor, a listener, a session advisory lock, a temporary
+/// object, a sequence's `currval`. Only a plain query cannot: `SELECT`, `WITH`, `TABLE` or
+/// `VALUES` that writes nothing (`INSERT`, `UPDATE`, `DELETE`, `MERGE` anywhere advance
+/// sequences through defaults; `INTO` creates a table), calls no function by name (a word or a
+/// quoted name before `(`, other than SQL's own syntax), casts nothing (`::`), and uses no
+/// operator beyond comparison and arithmetic. What the database's own objects do when such a
+/// query reads them (a view, a policy, an operator on a column's type) is the database
+/// administrator's, not the handler's: the handle resets after any other statement.
+pub(crate) fn may_leave_session_state(sql: &str) -> bool {
+    let tokens: Vec<Token<'_>> = Lexer { rest: sql }.collect();
+    let plain_start = matches!(
+        tokens.first(),
+        Some(Token::Word(w)) if PLAIN_QUERIES.iter().any(|k| w.eq_ignore_ascii_case(k))
+    );
+    if !plain_start {
+        return true;
+    }
+    tokens.iter().enumerate().any(|(i, token)| match token {
+        Token::Word(word) => {
+            let lower = word.to_ascii_lowercase();
+            matches!(
+                lower.as_str(),
+                "insert" | "update" | "delete" | "merge" | "into"
+            ) || (matches!(tokens.get(i + 1), Some(Token::Other('(')))
+                && !SYNTAX_BEFORE_PAREN.contains(&lower.as_str()))
+        }
+        Token::Quoted(_) => matches!(tokens.get(i + 1), Some(Token::Other('('))),
+        Token::Other(':') => matches!(tokens.get(i + 1), Some(Token::Other(':'))),
+        Token::Other(c) => !(c.is_ascii_digit() || "=<>!+-*/%,.();$[]".contains(*c)),
+        Token::String(_) | Token::Escaped(_) => false,
+    })
+}
+
 /// Whether a statement could switch off the connection's read-only default, and the word that
 /// shows it. Reading the settings (`current_setting`, `SHOW`) is fine.
 fn switches_read_only(first: &str, tokens: &[Token<'_>]) -> Option<String> {
@@ -387,6 +461,45 @@ mod tests {
             "SHOW default_transaction_read_only",
         ] {
             assert_eq!(refused(sql, CONNECTION), None, "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn accepts_plain_queries_as_leaving_nothing_in_the_session() {
+        for sql in [
+            "SELECT name FROM items WHERE id = $1",
+            "SELECT id, name FROM items WHERE id >= $1 ORDER BY id LIMIT 20",
+            "select * from t where a in (1, 2) and exists (select 1 from u where u.x = t.x)",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "TABLE items",
+            "VALUES (1, 'a')",
+            "SELECT title FROM records WHERE title <> 'pg_advisory_lock(1)' -- set_config(\n",
+        ] {
+            assert!(!super::may_leave_session_state(sql), "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_as_plain_what_may_leave_session_state() {
+        for sql in [
+            "SELECT pg_advisory_lock(1)",
+            "SELECT pg_catalog.pg_advisory_lock(1)",
+            "SELECT \"pg_advisory_lock\"(1)",
+            "SELECT set_config('a.b', 'c', false)",
+            "SELECT 1::text",
+            "SELECT * INTO TEMP t FROM items",
+            "WITH n AS (INSERT INTO t DEFAULT VALUES RETURNING id) SELECT * FROM n",
+            "SELECT 1 OPERATOR(pg_catalog.+) 1",
+            "SELECT a @> b FROM t",
+            "SET search_path = x",
+            "LISTEN x",
+            "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+            "INSERT INTO log (name) VALUES ($1)",
+            "UPDATE t SET a = 1",
+            "SHOW search_path",
+            "",
+        ] {
+            assert!(super::may_leave_session_state(sql), "{sql:?}");
         }
     }
 
