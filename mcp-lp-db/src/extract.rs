@@ -12,13 +12,17 @@
 //! - the settings statement, only where a policy reads the principal (or `principal =
 //!   "always"`);
 //! - `BEGIN READ WRITE` for a writer: its statements must commit together or not at all;
-//! - the reset after the call, only where something of the call can remain: committed
-//!   statements (a writer; a reader on a read-only connection) or, for a reader in
-//!   transactions, session advisory locks where the role can take them.
+//! - the session reset, only after a statement that may have left something in the session
+//!   (`statement::may_leave_session_state`): in the same pipeline for a reader, with the
+//!   `COMMIT` for a writer; in a `READ ONLY` transaction the rollback undoes all of it but
+//!   advisory locks, so only `pg_advisory_unlock_all()` is added there, and only where the role
+//!   may take such locks;
+//! - `COMMIT` or `ROLLBACK` for a writer.
 //!
-//! When the handle is dropped, a task makes the connection clean and only then returns it to
-//! the pool; one that cannot be made clean is closed, and one still running a statement is
-//! cancelled first.
+//! So a connection is clean when a call's last answer arrives, and goes straight back to the
+//! pool. When a writer's handle is dropped uncommitted, a task rolls it back and only then
+//! returns the connection; one that cannot be made clean is closed, and one still running a
+//! statement is cancelled first.
 
 use std::fmt;
 use std::sync::Arc;

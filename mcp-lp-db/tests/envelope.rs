@@ -296,7 +296,11 @@ async fn rejects_session_level_advisory_lock_kept_across_calls() {
             .call(tool, json!({"statements": [held], "commit": commit}))
             .await
             .unwrap();
-        assert_eq!(values(&after), json!(["0"]), "{tool}: a lock outlived its call");
+        assert_eq!(
+            values(&after),
+            json!(["0"]),
+            "{tool}: a lock outlived its call"
+        );
     }
     let free = sandbox
         .admin
