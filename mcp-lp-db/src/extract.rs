@@ -405,17 +405,24 @@ impl Handle {
         let dirty = may_leave_session_state(sql);
         let unlock = pool.envelope.advisory_unlock;
 
-        // The principal goes with every reader statement (a handler's earlier statement may
-        // have changed the setting) and with a writer's `BEGIN`, where the policies need it.
-        let send_settings =
-            pool.envelope.principal && !(self.mode == Mode::Write && open.in_transaction);
+        let principal = self.scope.principal().id();
+        let connection_id = Object::id(connection);
+        // Where policies need the principal, it goes with a writer's `BEGIN`, with each reader
+        // statement in a transaction of its own, and with each reader statement on a read-only
+        // connection unless that session holds this principal already: set by this pool's own
+        // settings statement, with only plain statements since (a statement that may change a
+        // setting is followed by the reset, which forgets it).
+        let send_settings = pool.envelope.principal
+            && match self.mode {
+                Mode::Write => !open.in_transaction,
+                Mode::ReadInTransaction => true,
+                Mode::ReadOnConnection => !pool.session_holds(connection_id, principal),
+            };
         let settings_sql = match self.mode {
-            // Each statement is its own transaction: the settings must outlive theirs. The
-            // reset after the call clears them.
+            // Each statement is its own transaction: the settings must outlive theirs.
             Mode::ReadOnConnection => &pool.set_session,
             Mode::ReadInTransaction | Mode::Write => &pool.set_local,
         };
-        let principal = self.scope.principal().id();
         let mac = pool
             .key
             .as_ref()
@@ -473,6 +480,13 @@ impl Handle {
                 let (set, rows, reset) = join!(set, collect(connection, &statement, params), reset);
                 if reset.is_err() {
                     open.poisoned = true;
+                }
+                match (&set, dirty || reset.is_err()) {
+                    (_, true) | (Err(_), _) => pool.session_forget(connection_id),
+                    (Ok(()), false) if send_settings => {
+                        pool.session_remember(connection_id, principal);
+                    }
+                    (Ok(()), false) => {}
                 }
                 set.and(rows)
             }

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use deadpool_postgres::{
-    Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError, QueueMode, RecyclingMethod,
-    Runtime, TimeoutType,
+    Hook, HookError, Manager, ManagerConfig, Object, ObjectId, Pool, PoolError, QueueMode,
+    RecyclingMethod, Runtime, TimeoutType,
 };
 use mcp_lp::{Config, DbAccess, ToolSet};
 use tokio_postgres::config::Host;
@@ -78,6 +78,9 @@ pub(crate) struct CapabilityPool {
     /// transaction scope (everyone else).
     pub(crate) set_session: String,
     pub(crate) set_local: String,
+    /// The principal each connection's session holds, as set by its last settings statement
+    /// with only plain statements since (readers on a read-only connection only).
+    session_principals: Mutex<HashMap<ObjectId, String>>,
     pool: Pool,
     max_connections: usize,
     checkout_timeout: Duration,
@@ -321,6 +324,7 @@ impl CapabilityPool {
             key,
             connector,
             statement_timeout: settings.statement_timeout,
+            session_principals: Mutex::new(HashMap::new()),
             set_session: envelope::settings_sql(envelope.signed_principal, false),
             set_local: envelope::settings_sql(envelope.signed_principal, true),
             pool,
@@ -329,6 +333,32 @@ impl CapabilityPool {
             connect_timeout: settings.connect_timeout,
             checkouts: AtomicU64::new(0),
         })
+    }
+
+    /// Whether the session of connection `id` holds `principal`.
+    pub(crate) fn session_holds(&self, id: ObjectId, principal: &str) -> bool {
+        self.session_principals
+            .lock()
+            .is_ok_and(|held| held.get(&id).is_some_and(|p| p == principal))
+    }
+
+    /// Record that the session of connection `id` now holds `principal`.
+    pub(crate) fn session_remember(&self, id: ObjectId, principal: &str) {
+        if let Ok(mut held) = self.session_principals.lock() {
+            // Entries of closed connections are never looked up again (ids are not reused);
+            // forget them all now and then rather than track every close.
+            if held.len() > 4 * self.max_connections {
+                held.clear();
+            }
+            held.insert(id, principal.to_owned());
+        }
+    }
+
+    /// Forget what the session of connection `id` holds: it was reset, or may have changed.
+    pub(crate) fn session_forget(&self, id: ObjectId) {
+        if let Ok(mut held) = self.session_principals.lock() {
+            held.remove(&id);
+        }
     }
 
     pub(crate) fn connect_timeout(&self) -> Duration {
