@@ -424,7 +424,7 @@ fn main() {
             .await
             .expect("the bench database starts");
         for capability in ["reader", "owned-reader", "writer", "owned-writer"] {
-            println!("envelope of `{capability}`: {:?}", databases.envelope(capability).unwrap());
+            println!("envelope of `{capability}`: {:?}", databases.envelope(capability).expect("a configured capability"));
         }
 
         // The raw pools log in as the same roles as the capabilities without a policy.
