@@ -423,11 +423,10 @@ impl Handle {
             Mode::ReadOnConnection => &pool.set_session,
             Mode::ReadInTransaction | Mode::Write => &pool.set_local,
         };
-        let mac = pool
-            .key
-            .as_ref()
-            .map(|key| envelope::principal_mac(key, principal))
-            .unwrap_or_default();
+        let mac = match &pool.key {
+            Some(key) if send_settings => envelope::principal_mac(key, principal),
+            _ => String::new(),
+        };
         let settings_params: &[&(dyn ToSql + Sync)] = if pool.envelope.signed_principal {
             &[&principal, &mac]
         } else {
@@ -465,8 +464,7 @@ impl Handle {
         // order before any reply is awaited, and the server runs them in order.
         let result = match (self.mode, open.in_transaction) {
             // Nothing around the statement: the connection is read-only by default, and each
-            // statement is a transaction of its own.
-            // A statement that may have left something in the session (a plain query cannot)
+            // statement is a transaction of its own. A statement that may have left something in the session (a plain query cannot)
             // is followed by the reset in the same pipeline, so the connection is clean when
             // the answer arrives and goes straight back to the pool when the handle is done.
             (Mode::ReadOnConnection, _) => {
