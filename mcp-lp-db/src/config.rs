@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use mcp_lp::{Config, SecretRef};
+use mcp_lp::{Config, DbAccess, SecretRef};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
@@ -25,6 +25,26 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The server-side limit on one statement when `statement_timeout` is not configured.
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The setting that holds the principal's MAC, for `mcp_lp.principal()` to verify: hex of
+/// HMAC-SHA256 under the key this connection registered with `mcp_lp.register_connection_key`.
+pub const PRINCIPAL_MAC_SETTING: &str = "mcp_lp.principal_mac";
+
+/// Whether a capability's calls send the principal: `principal = "auto"` (the default),
+/// `"always"` or `"never"` in `[db.<name>]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum PrincipalMode {
+    /// Send it when, at startup, a row-level policy or a column default on a table the role
+    /// can reach reads `mcp_lp.principal` (in its expression or in a function it calls).
+    #[default]
+    Auto,
+    /// Send it with every statement or transaction.
+    Always,
+    /// Never send it.
+    Never,
+}
 
 /// The setting that holds the calling principal's id in every transaction, for row-level
 /// security policies: `current_setting('mcp_lp.principal', true)`.
@@ -67,6 +87,8 @@ pub(crate) struct CapabilitySection {
     #[serde(default)]
     privilege_check: PrivilegeCheck,
     #[serde(default)]
+    principal: PrincipalMode,
+    #[serde(default)]
     tls: Option<TlsSection>,
 }
 
@@ -90,6 +112,7 @@ pub(crate) struct CapabilitySettings {
     pub(crate) statement_timeout: Duration,
     pub(crate) schemas: Vec<String>,
     pub(crate) privilege_check: PrivilegeCheck,
+    pub(crate) principal: PrincipalMode,
     /// The CA file, resolved against the configuration's directory.
     pub(crate) tls_ca_file: Option<PathBuf>,
 }
@@ -105,16 +128,23 @@ impl fmt::Debug for CapabilitySettings {
             .field("statement_timeout", &self.statement_timeout)
             .field("schemas", &self.schemas)
             .field("privilege_check", &self.privilege_check)
+            .field("principal", &self.principal)
             .finish_non_exhaustive()
     }
 }
 
 impl CapabilitySection {
     /// Resolve the URL reference and apply defaults. Errors name the file and the `db.` key.
+    ///
+    /// `access` is what the capability's tools do with it, and `longest_tool_timeout` the
+    /// longest timeout among them: a statement may not outlast every tool that could wait for
+    /// it, so a longer `statement_timeout` is refused, and the default is capped at it.
     pub(crate) fn resolve(
         self,
         name: &str,
         config: &Config,
+        access: DbAccess,
+        longest_tool_timeout: Duration,
     ) -> Result<CapabilitySettings, StartupError> {
         let key = |k: &str| format!("db.{name}.{k}");
         let setting = |k: &str, problem: String| StartupError::Setting {
@@ -134,10 +164,23 @@ impl CapabilitySection {
             ));
         }
 
-        let statement_timeout = self.statement_timeout.unwrap_or(DEFAULT_STATEMENT_TIMEOUT);
+        let statement_timeout = match self.statement_timeout {
+            Some(configured) if configured > longest_tool_timeout => {
+                return Err(setting(
+                    "statement_timeout",
+                    format!(
+                        "{configured:?} is longer than the timeout of every tool using the capability (the longest is {longest_tool_timeout:?}): a statement would run on after its call gave up; make it at most {longest_tool_timeout:?}"
+                    ),
+                ));
+            }
+            Some(configured) => configured,
+            None => DEFAULT_STATEMENT_TIMEOUT.min(longest_tool_timeout),
+        };
         let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        // Passed in the startup packet, so the value is the session's default: a handler's
+        // Passed in the startup packet, so the values are the session's defaults: a handler's
         // `SET statement_timeout` is undone by the `RESET ALL` that cleans every connection.
+        // A read capability's connections are read-only by default; whether that alone keeps
+        // its readers from writing is decided at startup (see `Envelope`).
         let mut options = pg.get_options().map(str::to_owned).unwrap_or_default();
         if !options.is_empty() {
             options.push(' ');
@@ -146,6 +189,9 @@ impl CapabilitySection {
             "-c statement_timeout={}",
             statement_timeout.as_millis()
         ));
+        if access == DbAccess::Read {
+            options.push_str(" -c default_transaction_read_only=on");
+        }
         pg.options(&options);
         pg.connect_timeout(connect_timeout);
         pg.application_name(format!("mcp-lp/{name}"));
@@ -192,6 +238,7 @@ impl CapabilitySection {
             statement_timeout,
             schemas,
             privilege_check: self.privilege_check,
+            principal: self.principal,
             tls_ca_file,
         })
     }
@@ -230,6 +277,10 @@ mod tests {
     use super::*;
 
     fn settings(toml: &str) -> Result<CapabilitySettings, StartupError> {
+        settings_for(toml, DbAccess::Write)
+    }
+
+    fn settings_for(toml: &str, access: DbAccess) -> Result<CapabilitySettings, StartupError> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("read.url"),
@@ -240,7 +291,7 @@ mod tests {
         let config = Config::from_toml(toml, &path).unwrap();
         let section: DbSection = config.db().map_err(StartupError::from)?;
         let (name, capability) = section.0.into_iter().next().unwrap();
-        capability.resolve(&name, &config)
+        capability.resolve(&name, &config, access, Duration::from_secs(120))
     }
 
     #[test]
@@ -299,6 +350,41 @@ mod tests {
     }
 
     #[test]
+    fn accepts_read_only_default_and_principal_mode_on_a_read_capability() {
+        let s = settings_for(
+            "[db.read]\nurl = { file = \"read.url\" }\nprincipal = \"never\"\n",
+            DbAccess::Read,
+        )
+        .unwrap();
+        assert_eq!(
+            s.pg.get_options(),
+            Some("-c statement_timeout=30000 -c default_transaction_read_only=on")
+        );
+        assert_eq!(s.principal, PrincipalMode::Never);
+        let s = settings("[db.read]\nurl = { file = \"read.url\" }\n").unwrap();
+        assert_eq!(s.principal, PrincipalMode::Auto);
+    }
+
+    #[test]
+    fn refuses_statement_timeout_longer_than_every_tool_timeout() {
+        let err =
+            settings("[db.read]\nurl = { file = \"read.url\" }\nstatement_timeout = \"3m\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("db.read.statement_timeout"), "{err}");
+        assert!(err.contains("longest is 120s"), "{err}");
+    }
+
+    #[test]
+    fn rejects_misspelled_principal_mode() {
+        let err = settings("[db.read]\nurl = { file = \"read.url\" }\nprincipal = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("db.read.principal"), "{err}");
+        assert!(err.contains("auto"), "{err}");
+    }
+
+    #[test]
     fn rejects_zero_max_connections() {
         let err = settings("[db.read]\nurl = { file = \"read.url\" }\nmax_connections = 0\n")
             .unwrap_err()
@@ -321,7 +407,10 @@ mod tests {
             .unwrap();
             let section: DbSection = config.db().unwrap();
             let (name, capability) = section.0.into_iter().next().unwrap();
-            let err = capability.resolve(&name, &config).unwrap_err().to_string();
+            let err = capability
+                .resolve(&name, &config, DbAccess::Read, Duration::from_secs(30))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("db.read.url"), "{err}");
             assert!(!err.contains("pw-secret"), "{err}");
         }

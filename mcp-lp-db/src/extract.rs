@@ -3,11 +3,26 @@
 //! rmcp's extractor trait is synchronous, so a handle is only a promise: it checks out a
 //! connection from its tool's pool on its first statement.
 //!
-//! A reader sends each statement in one pipeline with `BEGIN READ ONLY`, the principal's
-//! `set_config` and `ROLLBACK`: one round trip, after which the connection holds nothing of the
-//! statement. A writer opens its transaction in one pipeline with its first statement; when the
-//! handle is dropped, a task rolls back what was not committed, resets the session and only
-//! then returns the connection to the pool. A connection that cannot be made clean is closed.
+//! What goes around a handler's statement is fitted to the capability at startup
+//! ([`Envelope`](crate::Envelope)), and each statement goes in one pipeline with it, one round
+//! trip. Every statement sent here has a reason, given where it is sent:
+//!
+//! - `BEGIN READ ONLY` ... `ROLLBACK`, only where the connection is not read-only by default
+//!   or the role could write (a reader in a write tool; a `warn-only` read capability);
+//! - the settings statement, only where a policy reads the principal (or `principal =
+//!   "always"`);
+//! - `BEGIN READ WRITE` for a writer: its statements must commit together or not at all;
+//! - the session reset, only after a statement that may have left something in the session
+//!   (`statement::may_leave_session_state`): in the same pipeline for a reader, with the
+//!   `COMMIT` for a writer; in a `READ ONLY` transaction the rollback undoes all of it but
+//!   advisory locks, so only `pg_advisory_unlock_all()` is added there, and only where the role
+//!   may take such locks;
+//! - `COMMIT` or `ROLLBACK` for a writer.
+//!
+//! So a connection is clean when a call's last answer arrives, and goes straight back to the
+//! pool. When a writer's handle is dropped uncommitted, a task rolls it back and only then
+//! returns the connection; one that cannot be made clean is closed, and one still running a
+//! statement is cancelled first.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,61 +34,81 @@ use mcp_lp::{CallScope, DbAccess};
 use rmcp::ErrorData;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
+use crate::envelope::{self, ReadOnly};
 use crate::error::DbError;
 use crate::pool::{CapabilityPool, Databases};
-use crate::statement::{Refusal, refused};
+use crate::statement::{Guard, Refusal, may_leave_session_state, refused};
 
-/// Sets the principal for the current transaction only (`is_local = true`).
-const SET_PRINCIPAL: &str = "SELECT set_config('mcp_lp.principal', $1, true)";
+/// Opens a reader's transaction where the connection's default does not make it read-only.
+const BEGIN_READ: &str = "BEGIN READ ONLY";
 
-/// What a committed transaction may have left in its session, reset before the connection
-/// serves another call. `RESET ALL` returns settings to the session's defaults, which include
-/// the `statement_timeout` sent at login; `SET SESSION AUTHORIZATION DEFAULT` also undoes
-/// `SET ROLE`. Handlers cannot touch prepared statements (see `statement`), so the driver's
-/// cache stays valid.
+/// Ends it: the rollback undoes everything a `READ ONLY` transaction can change (settings,
+/// `SET ROLE`, cursors and `LISTEN` are transactional; it can create no temporary table and
+/// advance no sequence) except session advisory locks.
+const END_READ: &str = "ROLLBACK";
+
+/// The same, also releasing session advisory locks: after a statement that may have taken one
+/// (`statement::may_leave_session_state`), where the role may take them.
+const END_READ_UNLOCK: &str = "ROLLBACK; SELECT pg_advisory_unlock_all()";
+
+/// Opens a writer's transaction; its statements run in it until `commit()` or the drop.
+const BEGIN_WRITE: &str = "BEGIN READ WRITE";
+
+/// What a session may hold after a statement that committed (a writer's transaction, a
+/// reader's statement on a read-only connection) and may have left something behind. `RESET
+/// ALL` returns settings to the session's defaults, which include the `statement_timeout` and,
+/// for a reader, `default_transaction_read_only = on` sent at login; `SET SESSION
+/// AUTHORIZATION DEFAULT` also undoes `SET ROLE`. Handlers cannot touch prepared statements
+/// (see `statement`), so the driver's cache stays valid. Temporary tables and sequences are
+/// discarded even for a reader: the reset must not depend on the read-only default having
+/// held. Session advisory locks are released where the role can take them.
 macro_rules! reset_session {
-    () => {
-        "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
-         SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+    ($unlock:literal) => {
+        concat!(
+            "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; ",
+            $unlock,
+            "DISCARD TEMP; DISCARD SEQUENCES"
+        )
     };
 }
 
-/// Ends a reader's statement: the rollback undoes everything a `READ ONLY` transaction can
-/// change (settings, `SET ROLE`, cursors and `LISTEN` are transactional; it can create no
-/// temporary table and advance no sequence) except session advisory locks, released next.
-const END_READ: &str = "ROLLBACK; SELECT pg_advisory_unlock_all()";
+const RESET_SESSION: &str = reset_session!("");
+const RESET_SESSION_UNLOCK: &str = reset_session!("SELECT pg_advisory_unlock_all(); ");
 
-/// How a writer's connection is made clean for the next call, by what its handle did.
-#[derive(Debug, Clone, Copy)]
-enum Reset {
-    /// Nothing ran: return it as it is.
-    None,
-    /// A read-write transaction ran and was not committed.
-    WriteTransaction,
-    /// A read-write transaction was committed: its session changes stand.
-    Committed,
-}
-
-impl Reset {
-    fn sql(self) -> Option<&'static str> {
-        match self {
-            Self::None => None,
-            Self::WriteTransaction => Some(concat!("ROLLBACK; ", reset_session!())),
-            Self::Committed => Some(reset_session!()),
-        }
+/// The session reset for a pool: with the advisory unlock where its role can take locks.
+fn reset_session(unlock: bool) -> &'static str {
+    if unlock {
+        RESET_SESSION_UNLOCK
+    } else {
+        RESET_SESSION
     }
 }
 
-/// A connection that reads through the calling tool's database capability: every statement in
-/// its own `READ ONLY` transaction with the principal set.
+/// How a handle runs a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A reader on a connection that is read-only by default: the statement alone, after the
+    /// settings statement when there is one.
+    ReadOnConnection,
+    /// A reader in a `BEGIN READ ONLY` ... `ROLLBACK` of its own around each statement.
+    ReadInTransaction,
+    /// A writer: one transaction for the whole handle.
+    Write,
+}
+
+/// A connection that reads through the calling tool's database capability: every statement
+/// read-only and a transaction of its own, with the principal set where a policy reads it.
 ///
 /// Take it as a handler argument in a tool declaring `db = "<name>"` (or `db_write`, where it
 /// reads through the writer's role). It checks out a connection on its first statement and
-/// keeps it until it is dropped. Each statement is sent in one pipeline with `BEGIN READ ONLY`,
-/// `set_config('mcp_lp.principal', ...)` and `ROLLBACK`, so no statement can write, none runs
-/// without the principal, and nothing it did outlives it. Under `READ COMMITTED`, PostgreSQL's
+/// keeps it until it is dropped. Each statement runs read-only: on a connection whose default is
+/// `READ ONLY` where the role's grants already keep it from writing, otherwise in a `BEGIN READ
+/// ONLY` ... `ROLLBACK` sent in one pipeline with it. The principal's `set_config` goes before
+/// every statement where a policy reads it, and nothing a statement did outlives the call.
+/// Under `READ COMMITTED`, PostgreSQL's
 /// default, a statement sees what was committed before it began, as it would inside one longer
 /// transaction.
 ///
@@ -250,20 +285,29 @@ struct Handle {
     pool: Arc<CapabilityPool>,
     scope: CallScope,
     access: DbAccess,
+    mode: Mode,
     /// The checked-out connection; `None` before the first statement and after `commit`.
     open: Option<Open>,
     /// A statement failed inside the transaction, so PostgreSQL aborted it: `COMMIT` would
     /// quietly roll back.
     aborted: bool,
+    /// A writer's statement may have left something in the session
+    /// (`statement::may_leave_session_state`): the session is reset when the handle is done.
+    dirty: bool,
 }
 
 /// A checked-out connection.
 struct Open {
     connection: Object,
-    /// Whether a transaction may be open on it: a writer's after its `BEGIN` was sent; a
-    /// reader's while a statement's pipeline has not finished (the handler's future was dropped
-    /// mid-statement).
+    /// Whether a writer's transaction is open on it: after its `BEGIN` was sent.
     in_transaction: bool,
+    /// Whether a statement was sent and its answer not yet read: the handler's future was
+    /// dropped mid-statement (the tool timed out, or the client cancelled), and the backend may
+    /// still be running it.
+    busy: bool,
+    /// Whether the server reported a prepared statement missing (SQLSTATE 26000): the driver's
+    /// statement cache no longer matches the session, so the connection is closed, not reused.
+    poisoned: bool,
 }
 
 impl Handle {
@@ -297,12 +341,23 @@ impl Handle {
                 tool.name
             ))
         })?;
+        let mode = match access {
+            DbAccess::Write => Mode::Write,
+            _ if pool.access == DbAccess::Read
+                && pool.envelope.read_only == ReadOnly::Connection =>
+            {
+                Mode::ReadOnConnection
+            }
+            _ => Mode::ReadInTransaction,
+        };
         Ok(Self {
             pool,
             scope,
             access,
+            mode,
             open: None,
             aborted: false,
+            dirty: false,
         })
     }
 
@@ -312,7 +367,10 @@ impl Handle {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<(Vec<Row>, u64), DbError> {
-        if let Some((keyword, refusal)) = refused(sql) {
+        let guard = Guard {
+            read_only_on_connection: self.mode == Mode::ReadOnConnection,
+        };
+        if let Some((keyword, refusal)) = refused(sql, guard) {
             return Err(DbError::Refused {
                 capability: self.pool.name.clone(),
                 keyword,
@@ -326,63 +384,156 @@ impl Handle {
                     (Refusal::PreparedStatements, _) => {
                         "the handle prepares and caches statements itself; pass parameters instead"
                     }
+                    (Refusal::ReadOnlySwitch, _) => {
+                        "the connection is READ ONLY and the statement could switch that off"
+                    }
                 },
             });
         }
-        let capability = self.pool.name.as_str();
+        let pool = &*self.pool;
+        let capability = pool.name.as_str();
         let open = match &mut self.open {
             Some(open) => open,
             slot @ None => slot.insert(Open {
-                connection: self.pool.checkout().await?,
+                connection: pool.checkout().await?,
                 in_transaction: false,
+                busy: false,
+                poisoned: false,
             }),
         };
         let connection = &open.connection;
+        let dirty = may_leave_session_state(sql);
+        let unlock = pool.envelope.advisory_unlock;
+
+        let principal = self.scope.principal().id();
+        let connection_id = Object::id(connection);
+        // Where policies need the principal, it goes with a writer's `BEGIN`, with each reader
+        // statement in a transaction of its own, and with each reader statement on a read-only
+        // connection unless that session holds this principal already: set by this pool's own
+        // settings statement, with only plain statements since (a statement that may change a
+        // setting is followed by the reset, which forgets it).
+        let send_settings = pool.envelope.principal
+            && match self.mode {
+                Mode::Write => !open.in_transaction,
+                Mode::ReadInTransaction => true,
+                Mode::ReadOnConnection => !pool.session_holds(connection_id, principal),
+            };
+        let settings_sql = match self.mode {
+            // Each statement is its own transaction: the settings must outlive theirs.
+            Mode::ReadOnConnection => &pool.set_session,
+            Mode::ReadInTransaction | Mode::Write => &pool.set_local,
+        };
+        let mac = match &pool.key {
+            Some(key) if send_settings => envelope::principal_mac(key, principal),
+            _ => String::new(),
+        };
+        let settings_params: &[&(dyn ToSql + Sync)] = if pool.envelope.signed_principal {
+            &[&principal, &mac]
+        } else {
+            &[&principal]
+        };
         // Prepared statements are cached per connection, so after the first call this costs no
         // round trip.
-        let (set_principal, statement) = try_join!(
-            connection.prepare_cached(SET_PRINCIPAL),
-            connection.prepare_cached(sql)
-        )
-        .map_err(|e| DbError::from_statement(capability, e))?;
-        let principal: [&(dyn ToSql + Sync); 1] = [&self.scope.principal().id()];
+        let (settings, statement) = if send_settings {
+            let (settings, statement) = try_join!(
+                connection.prepare_cached(settings_sql),
+                connection.prepare_cached(sql)
+            )
+            .map_err(|e| DbError::from_statement(capability, e))?;
+            (Some(settings), statement)
+        } else {
+            let statement = connection
+                .prepare_cached(sql)
+                .await
+                .map_err(|e| DbError::from_statement(capability, e))?;
+            (None, statement)
+        };
+        let set = async {
+            match &settings {
+                Some(settings) => connection
+                    .execute(settings, settings_params)
+                    .await
+                    .map(drop),
+                None => Ok(()),
+            }
+        };
 
-        let result = match (self.access, open.in_transaction) {
-            (DbAccess::Read, _) => {
-                open.in_transaction = true;
-                // One pipeline, one round trip: the requests go out in this order before any
-                // reply is awaited, and the server runs them in order. `join!`, not `try_join!`:
-                // every request is sent and answered even when one fails, so the rollback always
-                // runs.
-                let (begun, principal_set, rows, ended) = join!(
-                    connection.batch_execute("BEGIN READ ONLY"),
-                    connection.execute(&set_principal, &principal),
+        // From here until the answer is read, a dropped future leaves the backend busy.
+        open.busy = true;
+        // Each arm sends its requests in one pipeline, one round trip: they go out in this
+        // order before any reply is awaited, and the server runs them in order.
+        let result = match (self.mode, open.in_transaction) {
+            // Nothing around the statement: the connection is read-only by default, and each
+            // statement is a transaction of its own. A statement that may have left something in the session (a plain query cannot)
+            // is followed by the reset in the same pipeline, so the connection is clean when
+            // the answer arrives and goes straight back to the pool when the handle is done.
+            (Mode::ReadOnConnection, _) => {
+                let reset = async {
+                    if dirty {
+                        connection.batch_execute(reset_session(unlock)).await
+                    } else {
+                        Ok(())
+                    }
+                };
+                let (set, rows, reset) = join!(set, collect(connection, &statement, params), reset);
+                if reset.is_err() {
+                    open.poisoned = true;
+                }
+                match (&set, dirty || reset.is_err()) {
+                    (_, true) | (Err(_), _) => pool.session_forget(connection_id),
+                    (Ok(()), false) if send_settings => {
+                        pool.session_remember(connection_id, principal);
+                    }
+                    (Ok(()), false) => {}
+                }
+                set.and(rows)
+            }
+            (Mode::ReadInTransaction, _) => {
+                // `join!`, not `try_join!`: every request is sent and answered even when one
+                // fails, so the rollback always runs.
+                let (begun, set, rows, ended) = join!(
+                    connection.batch_execute(BEGIN_READ),
+                    set,
                     collect(connection, &statement, params),
-                    connection.batch_execute(END_READ),
+                    connection.batch_execute(if dirty && unlock {
+                        END_READ_UNLOCK
+                    } else {
+                        END_READ
+                    }),
                 );
-                open.in_transaction = ended.is_err();
+                if ended.is_err() {
+                    open.poisoned = true;
+                }
                 begun
-                    .and(principal_set)
+                    .and(set)
                     .and(rows)
                     .and_then(|rows| ended.map(|()| rows))
             }
-            (DbAccess::Write, true) => collect(connection, &statement, params).await,
-            (DbAccess::Write, false) => {
+            (Mode::Write, true) => {
+                self.dirty |= dirty;
+                collect(connection, &statement, params).await
+            }
+            (Mode::Write, false) => {
                 // From here a cancellation may leave the transaction open: the drop rolls it back.
                 open.in_transaction = true;
+                self.dirty |= dirty;
                 try_join!(
-                    connection.batch_execute("BEGIN READ WRITE"),
-                    connection.execute(&set_principal, &principal),
+                    connection.batch_execute(BEGIN_WRITE),
+                    set,
                     collect(connection, &statement, params),
                 )
                 .map(|(_, _, result)| result)
             }
         };
+        open.busy = false;
         result.map_err(|e| {
             // An error the server raised, or a lost connection, aborts a writer's transaction;
             // one the driver raised before sending (a parameter of the wrong type) does not.
             if e.as_db_error().is_some() || e.is_closed() {
                 self.aborted = true;
+            }
+            if e.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME) {
+                open.poisoned = true;
             }
             DbError::from_statement(capability, e)
         })
@@ -392,26 +543,64 @@ impl Handle {
         let Some(open) = self.open.take() else {
             return Ok(());
         };
-        if !open.in_transaction {
-            release(open.connection, Reset::None);
-            return Ok(());
-        }
-        if self.aborted {
-            release(open.connection, Reset::WriteTransaction);
+        if open.poisoned {
+            drop(Object::take(open.connection));
             return Err(DbError::Aborted {
                 capability: self.pool.name.clone(),
             });
         }
-        match open.connection.batch_execute("COMMIT").await {
-            Ok(()) => {
-                release(open.connection, Reset::Committed);
+        if !open.in_transaction {
+            release(open.connection, None);
+            return Ok(());
+        }
+        if self.aborted {
+            release(open.connection, Some(self.rollback_sql()));
+            return Err(DbError::Aborted {
+                capability: self.pool.name.clone(),
+            });
+        }
+        // The reset, where one is needed, goes in the same pipeline as the `COMMIT`: the
+        // connection is clean when the answer arrives.
+        let reset = async {
+            if self.dirty {
+                open.connection
+                    .batch_execute(reset_session(self.pool.envelope.advisory_unlock))
+                    .await
+            } else {
                 Ok(())
             }
-            Err(e) => {
+        };
+        match join!(open.connection.batch_execute("COMMIT"), reset) {
+            (Ok(()), Ok(())) => {
+                release(open.connection, None);
+                Ok(())
+            }
+            (Ok(()), Err(e)) => {
+                tracing::warn!(
+                    capability = %self.pool.name,
+                    error = %crate::error::PgReason(&e),
+                    "a database connection could not be reset after a call and was closed"
+                );
+                drop(Object::take(open.connection));
+                Ok(())
+            }
+            (Err(e), _) => {
                 // Whether it committed is unknown, and so is the session's state.
                 drop(Object::take(open.connection));
                 Err(DbError::from_statement(&self.pool.name, e))
             }
+        }
+    }
+
+    /// What ends a writer's transaction that is not committed.
+    fn rollback_sql(&self) -> &'static str {
+        match (self.dirty, self.pool.envelope.advisory_unlock) {
+            (false, _) => "ROLLBACK",
+            (true, false) => concat!("ROLLBACK; ", reset_session!("")),
+            (true, true) => concat!(
+                "ROLLBACK; ",
+                reset_session!("SELECT pg_advisory_unlock_all(); ")
+            ),
         }
     }
 
@@ -439,14 +628,12 @@ impl Handle {
     fn fmt_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.open {
             None => "no connection",
-            Some(Open {
-                in_transaction: false,
-                ..
-            }) => "checked out",
+            Some(Open { busy: true, .. }) => "running a statement",
             Some(Open {
                 in_transaction: true,
                 ..
             }) => "in transaction",
+            Some(_) => "checked out",
         };
         f.debug_struct(name)
             .field("capability", &self.pool.name)
@@ -463,13 +650,60 @@ impl Drop for Handle {
         let Some(open) = self.open.take() else {
             return;
         };
-        match (self.access, open.in_transaction) {
-            (_, false) => release(open.connection, Reset::None),
-            // A statement's pipeline was cut short: the connection may still be busy with it.
-            (DbAccess::Read, true) => drop(Object::take(open.connection)),
-            (DbAccess::Write, true) => release(open.connection, Reset::WriteTransaction),
+        if open.busy {
+            cancel_and_close(self.pool.clone(), open.connection);
+            return;
         }
+        if open.poisoned {
+            drop(Object::take(open.connection));
+            return;
+        }
+        // A reader's statements were each made clean in their own pipeline; a writer's
+        // transaction is rolled back, with the reset if a statement may have left something.
+        let reset = (self.mode == Mode::Write && open.in_transaction).then(|| self.rollback_sql());
+        release(open.connection, reset);
     }
+}
+
+/// A statement of `connection` was cut short: ask the server to cancel it, wait until the
+/// backend answers again (it is idle then), and close the connection. The task holds the
+/// connection all along, so the pool counts it as in use and opens no other in its place
+/// while the backend still works: timed-out calls cannot pile up backends beyond
+/// `max_connections`. It is closed rather than reused because what the cancelled statement
+/// left behind is unknown.
+fn cancel_and_close(pool: Arc<CapabilityPool>, connection: Object) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        drop(Object::take(connection));
+        return;
+    };
+    let pending = Unclean(Some(connection));
+    runtime.spawn(async move {
+        let Some(connection) = pending.0.as_ref() else {
+            return;
+        };
+        if let Err(e) = pool.connector.cancel(connection).await {
+            tracing::warn!(
+                capability = %pool.name,
+                error = %crate::error::PgReason(&e),
+                "could not send a cancel request for a statement whose call ended"
+            );
+        }
+        // The answer comes after the cancelled statement's: the backend is idle once it does.
+        // Past the statement timeout the server has ended the statement itself.
+        let idle = tokio::time::timeout(
+            pool.statement_timeout + pool.connect_timeout(),
+            connection.batch_execute(END_READ),
+        )
+        .await;
+        if idle.is_err() {
+            tracing::warn!(
+                capability = %pool.name,
+                "a database connection stayed busy after its call ended and was closed"
+            );
+        }
+        // Dropping `pending` closes the connection.
+        drop(pending);
+    });
 }
 
 /// Run a prepared statement and collect its rows and affected-row count.
@@ -490,10 +724,10 @@ async fn collect(
     Ok((rows, count))
 }
 
-/// Return `connection` to its pool once `reset` has made it clean, in a task so the call does
-/// not wait for it. A connection that cannot be reset is closed.
-fn release(connection: Object, reset: Reset) {
-    let Some(sql) = reset.sql() else {
+/// Return `connection` to its pool once `reset` (SQL) has made it clean, in a task so the call
+/// does not wait for it. A connection that cannot be reset is closed.
+fn release(connection: Object, reset: Option<&'static str>) {
+    let Some(sql) = reset else {
         // Dropping the object returns it to the pool.
         drop(connection);
         return;

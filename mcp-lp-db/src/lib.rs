@@ -58,10 +58,13 @@
 //!
 //! - a connection checked out lazily, on the handle's first query, so a refused call or a
 //!   handler that never queries checks out nothing;
-//! - `READ ONLY` for [`PgRead`]: each statement is sent in one pipeline with `BEGIN READ ONLY`,
-//!   the principal's `set_config` and `ROLLBACK`, one round trip;
+//! - `READ ONLY` for [`PgRead`]: from the connection's default where the role's grants already
+//!   keep it from writing, else a `BEGIN READ ONLY` ... `ROLLBACK` around each statement, in one
+//!   pipeline (see [`Envelope`]);
 //! - one transaction per [`PgWrite`], committed only by [`PgWrite::commit`];
-//! - the principal in `mcp_lp.principal` for every transaction, for row-level security;
+//! - the principal in `mcp_lp.principal` where a row-level policy reads it
+//!   ([`PrincipalMode`]), signed where the database can verify it ([`PRINCIPAL_SCHEMA_SQL`]);
+//! - a statement cut short by the tool's timeout cancelled on the server;
 //! - a clean session afterwards: the settings, role, cursors, listeners, advisory locks and
 //!   temporary tables a handler left behind are gone before the connection serves another call.
 //!
@@ -77,6 +80,7 @@
 //! | `tls` | off | TLS to PostgreSQL with rustls (ring), verifying the server against a configured CA: `tls = { ca_file = "..." }` in `[db.<name>]` |
 
 mod config;
+mod envelope;
 mod error;
 mod extract;
 mod pool;
@@ -91,8 +95,10 @@ pub use tokio_postgres::types::ToSql;
 
 pub use crate::config::{
     DEFAULT_CHECKOUT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_STATEMENT_TIMEOUT, PRINCIPAL_SETTING, PrivilegeCheck,
+    DEFAULT_STATEMENT_TIMEOUT, PRINCIPAL_MAC_SETTING, PRINCIPAL_SETTING, PrincipalMode,
+    PrivilegeCheck,
 };
+pub use crate::envelope::{Envelope, PRINCIPAL_SCHEMA_SQL, ReadOnly};
 pub use crate::error::{DbError, StartupError};
 pub use crate::extract::{PgRead, PgWrite};
 pub use crate::pool::{Databases, PoolStats};

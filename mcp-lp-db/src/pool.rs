@@ -2,17 +2,19 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+    Hook, HookError, Manager, ManagerConfig, Object, ObjectId, Pool, PoolError, QueueMode,
+    RecyclingMethod, Runtime, TimeoutType,
 };
 use mcp_lp::{Config, DbAccess, ToolSet};
 use tokio_postgres::config::Host;
 
 use crate::config::{CapabilitySettings, DbSection, PrivilegeCheck};
+use crate::envelope::{self, Envelope, KEY_LEN};
 use crate::error::{DbError, PgReason, StartupError};
 use crate::privileges::{self, PrivilegeError};
 
@@ -66,11 +68,44 @@ pub(crate) struct CapabilityPool {
     pub(crate) name: String,
     pub(crate) access: DbAccess,
     pub(crate) role: String,
+    pub(crate) envelope: Envelope,
+    /// The key this pool's connections register, when principals are signed.
+    pub(crate) key: Option<[u8; KEY_LEN]>,
+    /// How a cancel request reaches the server: as the connections do, with or without TLS.
+    pub(crate) connector: Connector,
+    pub(crate) statement_timeout: Duration,
+    /// The settings statement with session scope (readers on a read-only connection) and with
+    /// transaction scope (everyone else).
+    pub(crate) set_session: String,
+    pub(crate) set_local: String,
+    /// The principal each connection's session holds, as set by its last settings statement
+    /// with only plain statements since (readers on a read-only connection only).
+    session_principals: Mutex<HashMap<ObjectId, String>>,
     pool: Pool,
     max_connections: usize,
     checkout_timeout: Duration,
     connect_timeout: Duration,
     checkouts: AtomicU64,
+}
+
+/// What a cancel request connects with.
+#[derive(Clone)]
+pub(crate) enum Connector {
+    Plain,
+    #[cfg(feature = "tls")]
+    Tls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+impl Connector {
+    /// Ask the server to cancel what `connection` is running.
+    pub(crate) async fn cancel(&self, connection: &Object) -> Result<(), tokio_postgres::Error> {
+        let token = connection.cancel_token();
+        match self {
+            Self::Plain => token.cancel_query(tokio_postgres::NoTls).await,
+            #[cfg(feature = "tls")]
+            Self::Tls(tls) => token.cancel_query(tls.clone()).await,
+        }
+    }
 }
 
 impl Databases {
@@ -87,11 +122,13 @@ impl Databases {
         let mut pools = HashMap::new();
         for (name, table) in section.0 {
             // check_tools guarantees a declaring tool, and that readers and writers do not share.
-            let access = S::policies()
-                .iter()
-                .find(|p| p.db == Some(name.as_str()))
-                .map_or(DbAccess::Read, |p| p.db_access);
-            let settings = table.resolve(&name, config)?;
+            let declaring = || S::policies().iter().filter(|p| p.db == Some(name.as_str()));
+            let access = declaring().next().map_or(DbAccess::Read, |p| p.db_access);
+            let longest_tool_timeout = declaring()
+                .map(|p| config.limits_for(p).timeout)
+                .max()
+                .unwrap_or(crate::DEFAULT_STATEMENT_TIMEOUT);
+            let settings = table.resolve(&name, config, access, longest_tool_timeout)?;
             let pool = CapabilityPool::open(settings, access, config).await?;
             pools.insert(name, Arc::new(pool));
         }
@@ -116,6 +153,12 @@ impl Databases {
     /// The capability names, in no particular order.
     pub fn capabilities(&self) -> impl Iterator<Item = &str> {
         self.pools.keys().map(String::as_str)
+    }
+
+    /// What `capability`'s handles send around each statement, as learned at startup, or
+    /// `None` if there is no such capability.
+    pub fn envelope(&self, capability: &str) -> Option<Envelope> {
+        self.pools.get(capability).map(|pool| pool.envelope)
     }
 
     pub(crate) fn pool(&self, capability: &str) -> Option<&Arc<CapabilityPool>> {
@@ -155,20 +198,44 @@ impl CapabilityPool {
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = match &settings.tls_ca_file {
-            None => {
-                Manager::from_config(settings.pg.clone(), tokio_postgres::NoTls, manager_config)
-            }
-            #[cfg(feature = "tls")]
-            Some(ca_file) => Manager::from_config(
-                settings.pg.clone(),
-                crate::tls::connector(&settings.name, ca_file, config)?,
-                manager_config,
+        let (manager, connector) = match &settings.tls_ca_file {
+            None => (
+                Manager::from_config(settings.pg.clone(), tokio_postgres::NoTls, manager_config),
+                Connector::Plain,
             ),
+            #[cfg(feature = "tls")]
+            Some(ca_file) => {
+                let tls = crate::tls::connector(&settings.name, ca_file, config)?;
+                (
+                    Manager::from_config(settings.pg.clone(), tls.clone(), manager_config),
+                    Connector::Tls(tls),
+                )
+            }
             #[cfg(not(feature = "tls"))]
-            Some(_) => unreachable_without_tls(),
+            Some(_) => (unreachable_without_tls(), Connector::Plain),
+        };
+        // Set once the envelope is known to sign principals: from then on every new connection
+        // registers the pool's key before it serves a call.
+        let key_slot: Arc<OnceLock<[u8; KEY_LEN]>> = Arc::new(OnceLock::new());
+        let register = {
+            let key_slot = key_slot.clone();
+            Hook::async_fn(move |client, _| {
+                let key = key_slot.get().copied();
+                Box::pin(async move {
+                    if let Some(key) = key {
+                        envelope::register_key(client, &key)
+                            .await
+                            .map_err(HookError::Backend)?;
+                    }
+                    Ok(())
+                })
+            })
         };
         let pool = Pool::builder(manager)
+            // The connection returned last is handed out first: sequential calls keep using one
+            // backend, warm, while the others stay idle, instead of waking each in turn.
+            .queue_mode(QueueMode::Lifo)
+            .post_create(register)
             .max_size(settings.max_connections)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(settings.checkout_timeout))
@@ -188,6 +255,33 @@ impl CapabilityPool {
             reason: pool_error_reason(&e, settings.connect_timeout),
         })?;
         let offending = privileges::check(&connection, &settings, access).await?;
+        let check_failed = |e: tokio_postgres::Error| StartupError::CheckFailed {
+            capability: settings.name.clone(),
+            role: role.clone(),
+            reason: PgReason(&e).to_string(),
+        };
+        let envelope = envelope::learn(
+            &connection,
+            access,
+            offending.is_empty(),
+            settings.principal,
+        )
+        .await
+        .map_err(check_failed)?;
+        let key = if envelope.signed_principal {
+            let key = envelope::new_key().map_err(|e| StartupError::CheckFailed {
+                capability: settings.name.clone(),
+                role: role.clone(),
+                reason: format!("no random key for signing principals: {e}"),
+            })?;
+            envelope::register_key(&connection, &key)
+                .await
+                .map_err(check_failed)?;
+            let _ = key_slot.set(key);
+            Some(key)
+        } else {
+            None
+        };
         drop(connection);
 
         if !offending.is_empty() {
@@ -216,18 +310,59 @@ impl CapabilityPool {
             database = %target,
             max_connections = settings.max_connections,
             tls = settings.tls_ca_file.is_some(),
+            read_only = ?envelope.read_only,
+            principal = envelope.principal,
+            signed_principal = envelope.signed_principal,
+            advisory_unlock = envelope.advisory_unlock,
             "database capability ready"
         );
         Ok(Self {
             name: settings.name,
             access,
             role,
+            envelope,
+            key,
+            connector,
+            statement_timeout: settings.statement_timeout,
+            session_principals: Mutex::new(HashMap::new()),
+            set_session: envelope::settings_sql(envelope.signed_principal, false),
+            set_local: envelope::settings_sql(envelope.signed_principal, true),
             pool,
             max_connections: settings.max_connections,
             checkout_timeout: settings.checkout_timeout,
             connect_timeout: settings.connect_timeout,
             checkouts: AtomicU64::new(0),
         })
+    }
+
+    /// Whether the session of connection `id` holds `principal`.
+    pub(crate) fn session_holds(&self, id: ObjectId, principal: &str) -> bool {
+        self.session_principals
+            .lock()
+            .is_ok_and(|held| held.get(&id).is_some_and(|p| p == principal))
+    }
+
+    /// Record that the session of connection `id` now holds `principal`.
+    pub(crate) fn session_remember(&self, id: ObjectId, principal: &str) {
+        if let Ok(mut held) = self.session_principals.lock() {
+            // Entries of closed connections are never looked up again (ids are not reused);
+            // forget them all now and then rather than track every close.
+            if held.len() > 4 * self.max_connections {
+                held.clear();
+            }
+            held.insert(id, principal.to_owned());
+        }
+    }
+
+    /// Forget what the session of connection `id` holds: it was reset, or may have changed.
+    pub(crate) fn session_forget(&self, id: ObjectId) {
+        if let Ok(mut held) = self.session_principals.lock() {
+            held.remove(&id);
+        }
+    }
+
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
     }
 
     /// A connection for one call.

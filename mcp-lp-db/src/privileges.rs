@@ -2,9 +2,14 @@
 //!
 //! Every capability: no superuser, BYPASSRLS, CREATEROLE, CREATEDB or REPLICATION, held directly
 //! or by any role it is a member of (a member can `SET ROLE` to it); no membership in the
-//! predefined roles that reach the server's files and programs; no CREATE on the database or a
-//! configured schema; no ownership of a table, of a configured schema or of the database (an
-//! owner can ALTER or DROP what it owns); no role switch at login.
+//! predefined roles that reach the server's files and programs, signal other backends
+//! (`pg_signal_backend`) or maintain every relation (`pg_maintain`, PostgreSQL 17); no CREATE on
+//! the database or on any schema (a function planted in any schema can be reached through
+//! another role's `search_path`); no ownership of a table, of a configured schema or of the
+//! database (an owner can ALTER or DROP what it owns); no role switch at login; no way to run SQL
+//! in another session: no USAGE on a foreign-data wrapper or foreign server, no user mapping,
+//! no EXECUTE on `dblink`'s functions (each can write as another role, outside this
+//! connection's read-only transaction).
 //!
 //! A read capability, in addition: no INSERT, UPDATE, DELETE or TRUNCATE on any table, view or
 //! foreign table outside the system schemas (table- or column-level), no UPDATE or USAGE on any
@@ -18,11 +23,14 @@ use tokio_postgres::Client;
 use crate::config::CapabilitySettings;
 use crate::error::{PgReason, StartupError};
 
-/// Predefined roles no capability may hold: they read or write the server's files or run
-/// programs on it.
+/// Predefined roles no capability may hold: they read or write the server's files, run
+/// programs on it, signal other backends, or vacuum, analyze and lock every relation.
+/// `pg_maintain` exists from PostgreSQL 17; on older servers no role is a member of it.
 const SERVER_ROLES: &[&str] = &[
     "pg_execute_server_program",
+    "pg_maintain",
     "pg_read_server_files",
+    "pg_signal_backend",
     "pg_write_server_files",
 ];
 
@@ -117,6 +125,28 @@ pub enum Privilege {
         /// The owning role.
         owner: String,
     },
+    /// USAGE on a foreign-data wrapper: can create foreign servers with it.
+    ForeignDataWrapper {
+        /// The wrapper, such as `postgres_fdw`.
+        wrapper: String,
+    },
+    /// USAGE on a foreign server: can reach another database through it.
+    ForeignServer {
+        /// The server.
+        server: String,
+    },
+    /// A user mapping for the role (or for PUBLIC) on a foreign server: credentials to log in
+    /// there as someone else.
+    UserMapping {
+        /// The server.
+        server: String,
+    },
+    /// EXECUTE on the functions of an extension that opens connections to databases, such as
+    /// `dblink`, in a schema the role can use.
+    ConnectingExtension {
+        /// The extension.
+        extension: String,
+    },
     /// The connection logs in as one role and switches to another (an `options` setting of
     /// `role`), so the login role's own privileges stay one `RESET ROLE` away.
     RoleSwitch {
@@ -155,6 +185,15 @@ impl fmt::Display for Privilege {
             Self::OwnsDatabase { database, owner } => {
                 write!(f, "ownership of database {database} (owner `{owner}`)")
             }
+            Self::ForeignDataWrapper { wrapper } => {
+                write!(f, "USAGE on foreign-data wrapper {wrapper}")
+            }
+            Self::ForeignServer { server } => write!(f, "USAGE on foreign server {server}"),
+            Self::UserMapping { server } => write!(f, "a user mapping on foreign server {server}"),
+            Self::ConnectingExtension { extension } => write!(
+                f,
+                "EXECUTE on the functions of extension {extension}, which connect to databases"
+            ),
             Self::RoleSwitch { login, current } => write!(
                 f,
                 "a login as role `{login}` that switches to role `{current}`"
@@ -257,6 +296,37 @@ SELECT s.name, n.oid IS NOT NULL,
 FROM unnest($1::text[]) WITH ORDINALITY AS s(name, ord)
 LEFT JOIN pg_namespace n ON n.nspname = s.name
 ORDER BY s.ord";
+
+/// Schemas outside the configured ones (and outside the system's) where the role may create.
+const OTHER_SCHEMAS_WITH_CREATE: &str = "
+SELECT n.nspname::text
+FROM pg_namespace n
+WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+  AND n.nspname <> ALL ($1::text[])
+  AND has_schema_privilege(n.oid, 'CREATE')
+ORDER BY 1";
+
+/// Ways to run SQL in another session: foreign-data wrappers and servers the role may use,
+/// user mappings for it or PUBLIC, and extensions whose functions connect to databases.
+const REMOTE_SQL: &str = "
+SELECT 'wrapper', w.fdwname::text FROM pg_foreign_data_wrapper w
+WHERE has_foreign_data_wrapper_privilege(w.oid, 'USAGE')
+UNION ALL
+SELECT 'server', s.srvname::text FROM pg_foreign_server s
+WHERE has_server_privilege(s.oid, 'USAGE')
+UNION ALL
+SELECT 'mapping', m.srvname::text FROM pg_user_mappings m
+WHERE m.umuser = 0 OR pg_has_role(m.umuser, 'MEMBER')
+UNION ALL
+SELECT DISTINCT 'extension', e.extname::text
+FROM pg_extension e
+JOIN pg_depend d ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid
+                AND d.classid = 'pg_proc'::regclass
+JOIN pg_proc p ON p.oid = d.objid
+WHERE e.extname = 'dblink'
+  AND has_function_privilege(p.oid, 'EXECUTE')
+  AND has_schema_privilege(p.pronamespace, 'USAGE')
+ORDER BY 1, 2";
 
 const DATABASE: &str = "
 SELECT has_database_privilege(d.oid, 'CREATE'), pg_has_role(d.datdba, 'MEMBER'),
@@ -362,6 +432,24 @@ pub(crate) async fn check(
                 owner: row.get(4),
             });
         }
+    }
+
+    for row in client
+        .query(OTHER_SCHEMAS_WITH_CREATE, &[&settings.schemas])
+        .await
+        .map_err(failed)?
+    {
+        offending.push(Privilege::CreateOnSchema { schema: row.get(0) });
+    }
+
+    for row in client.query(REMOTE_SQL, &[]).await.map_err(failed)? {
+        let name: String = row.get(1);
+        offending.push(match row.get::<_, &str>(0) {
+            "wrapper" => Privilege::ForeignDataWrapper { wrapper: name },
+            "server" => Privilege::ForeignServer { server: name },
+            "mapping" => Privilege::UserMapping { server: name },
+            _ => Privilege::ConnectingExtension { extension: name },
+        });
     }
 
     let db = client.query_one(DATABASE, &[]).await.map_err(failed)?;

@@ -423,3 +423,125 @@ async fn rejects_start_with_capability_no_tool_declares() {
     );
     sandbox.cleanup().await;
 }
+
+#[tokio::test]
+async fn rejects_start_with_role_in_pg_signal_backend() {
+    let sandbox = Sandbox::new("signal").await;
+    let reader = sandbox.reader().await;
+    sandbox
+        .sql(&format!("GRANT pg_signal_backend TO {}", reader.name))
+        .await;
+    let error = refusal_of_reader(&sandbox, &reader).await;
+    assert_eq!(
+        error.offending,
+        [Privilege::PredefinedRole {
+            role: "pg_signal_backend".into()
+        }]
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("membership in `pg_signal_backend`"),
+        "{error}"
+    );
+    sandbox.cleanup().await;
+}
+
+#[tokio::test]
+async fn rejects_start_with_create_on_a_schema_not_configured() {
+    let sandbox = Sandbox::new("othersch").await;
+    let writer = sandbox.writer().await;
+    let other = format!("{}_other", sandbox.name);
+    sandbox
+        .sql(&format!(
+            "CREATE SCHEMA {other} AUTHORIZATION {name}_owner;
+             GRANT CREATE ON SCHEMA {other} TO {writer}",
+            name = sandbox.name,
+            writer = writer.name,
+        ))
+        .await;
+    // A writer too: a function planted there is reachable through another role's search path.
+    let error = refusal_of_writer(&sandbox, &writer).await;
+    assert_eq!(
+        error.offending,
+        [Privilege::CreateOnSchema {
+            schema: other.clone()
+        }]
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("CREATE on schema {other}")),
+        "{error}"
+    );
+    sandbox.cleanup().await;
+}
+
+#[tokio::test]
+async fn rejects_start_with_foreign_server_and_user_mapping() {
+    let sandbox = Sandbox::new("fdw").await;
+    let reader = sandbox.reader().await;
+    let server = format!("{}_srv", sandbox.name);
+    sandbox
+        .sql(&format!(
+            "CREATE EXTENSION postgres_fdw SCHEMA {schema};
+             CREATE SERVER {server} FOREIGN DATA WRAPPER postgres_fdw
+                 OPTIONS (host '127.0.0.1', dbname 'mcp_lp_test');
+             GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {reader};
+             GRANT USAGE ON FOREIGN SERVER {server} TO {reader};
+             CREATE USER MAPPING FOR {reader} SERVER {server}
+                 OPTIONS (user 'mcp_lp_admin', password 'not-used')",
+            schema = sandbox.name,
+            reader = reader.name,
+        ))
+        .await;
+    let error = refusal_of_reader(&sandbox, &reader).await;
+    assert_eq!(
+        error.offending,
+        [
+            Privilege::UserMapping {
+                server: server.clone()
+            },
+            Privilege::ForeignServer {
+                server: server.clone()
+            },
+            Privilege::ForeignDataWrapper {
+                wrapper: "postgres_fdw".into()
+            },
+        ]
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("USAGE on foreign server {server}")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("a user mapping on foreign server {server}")),
+        "{message}"
+    );
+    sandbox.cleanup().await;
+}
+
+#[tokio::test]
+async fn rejects_start_with_dblink_functions() {
+    let sandbox = Sandbox::new("dblink").await;
+    let reader = sandbox.reader().await;
+    // In the sandbox's schema, so that only this test's roles can reach its functions.
+    sandbox
+        .sql(&format!("CREATE EXTENSION dblink SCHEMA {}", sandbox.name))
+        .await;
+    let error = refusal_of_reader(&sandbox, &reader).await;
+    assert_eq!(
+        error.offending,
+        [Privilege::ConnectingExtension {
+            extension: "dblink".into()
+        }]
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("EXECUTE on the functions of extension dblink"),
+        "{error}"
+    );
+    sandbox.cleanup().await;
+}

@@ -228,6 +228,32 @@ impl Sandbox {
         Databases::connect::<Fixture>(config).await
     }
 
+    /// Install the objects signed principals need (`mcp_lp_db::PRINCIPAL_SCHEMA_SQL`), once
+    /// per database; concurrent tests wait for each other.
+    pub(crate) async fn install_signed_principals(&self) {
+        self.admin
+            .batch_execute(&format!(
+                "SET client_min_messages = warning;
+                 BEGIN; SELECT pg_advisory_xact_lock(4711); {} COMMIT;",
+                mcp_lp_db::PRINCIPAL_SCHEMA_SQL
+            ))
+            .await
+            .expect("install the signed-principal schema");
+    }
+
+    /// Backends of `role` still running a statement.
+    pub(crate) async fn active_statements(&self, role: &str) -> i64 {
+        self.admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE usename = $1 AND state = 'active' AND pid <> pg_backend_pid()",
+                &[&role],
+            )
+            .await
+            .expect("read pg_stat_activity")
+            .get(0)
+    }
+
     /// Drop the sandbox's schema and every role named after it. Best effort, over a fresh
     /// connection (the test may have restarted the server); a role a pool still uses may stay.
     pub(crate) async fn cleanup(self) {
@@ -380,6 +406,20 @@ impl Fixture {
         }
         if script.commit {
             db.commit().await?;
+        }
+        Ok(Json(values))
+    }
+
+    /// Run statements through the writer, cancelled by the checkpoint after 300ms.
+    #[tool(db_write = "writer", requires = "fixture:write", timeout = "300ms")]
+    async fn write_script_briefly(
+        &self,
+        mut db: PgWrite,
+        Parameters(script): Parameters<Script>,
+    ) -> Result<Json<Vec<Option<String>>>, ToolError> {
+        let mut values = Vec::new();
+        for sql in &script.statements {
+            values.push(first_value(&db.query(sql, &[]).await?));
         }
         Ok(Json(values))
     }
