@@ -2,8 +2,9 @@
 //! startup: where a reader's `READ ONLY` comes from, whether the principal is sent (and
 //! signed), and whether session advisory locks must be released.
 
+use hmac::{Hmac, Mac as _};
 use mcp_lp::DbAccess;
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
 use tokio_postgres::Client;
 
 use crate::config::PrincipalMode;
@@ -134,24 +135,18 @@ pub(crate) const KEY_LEN: usize = 64;
 /// A fresh random key for a pool's connections to register.
 pub(crate) fn new_key() -> Result<[u8; KEY_LEN], getrandom::Error> {
     let mut key = [0u8; KEY_LEN];
-    getrandom::getrandom(&mut key)?;
+    getrandom::fill(&mut key)?;
     Ok(key)
 }
 
 /// HMAC-SHA256 of `principal` under `key`, in lower-case hex, as `mcp_lp.principal()`
 /// computes it.
 pub(crate) fn principal_mac(key: &[u8; KEY_LEN], principal: &str) -> String {
-    let pad = |byte: u8| key.map(|k| k ^ byte);
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(principal.as_bytes())
-        .finalize();
-    let outer = Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize();
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key).expect("HMAC-SHA256 takes a key of any length");
+    mac.update(principal.as_bytes());
     let mut hex = String::with_capacity(64);
-    for byte in outer {
+    for byte in mac.finalize().into_bytes() {
         hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
         hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
     }
