@@ -37,6 +37,7 @@ LOG="$PG_ROOT/log/postgres.log"
 SECRETS="$PG_ROOT/secrets"
 ENV_FILE="$PG_ROOT/env"
 SCHEMA="$REPO_ROOT/examples/records-server/schema.sql"
+PRINCIPAL_SQL="$REPO_ROOT/mcp-lp-db/src/principal.sql"
 HOST=127.0.0.1
 
 if ((EUID == 0)); then
@@ -211,9 +212,10 @@ ALTER ROLE mcp_lp_admin LOGIN SUPERUSER PASSWORD '$admin_pw';
 SELECT 'CREATE DATABASE mcp_lp_test OWNER mcp_lp_admin' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'mcp_lp_test') \gexec
 SELECT 'CREATE DATABASE records' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'records') \gexec
 SQL
+    # mcp-lp-db's signed principals first: the example's policy asks `mcp_lp.principal()`.
     {
         printf 'SET client_min_messages = warning;\n\\set reader_password %s\n\\set writer_password %s\n' "$reader_pw" "$writer_pw"
-        cat "$SCHEMA"
+        cat "$PRINCIPAL_SQL" "$SCHEMA"
     } | psql_super -d records >/dev/null
     write_url admin mcp_lp_admin mcp_lp_test
     write_url records-read records_reader records

@@ -1,6 +1,7 @@
 -- The records example's database: its table, its row-level security policy and one login role
 -- per capability. scripts/postgres.sh runs this as the cluster's superuser, in database
--- `records`, with the psql variables `reader_password` and `writer_password`. It can be run
+-- `records`, with the psql variables `reader_password` and `writer_password`, right after
+-- mcp-lp-db's src/principal.sql (signed principals: `mcp_lp.principal()`). It can be run
 -- again: every statement is idempotent.
 --
 -- Roles:
@@ -35,23 +36,28 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 
 CREATE TABLE IF NOT EXISTS public.records (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    -- The principal the call ran for, set by mcp-lp-db in every transaction. Writers cannot
-    -- supply it: their INSERT grant covers title and body only.
-    owner      text NOT NULL DEFAULT current_setting('mcp_lp.principal') CHECK (owner <> ''),
+    -- The principal the call ran for, as mcp-lp-db signed it. Writers cannot supply it: their
+    -- INSERT grant covers title and body only; a forged principal makes it NULL.
+    owner      text NOT NULL DEFAULT mcp_lp.principal() CHECK (owner <> ''),
     title      text NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
     body       text NOT NULL CHECK (length(body) <= 10000),
     created_at timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE public.records OWNER TO records_owner;
+ALTER TABLE public.records ALTER COLUMN owner SET DEFAULT mcp_lp.principal();
 
--- Each principal sees and inserts only its own rows. `current_setting(..., true)` is NULL when
--- no principal is set, so a session without one sees nothing.
+-- Each principal sees and inserts only its own rows. `mcp_lp.principal()` is NULL when no
+-- principal is set, or when SQL a handler sent set one without its signature, so such a session
+-- sees nothing rather than another principal's rows.
 ALTER TABLE public.records ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.records FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS records_by_principal ON public.records;
 CREATE POLICY records_by_principal ON public.records
-    USING (owner = current_setting('mcp_lp.principal', true))
-    WITH CHECK (owner = current_setting('mcp_lp.principal', true));
+    USING (owner = (SELECT mcp_lp.principal()))
+    WITH CHECK (owner = (SELECT mcp_lp.principal()));
+
+-- Each connection registers its signing key once (see mcp-lp-db's README).
+GRANT EXECUTE ON FUNCTION mcp_lp.register_connection_key(bytea) TO records_reader, records_writer;
 
 REVOKE ALL ON public.records FROM records_reader, records_writer;
 GRANT SELECT ON public.records TO records_reader;
