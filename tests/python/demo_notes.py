@@ -1,8 +1,9 @@
 """A scripted demonstration of the notes server, run by scripts/demo.sh.
 
-The official MCP Python client talks to the real notes-server binary over stdio three times:
-with the shipped configuration (no grant), with the `notes:delete` grant, and with an expired
-grant. Everything runs on a temporary copy of the example's notes.
+The official MCP Python client talks to the real notes-server binary over stdio four times:
+with the shipped configuration (no grant), with the `notes:delete` grant, with an expired
+grant, and once more to show a tool asking the client for input (MCP 2026-07-28). Everything
+runs on a temporary copy of the example's notes.
 
 Not a test (pytest collects only test_*.py); run it as
 `python tests/python/demo_notes.py --binary target/debug/notes-server`.
@@ -19,9 +20,12 @@ import textwrap
 from pathlib import Path
 
 import anyio
+from mcp import StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.types import ElicitResult
 
 from demo_output import call, heading, print_config, print_connection
-from notes_harness import EXAMPLE_DIR, Workspace, audit_events, connect, server_binary
+from notes_harness import EXAMPLE_DIR, Workspace, audit_events, connect, open_client, server_binary
 from printed_commands import inspector_commands, shell_line
 
 
@@ -42,6 +46,32 @@ async def scene(binary: Path, workspace: Workspace, key: str, title: str, config
         print(
             f"  {event['decision']:<5} {event['tool']:<12} principal={event['principal']} "
             f"outcome={event['outcome']} args_sha256={event['args_sha256'][:16]}…"
+        )
+
+
+async def input_scene(binary: Path, workspace: Workspace) -> None:
+    heading("(d) MCP 2026-07-28: preview_note asks the client how many lines to show")
+    config = workspace.write_config(name="mcp-lp-d.toml")
+    errlog = workspace.root / "mcp-lp-d.stderr.jsonl"
+
+    async def answer(_context, params) -> ElicitResult:
+        print(f"  the server asks: {params.message!r}; the user answers 3")
+        return ElicitResult(action="accept", content={"lines": 3})
+
+    server = StdioServerParameters(command=str(binary), args=["--config", str(config)])
+    with open(errlog, "w", encoding="utf-8") as err:
+        async with open_client(stdio_client(server, errlog=err), "auto", elicitation_callback=answer) as client:
+            print_connection(client)
+            print('\n> tools/call preview_note {"name": "welcome"}')
+            result = await client.call_tool("preview_note", {"name": "welcome"})
+            print(textwrap.indent(result.content[0].text, "  "))
+    print("audit events: the question and the retry are two calls of the same arguments;")
+    print("the retry's answers and the sealed requestState it brought back are digested too:")
+    for event in audit_events(errlog):
+        extra = f" input_sha256={event['input_sha256'][:16]}…" if "input_sha256" in event else ""
+        print(
+            f"  {event['decision']:<5} {event['tool']:<12} outcome={event['outcome']:<14} "
+            f"args_sha256={event['args_sha256'][:16]}…{extra}"
         )
 
 
@@ -74,6 +104,7 @@ async def main(binary: Path, example: Path) -> None:
             ),
             [("delete_note", {"name": "welcome"})],
         )
+        await input_scene(binary, workspace)
 
     config = example / "mcp-lp.toml"
     command = [str(binary), "--config", str(config)]
