@@ -2,7 +2,8 @@
 # The test command: build everything, run the Rust tests, then the end-to-end tests in
 # tests/python, which drive the real server binaries with the official MCP Python client in
 # both of its connection modes (and three notes-server replicas behind nginx), then the
-# official TypeScript client's tests in tests/typescript, then the conformance suite.
+# official TypeScript client's tests in tests/typescript, then the conformance suite. Each fuzz
+# target (fuzz/) also runs for a few seconds.
 # Needs cargo, python3 (with venv) and npm; installs the Python side into .venv, the Node side
 # into tests/*/node_modules, and Debian's nginx (scripts/nginx.sh) on first use.
 #
@@ -40,6 +41,10 @@ say "cargo test -p mcp-lp-db --features tls --test tls (TLS to the local Postgre
 cargo test -p mcp-lp-db --features tls --test tls || failed+=("cargo test -p mcp-lp-db --features tls")
 say "cargo test -p mcp-lp-aws -- --ignored (against the AWS emulator)"
 cargo test -p mcp-lp-aws --no-fail-fast -- --ignored || failed+=("cargo test -p mcp-lp-aws -- --ignored")
+
+# Every fuzz target for a few seconds from its seeds, so the targets keep building and the
+# seeds keep passing (scripts/fuzz.sh; longer runs are in docs/fuzzing.md).
+"$REPO_ROOT/scripts/fuzz.sh" --smoke || failed+=("scripts/fuzz.sh --smoke")
 
 TARGET_DIR="$(target_dir)"
 export NOTES_SERVER_BIN="$TARGET_DIR/debug/notes-server"

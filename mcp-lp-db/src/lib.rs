@@ -79,6 +79,17 @@ mod statement;
 #[cfg(feature = "tls")]
 mod tls;
 
+/// Entry points for the fuzz targets in `fuzz/`: the crate's own statement filter, not a copy.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    /// The first keyword of `sql` and the reason (as its debug name) when the handles refuse
+    /// to run it.
+    pub fn refused(sql: &str) -> Option<(String, String)> {
+        crate::statement::refused(sql).map(|(word, why)| (word, format!("{why:?}")))
+    }
+}
+
 pub use tokio_postgres;
 pub use tokio_postgres::Row;
 pub use tokio_postgres::types::ToSql;
