@@ -71,11 +71,16 @@ fuzz_target!(|data: &[u8]| {
     let digest = ArgumentDigest::of(Some(object));
     let mut form = String::new();
     canonical(&value, &mut form);
-    assert_eq!(digest.sha256_hex(), hex(&Sha256::digest(form.as_bytes())), "{form}");
+    assert_eq!(
+        digest.sha256_hex(),
+        hex(&Sha256::digest(form.as_bytes())),
+        "{form}"
+    );
     assert_eq!(digest.bytes(), form.len());
 
     // Equal canonical JSON, equal digest: other whitespace, other key order.
-    let pretty: Value = serde_json::from_str(&serde_json::to_string_pretty(&value).unwrap()).unwrap();
+    let pretty: Value =
+        serde_json::from_str(&serde_json::to_string_pretty(&value).unwrap()).unwrap();
     assert_eq!(ArgumentDigest::of(pretty.as_object()), digest);
     let reordered = reversed(&value);
     assert_eq!(ArgumentDigest::of(reordered.as_object()), digest);

@@ -16,8 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use libfuzzer_sys::fuzz_target;
-use mcp_lp::Config;
 use mcp_lp::__fuzz::BearerCheck;
+use mcp_lp::Config;
 use serde_json::{Value, json};
 
 /// The issuer's Ed25519 signing key (PKCS#8, base64), made for these tests alone.
@@ -99,7 +99,9 @@ fuzz_target!(|data: &[u8]| {
             1 => None,
             _ => Some("unknown".into()),
         };
-        let der = base64::engine::general_purpose::STANDARD.decode(PRIVATE_KEY).unwrap();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(PRIVATE_KEY)
+            .unwrap();
         let key = EncodingKey::from_ed_der(&der);
         let Ok(token) = jsonwebtoken::encode(&header, &claims, &key) else {
             return;
@@ -116,10 +118,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(principal) = outcome else {
         return;
     };
-    assert!(verifies(&token), "accepted a token whose signature does not verify: {token}");
+    assert!(
+        verifies(&token),
+        "accepted a token whose signature does not verify: {token}"
+    );
     let payload = token.split('.').nth(1).unwrap();
     let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap(),
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(claims["iss"], setup.issuer.as_str(), "{claims}");
@@ -129,11 +136,17 @@ fuzz_target!(|data: &[u8]| {
         _ => false,
     };
     assert!(aud_ok, "{claims}");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as f64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
     let exp = claims["exp"].as_f64().expect("an exp");
     assert!(exp + LEEWAY as f64 >= now - 1.0, "{claims}");
     if let Some(nbf) = claims.get("nbf") {
-        assert!(nbf.as_f64().expect("a numeric nbf") <= now + LEEWAY as f64 + 1.0, "{claims}");
+        assert!(
+            nbf.as_f64().expect("a numeric nbf") <= now + LEEWAY as f64 + 1.0,
+            "{claims}"
+        );
     }
     assert_eq!(Some(principal.id()), claims["sub"].as_str(), "{claims}");
     let scopes: Vec<&str> = match &claims["scope"] {
@@ -142,6 +155,10 @@ fuzz_target!(|data: &[u8]| {
         _ => Vec::new(),
     };
     for grant in principal.grants() {
-        assert!(scopes.contains(&grant.name()), "grant {} not among {scopes:?}", grant.name());
+        assert!(
+            scopes.contains(&grant.name()),
+            "grant {} not among {scopes:?}",
+            grant.name()
+        );
     }
 });

@@ -47,7 +47,10 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(error) => {
             let shown = error.to_string();
-            assert!(shown.contains("mcp-lp.toml"), "the error does not name the file: {shown}");
+            assert!(
+                shown.contains("mcp-lp.toml"),
+                "the error does not name the file: {shown}"
+            );
             if !echoes {
                 assert_no_secret("the error", &shown);
                 assert_no_secret("the error's Debug", &format!("{error:?}"));

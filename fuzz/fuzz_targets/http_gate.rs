@@ -81,8 +81,14 @@ fuzz_target!(|data: &[u8]| {
     match &answer {
         None => {
             let object = body.trim_ascii_start().first() == Some(&b'{');
-            assert!(object || rmcp.is_some(), "passed on a body rmcp cannot read");
-            assert!(admin || !call_of("admin_echo"), "passed on a call the caller may not make");
+            assert!(
+                object || rmcp.is_some(),
+                "passed on a body rmcp cannot read"
+            );
+            assert!(
+                admin || !call_of("admin_echo"),
+                "passed on a call the caller may not make"
+            );
         }
         Some((status, headers, bytes)) => {
             let body: Value = serde_json::from_slice(bytes).expect("a JSON answer");
@@ -93,7 +99,10 @@ fuzz_target!(|data: &[u8]| {
                 403 => {
                     assert!(!admin, "a caller holding every grant was refused: {body}");
                     let challenge = headers["www-authenticate"].to_str().unwrap();
-                    assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
+                    assert!(
+                        challenge.contains("error=\"insufficient_scope\""),
+                        "{challenge}"
+                    );
                     assert!(challenge.contains("scope=\"fixture:admin\""), "{challenge}");
                 }
                 429 => assert!(headers.contains_key("retry-after")),
@@ -105,6 +114,9 @@ fuzz_target!(|data: &[u8]| {
     let initialize = matches!(&rmcp, Some(JsonRpcMessage::Request(r))
         if matches!(r.request, ClientRequest::InitializeRequest(_)));
     if initialize {
-        assert!(GateCheck::<Fixture>::opens_session(body), "initialize without making room");
+        assert!(
+            GateCheck::<Fixture>::opens_session(body),
+            "initialize without making room"
+        );
     }
 });

@@ -40,5 +40,9 @@ fuzz_target!(|data: &[u8]| {
     let whole = split_lines(input, max, &[]);
     assert_eq!(whole, expected(input, max), "max {max}");
     assert_eq!(split_lines(input, max, &pieces), whole, "pieces {pieces:?}");
-    assert_eq!(split_lines(input, max, &vec![1; input.len()]), whole, "byte by byte");
+    assert_eq!(
+        split_lines(input, max, &vec![1; input.len()]),
+        whole,
+        "byte by byte"
+    );
 });

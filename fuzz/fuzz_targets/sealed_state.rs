@@ -55,9 +55,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut parts = text.splitn(5, '\n');
-    let (Some(mode), Some(principal), Some(tool), Some(arguments), Some(state)) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(mode), Some(principal), Some(tool), Some(arguments), Some(state)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return;
     };
     let arguments: serde_json::Value = serde_json::from_str(arguments).unwrap_or_default();
@@ -67,20 +71,42 @@ fuzz_target!(|data: &[u8]| {
         other.insert("\u{0}other".into(), true.into());
         other
     }));
-    let binding = Binding { principal, tool, arguments: &digest };
+    let binding = Binding {
+        principal,
+        tool,
+        arguments: &digest,
+    };
     let other_principal = format!("{principal}\u{0}");
     let other_tool = format!("{tool}\u{0}");
-    let for_principal = Binding { principal: &other_principal, ..binding };
-    let for_tool = Binding { tool: &other_tool, ..binding };
-    let for_arguments = Binding { arguments: &other_digest, ..binding };
+    let for_principal = Binding {
+        principal: &other_principal,
+        ..binding
+    };
+    let for_tool = Binding {
+        tool: &other_tool,
+        ..binding
+    };
+    let for_arguments = Binding {
+        arguments: &other_digest,
+        ..binding
+    };
     let (ours, theirs) = sealers();
 
     // Whatever comes back from a client.
     match ours.open(&binding, state) {
         Ok(opened) => {
-            assert_eq!(rejected(ours.open(&for_principal, state)), Some(StateRejected::OtherPrincipal));
-            assert_eq!(rejected(ours.open(&for_tool, state)), Some(StateRejected::OtherTool));
-            assert_eq!(rejected(ours.open(&for_arguments, state)), Some(StateRejected::OtherArguments));
+            assert_eq!(
+                rejected(ours.open(&for_principal, state)),
+                Some(StateRejected::OtherPrincipal)
+            );
+            assert_eq!(
+                rejected(ours.open(&for_tool, state)),
+                Some(StateRejected::OtherTool)
+            );
+            assert_eq!(
+                rejected(ours.open(&for_arguments, state)),
+                Some(StateRejected::OtherArguments)
+            );
             assert_eq!(ours.open(&binding, state), Ok(opened));
         }
         Err(StateRejected::TooLong) => assert!(state.len() > MAX_SEALED_STATE_BYTES),
@@ -90,12 +116,27 @@ fuzz_target!(|data: &[u8]| {
     if mode.starts_with('s') {
         let sealed = ours.seal(&binding, state);
         assert_eq!(ours.open(&binding, &sealed).as_deref(), Ok(state));
-        assert_eq!(rejected(ours.open(&for_principal, &sealed)), Some(StateRejected::OtherPrincipal));
-        assert_eq!(rejected(ours.open(&for_tool, &sealed)), Some(StateRejected::OtherTool));
-        assert_eq!(rejected(ours.open(&for_arguments, &sealed)), Some(StateRejected::OtherArguments));
-        assert_eq!(rejected(theirs.open(&binding, &sealed)), Some(StateRejected::UnknownKey));
+        assert_eq!(
+            rejected(ours.open(&for_principal, &sealed)),
+            Some(StateRejected::OtherPrincipal)
+        );
+        assert_eq!(
+            rejected(ours.open(&for_tool, &sealed)),
+            Some(StateRejected::OtherTool)
+        );
+        assert_eq!(
+            rejected(ours.open(&for_arguments, &sealed)),
+            Some(StateRejected::OtherArguments)
+        );
+        assert_eq!(
+            rejected(theirs.open(&binding, &sealed)),
+            Some(StateRejected::UnknownKey)
+        );
         let foreign = theirs.seal(&binding, state);
-        assert_eq!(rejected(ours.open(&binding, &foreign)), Some(StateRejected::UnknownKey));
+        assert_eq!(
+            rejected(ours.open(&binding, &foreign)),
+            Some(StateRejected::UnknownKey)
+        );
 
         // Alter one character, at a place and to a value the mode chooses.
         let bytes = mode.as_bytes();

@@ -16,8 +16,17 @@ use libfuzzer_sys::fuzz_target;
 use mcp_lp_db::__fuzz::refused;
 
 const REFUSED: &[&str] = &[
-    "abort", "begin", "commit", "end", "release", "rollback", "savepoint", "start",
-    "deallocate", "discard", "prepare",
+    "abort",
+    "begin",
+    "commit",
+    "end",
+    "release",
+    "rollback",
+    "savepoint",
+    "start",
+    "deallocate",
+    "discard",
+    "prepare",
 ];
 
 const OP_CHARS: &[u8] = b"~!@#^&|`?+-*/%<>=";
@@ -104,7 +113,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let verdict = refused(sql);
     if let Some((word, _)) = &verdict {
-        assert!(REFUSED.contains(&word.to_ascii_lowercase().as_str()), "{word}");
+        assert!(
+            REFUSED.contains(&word.to_ascii_lowercase().as_str()),
+            "{word}"
+        );
         assert_eq!(word, &word.to_ascii_uppercase());
     }
     let Some(word) = first_word(sql.as_bytes(), true) else {
@@ -112,8 +124,10 @@ fuzz_target!(|data: &[u8]| {
     };
     if verdict.is_none() && REFUSED.contains(&word.as_str()) {
         let only_cr = cr_defect_known()
-            && first_word(sql.as_bytes(), false)
-                .is_none_or(|w| !REFUSED.contains(&w.as_str()));
-        assert!(only_cr, "PostgreSQL reads `{word}` first and the filter lets it through: {sql:?}");
+            && first_word(sql.as_bytes(), false).is_none_or(|w| !REFUSED.contains(&w.as_str()));
+        assert!(
+            only_cr,
+            "PostgreSQL reads `{word}` first and the filter lets it through: {sql:?}"
+        );
     }
 });

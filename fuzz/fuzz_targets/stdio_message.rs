@@ -24,7 +24,11 @@ use tokio::io::AsyncWrite;
 struct Sink(Arc<Mutex<Vec<u8>>>);
 
 impl AsyncWrite for Sink {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.0.lock().unwrap().extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -48,7 +52,10 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 fuzz_target!(|data: &[u8]| {
     if let Ok(line) = std::str::from_utf8(data) {
         let parsed = parse_line(line);
-        assert_eq!(parsed.fast, parsed.rmcp, "the fast parse differs from rmcp's");
+        assert_eq!(
+            parsed.fast, parsed.rmcp,
+            "the fast parse differs from rmcp's"
+        );
         if let Some((id, reason)) = &parsed.invalid_call {
             assert!(id.is_string() || id.is_number(), "{id}");
             assert!(reason.starts_with("tools/call"), "{reason}");
@@ -67,9 +74,15 @@ fuzz_target!(|data: &[u8]| {
     });
     assert_eq!(failure.take(), None, "the transport failed on content");
     let written = sink.0.lock().unwrap().clone();
-    let answers = written.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+    let answers = written
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
     let lines = data.split(|&b| b == b'\n').count();
-    assert!(messages + answers <= lines, "{messages} messages and {answers} answers from {lines} lines");
+    assert!(
+        messages + answers <= lines,
+        "{messages} messages and {answers} answers from {lines} lines"
+    );
     for answer in written.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let answer: Value = serde_json::from_slice(answer).expect("every answer is JSON");
         assert_eq!(answer["jsonrpc"], "2.0");

@@ -96,10 +96,10 @@ mod http {
     use crate::config::{AuthSection, Config, ConfigError};
     use crate::policy::ToolSet;
     use crate::principal::Principal;
+    use crate::transport::http::JwksError;
     use crate::transport::http::bearer::{BearerValidator, TokenError};
     use crate::transport::http::gate::{Gate, opens_session};
     use crate::transport::http::sessions::SessionOwners;
-    use crate::transport::http::JwksError;
 
     /// The HTTP gate's look at a POST body, for a server of tools `S`.
     pub struct GateCheck<S: ToolSet> {

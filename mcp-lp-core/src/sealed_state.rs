@@ -316,7 +316,11 @@ mod tests {
                 arguments: &args,
             };
             let sealed = sealer.seal(&call, "round=1");
-            assert_eq!(sealer.open(&call, &sealed), Ok("round=1".into()), "{principal}");
+            assert_eq!(
+                sealer.open(&call, &sealed),
+                Ok("round=1".into()),
+                "{principal}"
+            );
             let other = Binding {
                 principal: "o",
                 ..call
