@@ -3,6 +3,7 @@
 #
 #   scripts/fuzz.sh TARGET SECONDS [LIBFUZZER ARGS...]   run one target for SECONDS
 #   scripts/fuzz.sh --smoke [SECONDS]                    run every target for SECONDS (default 3)
+#   scripts/fuzz.sh --seeds                              run every target over its seeds only
 #   scripts/fuzz.sh --list                               list the targets
 #
 # Extra arguments go to libFuzzer, e.g. `scripts/fuzz.sh config 0 -runs=1000000` (SECONDS 0:
@@ -77,8 +78,22 @@ case "${1:-}" in
             exit 1
         fi
         ;;
+    --seeds)
+        say "building the fuzz targets"
+        (cd fuzz && cargo fuzz build "${build_flags[@]}")
+        failed=()
+        for target in $(targets); do
+            say "fuzz $target: its seeds only"
+            (cd fuzz && cargo fuzz run "${build_flags[@]}" "$target" "corpus/$target" -- -runs=0) ||
+                failed+=("$target")
+        done
+        if ((${#failed[@]})); then
+            printf 'FUZZ FAILED: %s\n' "${failed[@]}" >&2
+            exit 1
+        fi
+        ;;
     "" | -*)
-        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
     *)
