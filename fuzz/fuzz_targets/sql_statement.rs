@@ -5,9 +5,12 @@
 //! `[A-Za-z\x80-\xff_]` and continues with those, digits and `$`; a keyword is an identifier
 //! matched without regard to ASCII case.
 //!
-//! Property: whenever PostgreSQL would read the statement's first keyword as one the handles
-//! refuse (transaction control, prepared statements), the filter refuses it. (The filter may
-//! refuse more than that: a refusal PostgreSQL would not make is not checked.)
+//! The first byte of the input chooses the filter's guard (a reader whose `READ ONLY` is the
+//! connection's default, or not); the rest is the statement. Property: whenever PostgreSQL
+//! would read the statement's first keyword as one the handles refuse (transaction control,
+//! prepared statements), the filter refuses it, and a keyword refused for that reason is one of
+//! them. (The filter may refuse more than that: a refusal PostgreSQL would not make is not
+//! checked.)
 #![no_main]
 
 use std::sync::OnceLock;
@@ -104,20 +107,27 @@ fn after_block_comment(sql: &[u8], start: usize) -> Option<usize> {
 /// way); then a miss that only a `\r` in a comment explains is not reported again.
 fn cr_defect_known() -> bool {
     static KNOWN: OnceLock<bool> = OnceLock::new();
-    *KNOWN.get_or_init(|| refused("--x\rCOMMIT").is_none())
+    *KNOWN.get_or_init(|| refused("--x\rCOMMIT", false).is_none())
 }
 
 fuzz_target!(|data: &[u8]| {
+    let [guard, data @ ..] = data else {
+        return;
+    };
     let Ok(sql) = std::str::from_utf8(data) else {
         return;
     };
-    let verdict = refused(sql);
-    if let Some((word, _)) = &verdict {
-        assert!(
-            REFUSED.contains(&word.to_ascii_lowercase().as_str()),
-            "{word}"
-        );
+    // The first byte chooses the filter's guard: a reader whose `READ ONLY` is the connection's
+    // default, or not.
+    let verdict = refused(sql, guard & 1 == 1);
+    if let Some((word, why)) = &verdict {
         assert_eq!(word, &word.to_ascii_uppercase());
+        if why == "TransactionControl" || why == "PreparedStatements" {
+            assert!(
+                REFUSED.contains(&word.to_ascii_lowercase().as_str()),
+                "{word}"
+            );
+        }
     }
     let Some(word) = first_word(sql.as_bytes(), true) else {
         return;

@@ -83,9 +83,11 @@ mod tls;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod __fuzz {
-    /// The first keyword of `sql` and the reason (as its debug name) when the handles refuse
-    /// to run it.
-    pub fn refused(sql: &str) -> Option<(String, String)> {
+    /// The keyword that makes `sql` refused and the reason (as its debug name) when the
+    /// handles refuse to run it, for a reader whose `READ ONLY` is (or is not) the connection's
+    /// default. (This filter guards every connection alike, so the flag changes nothing yet.)
+    pub fn refused(sql: &str, read_only_on_connection: bool) -> Option<(String, String)> {
+        let _ = read_only_on_connection;
         crate::statement::refused(sql).map(|(word, why)| (word, format!("{why:?}")))
     }
 }
