@@ -6,6 +6,7 @@
 # official MCP Python client in both of its connection modes (and three notes-server replicas
 # behind nginx), then the official TypeScript client's tests in tests/typescript, the MCP
 # Inspector lines we print (scripts/inspector-check.sh), then the conformance suite.
+# Each fuzz target (fuzz/) also runs for a few seconds, and a short load with faults ends the run.
 # Needs cargo, python3 (with venv) and npm; installs the Python side into .venv, the Node side
 # into tests/*/node_modules, and Debian's nginx (scripts/nginx.sh) on first use.
 #
@@ -62,6 +63,10 @@ say "cargo test -p mcp-lp-db --features tls --test tls (TLS to the local Postgre
 cargo test -p mcp-lp-db --features tls --test tls || failed+=("cargo test -p mcp-lp-db --features tls")
 say "cargo test -p mcp-lp-aws -- --ignored (against the AWS emulator)"
 cargo test -p mcp-lp-aws --no-fail-fast -- --ignored || failed+=("cargo test -p mcp-lp-aws -- --ignored")
+
+# Every fuzz target for a few seconds from its seeds, so the targets keep building and the
+# seeds keep passing (scripts/fuzz.sh; longer runs are in docs/fuzzing.md).
+"$REPO_ROOT/scripts/fuzz.sh" --smoke || failed+=("scripts/fuzz.sh --smoke")
 
 export NOTES_SERVER_BIN="$TARGET_DIR/debug/notes-server"
 export DOCS_SERVER_BIN="$TARGET_DIR/debug/docs-server"

@@ -364,6 +364,22 @@ mod tests {
         ArgumentDigest::of(value.as_object())
     }
 
+    /// Found by the `argument_digest` fuzz target: with serde_json's default number parse, a
+    /// canonical form written and read back could digest differently.
+    #[test]
+    fn accepts_canonical_form_read_back_as_the_same_arguments() {
+        for text in [
+            r#"{"n":123456789012345678590}"#,
+            r#"{"n":-1.5E56}"#,
+            r#"{"n":[0,-0,1.0,1e2,123456789012345678590,-1.5E56]}"#,
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let written = serde_json::to_string(&value).unwrap();
+            let read_back: Value = serde_json::from_str(&written).unwrap();
+            assert_eq!(digest(read_back), digest(value), "{text}");
+        }
+    }
+
     #[test]
     fn canonical_form_sorts_keys_at_every_depth() {
         let a = digest(json!({"z": {"b": 1, "a": 2}, "a": "x"}));

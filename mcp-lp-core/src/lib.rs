@@ -73,6 +73,12 @@ mod tool_error;
 pub mod transport;
 mod url_policy;
 
+/// Entry points for the fuzz targets in `fuzz/`: the crate's own parsers, not copies.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
+
 pub use mcp_lp_macros::{server, tool};
 pub use rmcp::handler::server::wrapper::Json;
 pub use schemars;

@@ -146,17 +146,18 @@ impl fmt::Debug for StateSealer {
 }
 
 /// What is sealed: the tool's state and what it is bound to. Field names are short because the
-/// envelope travels in every round of a call.
+/// envelope travels in every round of a call. Every string is a `Cow`: one that JSON writes with
+/// escapes (a principal with a `"` or `\`) cannot be borrowed when it is read back.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Envelope<'a> {
     v: u8,
     #[serde(borrow)]
-    p: &'a str,
+    p: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
-    t: &'a str,
+    t: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
-    a: &'a str,
+    a: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
     s: std::borrow::Cow<'a, str>,
 }
@@ -223,9 +224,9 @@ impl StateSealer {
         let arguments = binding.arguments.sha256_hex();
         let envelope = Envelope {
             v: ENVELOPE_VERSION,
-            p: binding.principal,
-            t: binding.tool,
-            a: &arguments,
+            p: binding.principal.into(),
+            t: binding.tool.into(),
+            a: arguments.as_str().into(),
             s: state.into(),
         };
         // Serializing plain strings and a number cannot fail.
@@ -300,6 +301,36 @@ mod tests {
         };
         let sealed = sealer.seal(&call, "round=1");
         assert_eq!(sealer.open(&call, &sealed), Ok("round=1".into()));
+    }
+
+    /// Found by the `sealed_state` fuzz target: a principal that JSON writes with escapes could
+    /// never open its own state.
+    #[test]
+    fn accepts_state_for_principal_that_json_escapes() {
+        let sealer = sealer(&[key("k1", NEW)]);
+        let args = digest(json!({"key": "q3.md"}));
+        for principal in [r#"o"brien"#, r"dom\user", "tab\there", "\u{202e}evil"] {
+            let call = Binding {
+                principal,
+                tool: "delete",
+                arguments: &args,
+            };
+            let sealed = sealer.seal(&call, "round=1");
+            assert_eq!(
+                sealer.open(&call, &sealed),
+                Ok("round=1".into()),
+                "{principal}"
+            );
+            let other = Binding {
+                principal: "o",
+                ..call
+            };
+            assert_eq!(
+                sealer.open(&other, &sealed),
+                Err(StateRejected::OtherPrincipal),
+                "{principal}"
+            );
+        }
     }
 
     #[test]

@@ -89,6 +89,21 @@ mod statement;
 #[cfg(feature = "tls")]
 mod tls;
 
+/// Entry points for the fuzz targets in `fuzz/`: the crate's own statement filter, not a copy.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    /// The keyword that makes `sql` refused and the reason (as its debug name) when the
+    /// handles refuse to run it, for a reader whose `READ ONLY` is (or is not) the connection's
+    /// default.
+    pub fn refused(sql: &str, read_only_on_connection: bool) -> Option<(String, String)> {
+        let guard = crate::statement::Guard {
+            read_only_on_connection,
+        };
+        crate::statement::refused(sql, guard).map(|(word, why)| (word, format!("{why:?}")))
+    }
+}
+
 pub use tokio_postgres;
 pub use tokio_postgres::Row;
 pub use tokio_postgres::types::ToSql;

@@ -2,7 +2,7 @@
 
 #[cfg(feature = "http")]
 pub mod http;
-mod line_codec;
-mod stdio;
+pub(crate) mod line_codec;
+pub(crate) mod stdio;
 
 pub use self::stdio::{LineTransport, MAX_MESSAGE_BYTES, TransportFailure};

@@ -283,7 +283,7 @@ where
 /// A `tools/call` request (with an id) whose parameters cannot be read, and why: rmcp would
 /// answer it `-32601 Method not found` (as a request of a method it does not know) or `-32600`,
 /// where the fault is the parameters. Only looked at when the fast parse of a call failed.
-fn malformed_call(
+pub(crate) fn malformed_call(
     line: &str,
     parsed: &serde_json::Result<RxJsonRpcMessage<RoleServer>>,
 ) -> Option<(Value, String)> {
@@ -319,7 +319,7 @@ fn malformed_call(
 /// more instructions than the checkpoint itself. The first attempt still goes through rmcp's
 /// own message parse, with its check that a request carries no `result` or `error`. Anything
 /// but a `tools/call` request takes the general parse, so the result and any error are rmcp's.
-fn parse(line: &str) -> serde_json::Result<RxJsonRpcMessage<RoleServer>> {
+pub(crate) fn parse(line: &str) -> serde_json::Result<RxJsonRpcMessage<RoleServer>> {
     type CallOnly = JsonRpcMessage<CallToolRequest, IgnoredAny, IgnoredAny>;
     if let Ok(JsonRpcMessage::Request(call)) = serde_json::from_str::<CallOnly>(line) {
         let request = ClientRequest::CallToolRequest(call.request);

@@ -159,7 +159,7 @@ impl<S: ToolSet> Gate<S> {
 
     /// `403` for a `tools/call` the principal's grants do not cover, `429` for one over the tool's
     /// rate limit, decided (and audited) by the checkpoint itself.
-    fn refuse_out_of_scope(
+    pub(crate) fn refuse_out_of_scope(
         &self,
         principal: &Principal,
         body: &[u8],
@@ -267,7 +267,7 @@ struct ParamsPeek<'a> {
 
 /// Whether `body` is an `initialize` request, the one request that opens a session. A body that
 /// cannot be read as one is not: rmcp refuses it without opening a session.
-fn opens_session(body: &[u8]) -> bool {
+pub(crate) fn opens_session(body: &[u8]) -> bool {
     #[derive(Deserialize)]
     struct MethodPeek<'a> {
         #[serde(borrow)]

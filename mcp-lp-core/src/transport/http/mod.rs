@@ -8,11 +8,11 @@
 //! do not see the caller's token. `/.well-known/oauth-protected-resource` serves the protected
 //! resource metadata (RFC 9728) that `401` challenges point to.
 
-mod bearer;
-mod gate;
+pub(crate) mod bearer;
+pub(crate) mod gate;
 mod jwks;
 mod malformed;
-mod sessions;
+pub(crate) mod sessions;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
