@@ -14,34 +14,18 @@
 //! instructions under `valgrind --tool=callgrind`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use axum::serve::ListenerExt as _;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_lp::{Config, Server};
 use mcp_lp_tests::bench::{env_or, median, only};
+use mcp_lp_tests::http::AuthServer;
 use mcp_lp_tests::{GuardedEcho, OpenEcho, PlainEcho};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 
 const ACCEPT: &str = "application/json, text/event-stream";
-
-fn b64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-        }
-    }
-    out
-}
 
 async fn listener() -> (tokio::net::TcpListener, u16) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -51,46 +35,14 @@ async fn listener() -> (tokio::net::TcpListener, u16) {
     (listener, port)
 }
 
-/// An authorization server's key set on loopback, and a token for `audience` signed with it.
-async fn keys_and_token(audience: &str) -> (String, String) {
-    // A fixed seed: the key exists only for this benchmark. PKCS#8 v1 is a fixed prefix + seed.
-    let seed = [7u8; 32];
-    let public = Ed25519KeyPair::from_seed_unchecked(&seed)
-        .expect("key")
-        .public_key()
-        .as_ref()
-        .to_vec();
-    let mut pkcs8 = vec![
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    pkcs8.extend_from_slice(&seed);
-    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": b64url(&public), "kid": "bench", "alg": "EdDSA"}]});
-    let (listener, port) = listener().await;
-    let app = axum::Router::new().route(
-        "/jwks.json",
-        axum::routing::get(move || async move { axum::Json(jwks) }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let issuer = format!("http://127.0.0.1:{port}");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let claims = json!({"iss": issuer, "aud": audience, "sub": "bench@example.com", "exp": now + 3600, "scope": "bench:echo"});
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some("bench".into());
-    let token =
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&pkcs8)).expect("token");
-    (issuer, token)
-}
-
 /// The mcp-lp server, started by `serve_http` from configuration as `serve --http` does.
 async fn guarded() -> (String, Option<String>) {
     let (probe, port) = listener().await;
     drop(probe);
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let (issuer, token) = keys_and_token(&url).await;
+    let auth = AuthServer::start().await;
+    let token = auth.token(&url, "bench@example.com", "bench:echo");
+    let issuer = &auth.issuer;
     let text = format!(
         "[http]\nlisten = \"127.0.0.1:{port}\"\nresource = \"{url}\"\n[http.auth]\nissuer = \"{issuer}\"\njwks_uri = \"{issuer}/jwks.json\"\n"
     );
