@@ -31,7 +31,7 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
-use crate::audit::{ArgumentDigest, AuditEvent, Decision, Outcome};
+use crate::audit::{ArgumentDigest, AuditEvent, AuditSink, Decision, Outcome, Recorded};
 use crate::authorize::{Authorized, Denial, authorize};
 use crate::config::{Config, ConfigError};
 use crate::limits::Limits;
@@ -138,6 +138,7 @@ struct Providers(Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
 pub struct Server<S> {
     service: S,
     providers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    audit_sinks: Vec<Box<dyn AuditSink>>,
 }
 
 impl<S: ToolSet> Server<S> {
@@ -146,7 +147,22 @@ impl<S: ToolSet> Server<S> {
         Self {
             service,
             providers: HashMap::new(),
+            audit_sinks: Vec::new(),
         }
+    }
+
+    /// The durable audit sinks given with [`Server::audit_to`].
+    pub(crate) fn audit_sinks(&mut self) -> &mut [Box<dyn AuditSink>] {
+        &mut self.audit_sinks
+    }
+
+    /// Write the audit trail to `sink` too, such as the state crate's PostgreSQL table. The
+    /// sink joins the process's trail when the checkpoint is built, with the events recorded
+    /// since the server started.
+    #[must_use]
+    pub fn audit_to(mut self, sink: impl AuditSink) -> Self {
+        self.audit_sinks.push(Box::new(sink));
+        self
     }
 
     /// Give the checkpoint a capability provider, such as a set of database pools. Handlers
@@ -232,6 +248,8 @@ pub(crate) struct Refusal {
     pub(crate) message: String,
     /// Set when the call was refused by the tool's rate limit rather than for a grant.
     pub(crate) limited: Option<RateLimited>,
+    /// The refusal's audit event.
+    pub(crate) recorded: Recorded,
 }
 
 impl Refusal {
@@ -290,7 +308,11 @@ impl<S: ToolSet> Checkpoint<S> {
         config: &Config,
         identity: Identity,
     ) -> Result<Self, ConfigError> {
-        let Server { service, providers } = server.into();
+        let Server {
+            service,
+            providers,
+            audit_sinks,
+        } = server.into();
         config.check_tools(S::policies())?;
         let tools = S::policies()
             .iter()
@@ -317,6 +339,9 @@ impl<S: ToolSet> Checkpoint<S> {
             sealer,
             protocol_versions: config.protocol_versions().to_vec(),
         };
+        for sink in audit_sinks {
+            crate::audit::trail().attach(sink);
+        }
         Ok(Self {
             shared: Arc::new(shared),
             identity,
@@ -515,7 +540,7 @@ fn deny<'a>(
     denial: Denial,
 ) -> Refusal {
     let message = denial.explain(entry.policy.name, principal.id());
-    AuditEvent {
+    let recorded = AuditEvent {
         tool: entry.policy.name,
         role: entry.policy.role,
         db: entry.policy.db,
@@ -530,6 +555,7 @@ fn deny<'a>(
         denial,
         message,
         limited: None,
+        recorded,
     }
 }
 
@@ -541,7 +567,7 @@ fn rate_limit<'a>(
     limited: RateLimited,
 ) -> Refusal {
     let message = limited.explain(entry.policy.name, principal.id());
-    AuditEvent {
+    let recorded = AuditEvent {
         tool: entry.policy.name,
         role: entry.policy.role,
         db: entry.policy.db,
@@ -556,6 +582,7 @@ fn rate_limit<'a>(
         denial: Denial::default(),
         message,
         limited: Some(limited),
+        recorded,
     }
 }
 
@@ -735,9 +762,21 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
 
     async fn call_tool(
         &self,
-        mut request: CallToolRequestParams,
+        request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let (response, recorded) = self.decide(request, context).await;
+        acknowledge(response, recorded).await
+    }
+}
+
+impl<S: ToolSet> Checkpoint<S> {
+    /// Decide, run and audit one `tools/call`: its response and its audit event.
+    async fn decide(
+        &self,
+        mut request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> (Result<CallToolResponse, ErrorData>, Recorded) {
         let started = Instant::now();
         let request_id = context.id.to_string();
         let arguments = ArgumentDigest::of(request.arguments.as_ref());
@@ -751,23 +790,41 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
             event.round = round.as_ref();
             event.reason = Some("no authenticated principal");
             event.outcome = Outcome::Denied;
-            event.finish();
-            return Err(ErrorData::new(
+            let recorded = event.finish();
+            let error = ErrorData::new(
                 FORBIDDEN,
                 "no authenticated principal: the transport did not identify this request",
                 None,
-            ));
+            );
+            return (Err(error), recorded);
         };
         let mut event = AuditEvent::start(&request_id, principal.id(), &arguments, started);
         event.round = round.as_ref();
+
+        // Fail closed: a call whose event the trail cannot record does not run.
+        if let Err(unavailable) = crate::audit::trail().admits_calls() {
+            let reason = unavailable.to_string();
+            let name = echo(&request.name);
+            event.tool = &name;
+            event.reason = Some(&reason);
+            event.outcome = Outcome::AuditUnavailable;
+            let recorded = event.finish();
+            return (
+                Err(ErrorData::internal_error(reason.clone(), None)),
+                recorded,
+            );
+        }
 
         let Some(entry) = self.shared.tools.get(request.name.as_ref()) else {
             let name = echo(&request.name);
             let reason = format!("unknown tool `{name}`");
             event.tool = &name;
             event.reason = Some(&reason);
-            event.finish();
-            return Err(ErrorData::invalid_params(reason.clone(), None));
+            let recorded = event.finish();
+            return (
+                Err(ErrorData::invalid_params(reason.clone(), None)),
+                recorded,
+            );
         };
         let policy = entry.policy;
         event.tool = policy.name;
@@ -777,14 +834,20 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
 
         let authorized = match authorize(policy, &principal, SystemTime::now()) {
             Ok(authorized) => authorized,
-            Err(denial) => return Err(deny(event, entry, &principal, denial).into_error()),
+            Err(denial) => {
+                let refusal = deny(event, entry, &principal, denial);
+                let recorded = refusal.recorded.clone();
+                return (Err(refusal.into_error()), recorded);
+            }
         };
 
         if let Some(limiter) = &entry.rate
             && !self.counted_upstream(&context, policy.name)
             && let Err(limited) = limiter.check(principal.id())
         {
-            return Err(rate_limit(event, entry, &principal, limited).into_error());
+            let refusal = rate_limit(event, entry, &principal, limited);
+            let recorded = refusal.recorded.clone();
+            return (Err(refusal.into_error()), recorded);
         }
 
         let request_bytes = arguments.bytes() + round.as_ref().map_or(0, ArgumentDigest::bytes);
@@ -795,8 +858,11 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
             );
             event.reason = Some(&reason);
             event.outcome = Outcome::ArgumentsTooLarge;
-            event.finish();
-            return Err(ErrorData::invalid_params(reason.clone(), None));
+            let recorded = event.finish();
+            return (
+                Err(ErrorData::invalid_params(reason.clone(), None)),
+                recorded,
+            );
         }
 
         // The state a client brings back is attacker-controlled: the tool sees it only once the
@@ -816,12 +882,13 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
                     );
                     event.reason = Some(&reason);
                     event.outcome = Outcome::StateRejected;
-                    event.finish();
+                    let recorded = event.finish();
                     let data = serde_json::json!({
                         "tool": policy.name,
                         "request_state": rejected.code(),
                     });
-                    return Err(ErrorData::invalid_params(reason.clone(), Some(data)));
+                    let error = ErrorData::invalid_params(reason.clone(), Some(data));
+                    return (Err(error), recorded);
                 }
             }
         }
@@ -843,9 +910,40 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
         event.decision = Decision::Allow;
         event.outcome = outcome;
         event.output_bytes = output_bytes;
-        event.finish();
-        response
+        let recorded = event.finish();
+        (response, recorded)
     }
+}
+
+/// Answer a call once its audit event is recorded as the trail's failure policy asks, with a
+/// receipt in the result's `_meta` when the trail gives them. A result whose event could not be
+/// recorded is withheld: the caller learns that the call's outcome is not on record.
+pub(crate) async fn acknowledge(
+    response: Result<CallToolResponse, ErrorData>,
+    recorded: Recorded,
+) -> Result<CallToolResponse, ErrorData> {
+    if let Err(unavailable) = recorded.durable().await {
+        tracing::error!(error = %unavailable, seq = recorded.seq, "audit event not recorded");
+        return Err(ErrorData::internal_error(
+            format!("{unavailable}; the call's result is withheld"),
+            None,
+        ));
+    }
+    let mut response = response;
+    if crate::audit::trail().receipts()
+        && let Ok(CallToolResponse::Complete(result)) = &mut response
+    {
+        let receipt = serde_json::json!({
+            "instance": recorded.instance,
+            "seq": recorded.seq,
+            "hash": recorded.hash,
+        });
+        result
+            .meta
+            .get_or_insert_with(Default::default)
+            .insert(crate::audit::RECEIPT_META_KEY.to_owned(), receipt);
+    }
+    response
 }
 
 /// Serving stopped because the transport failed.

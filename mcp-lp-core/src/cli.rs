@@ -19,6 +19,7 @@ use std::time::SystemTime;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+use crate::audit::{self, AuditTrail};
 use crate::authorize::authorize;
 use crate::checkpoint::{Checkpoint, Server};
 use crate::config::{CONFIG_ENV, Config, ConfigError};
@@ -62,6 +63,28 @@ enum Command {
     Check,
     /// Print every tool and what it declares, as JSON
     Inventory,
+    /// Work with the audit trail
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the trail's hash chains with the keys of `[audit] keys`, and its anchors; report
+    /// the first bad event and exit non-zero
+    Verify {
+        /// Trail files, oldest first (rotated files `<path>.NNNNNN`, then the active one)
+        files: Vec<PathBuf>,
+        /// Anchor files to check the trail's tail against [default: `[audit] anchors`]
+        #[arg(long)]
+        anchors: Vec<PathBuf>,
+        /// Read the trail from the durable sinks the server writes to, such as the `[state]`
+        /// store's audit table, instead of files
+        #[arg(long)]
+        db: bool,
+    },
 }
 
 /// Parse the command line and run it with the server `build` makes from the configuration.
@@ -116,6 +139,13 @@ where
         Command::Serve { .. } => serve(cli.config, build).await,
         Command::Check => check(cli.config, build).await,
         Command::Inventory => inventory::<S>(cli.config),
+        Command::Audit {
+            action: AuditCommand::Verify { files, anchors, db },
+        } => match verify(cli.config, build, files, anchors, db).await {
+            Ok(true) => return ExitCode::SUCCESS,
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -146,6 +176,70 @@ where
     Ok((config, checkpoint))
 }
 
+async fn verify<S, F, Fut>(
+    path: Option<PathBuf>,
+    build: F,
+    files: Vec<PathBuf>,
+    mut anchors: Vec<PathBuf>,
+    db: bool,
+) -> Result<bool, BuildError>
+where
+    S: ToolSet,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
+{
+    use crate::audit::verify::{Verifier, lines_of, parse_anchors};
+
+    let config = Arc::new(load(path)?);
+    if files.is_empty() && !db {
+        return Err("name the trail files to verify, or --db".into());
+    }
+    let mut lines = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        lines.extend(lines_of(&file.display().to_string(), &text));
+    }
+    if db {
+        let mut server = build(Arc::clone(&config)).await?;
+        let mut read = 0;
+        for sink in server.audit_sinks() {
+            if let Some(reading) = sink.read_back() {
+                lines.extend(reading.await?);
+                read += 1;
+            }
+        }
+        if read == 0 {
+            return Err("--db: the server writes its trail to no store that can be read back (see `[audit] postgres`)".into());
+        }
+    }
+    if anchors.is_empty()
+        && let Some(configured) = &config.audit().anchors
+        && configured.path.exists()
+    {
+        anchors.push(configured.path.clone());
+    }
+    let mut anchor_lines = Vec::new();
+    for file in &anchors {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        anchor_lines.extend(parse_anchors(&file.display().to_string(), &text)?);
+    }
+    let report = Verifier::new(config.audit_keys().iter().cloned()).verify(&lines, &anchor_lines);
+    std::io::stdout().write_all(report.to_string().as_bytes())?;
+    Ok(report.passed())
+}
+
+/// Start the process's audit trail as `config` describes it, before anything else is done.
+fn start_trail<S: ToolSet>(config: &Config) -> Result<AuditTrail, BuildError> {
+    let info = S::server_info();
+    let trail = AuditTrail::from_config(config, &info.name, &info.version)?;
+    if audit::install(trail.clone()).is_err() {
+        return Err("an audit trail was already in place before the server started".into());
+    }
+    Ok(trail)
+}
+
 #[cfg(feature = "http")]
 async fn serve_http<S, F, Fut>(path: Option<PathBuf>, build: F) -> Result<(), BuildError>
 where
@@ -154,8 +248,15 @@ where
     Fut: Future<Output = Result<Server<S>, BuildError>>,
 {
     let config = Arc::new(load(path)?);
+    let trail = start_trail::<S>(&config)?;
     let server = build(Arc::clone(&config)).await?;
-    crate::transport::http::serve_http(server, &config).await?;
+    let served = crate::transport::http::serve_http(server, &config).await;
+    let reason = match &served {
+        Ok(()) => "signal",
+        Err(_) => "http transport failed",
+    };
+    trail.shutdown(reason).await;
+    served?;
     Ok(())
 }
 
@@ -165,7 +266,11 @@ where
     F: FnOnce(Arc<Config>) -> Fut,
     Fut: Future<Output = Result<Server<S>, BuildError>>,
 {
-    let (config, checkpoint) = start(path, build).await?;
+    let config = Arc::new(load(path)?);
+    let trail = start_trail::<S>(&config)?;
+    let server = build(Arc::clone(&config)).await?;
+    let checkpoint = Checkpoint::for_stdio(server, &config)?;
+    trail.end_startup();
     let principal = checkpoint
         .operator_principal()
         .ok_or("stdio needs the operator's principal")?;
@@ -181,7 +286,13 @@ where
         tools = S::policies().len(),
         "serving MCP over stdio"
     );
-    checkpoint.serve_stdio().await?;
+    let served = checkpoint.serve_stdio().await;
+    let reason = match &served {
+        Ok(()) => "stdin closed",
+        Err(_) => "stdio transport failed",
+    };
+    audit::trail().shutdown(reason).await;
+    served?;
     Ok(())
 }
 

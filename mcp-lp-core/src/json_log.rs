@@ -70,6 +70,16 @@ thread_local! {
 
 fn write_line(line: &mut String, event: &Event<'_>) -> fmt::Result {
     let meta = event.metadata();
+    // An audit event is already a sealed JSON line: written as it is, so that the line on
+    // stderr verifies like the one in a durable sink.
+    if meta.target() == crate::audit::AUDIT_TARGET {
+        let mut chained = Chained { line, found: false };
+        event.record(&mut chained);
+        if chained.found {
+            line.push('\n');
+            return Ok(());
+        }
+    }
     line.push_str("{\"timestamp\":\"");
     write_timestamp(line)?;
     line.push_str("\",\"level\":\"");
@@ -84,6 +94,23 @@ fn write_line(line: &mut String, event: &Event<'_>) -> fmt::Result {
     fields.result?;
     line.push_str("}\n");
     Ok(())
+}
+
+/// Copies an audit event's `chained` field into the line.
+struct Chained<'a> {
+    line: &'a mut String,
+    found: bool,
+}
+
+impl Visit for Chained<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "chained" && !self.found {
+            self.line.push_str(value);
+            self.found = true;
+        }
+    }
+
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
 }
 
 struct FieldWriter<'a> {

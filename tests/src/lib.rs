@@ -291,12 +291,19 @@ impl Recorder {
 
     /// The audit events written so far for calls by `principal`.
     pub fn audit_events_of(&self, principal: &str) -> Vec<serde_json::Value> {
+        self.audit_events()
+            .into_iter()
+            .filter(|event| event["principal"] == principal)
+            .collect()
+    }
+
+    /// Every audit event written so far: the sealed line each `tracing` event carries.
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
         self.text()
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|event| {
-                event["target"] == mcp_lp::audit::AUDIT_TARGET && event["principal"] == principal
-            })
+            .filter(|event| event["target"] == mcp_lp::audit::AUDIT_TARGET)
+            .filter_map(|event| serde_json::from_str(event["chained"].as_str()?).ok())
             .collect()
     }
 }

@@ -36,6 +36,7 @@
 //! [app]                          # the application's own settings, see Config::app
 //! ```
 
+mod audit;
 mod error;
 mod http;
 mod protocol;
@@ -51,11 +52,15 @@ use rmcp::model::ProtocolVersion;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
+use sha2::{Digest as _, Sha256};
 
+use self::audit::AuditSection;
+pub use self::audit::AuditSettings;
 pub use self::error::{ConfigError, ConfigErrorKind};
 pub use self::http::{ALLOWED_ALGORITHMS, AuthSection, HttpSection};
 use self::protocol::{ProtocolSection, RequestStateSection};
 pub use self::secret::{SecretError, SecretRef};
+use crate::audit::ChainKey;
 use crate::grant::Grant;
 use crate::limits::{self, Limits};
 use crate::policy::{DbAccess, ToolPolicy};
@@ -85,6 +90,12 @@ pub struct Config {
     allow_unauthenticated_http: bool,
     protocol_versions: Vec<ProtocolVersion>,
     request_state: Option<StateSealer>,
+    audit: AuditSettings,
+    audit_keys: Vec<ChainKey>,
+    /// SHA-256 of the configuration text, hex.
+    digest: String,
+    /// Every secret reference resolved: where it is configured, and the reference.
+    resolved_secrets: Vec<(String, String)>,
     app: toml::Table,
 }
 
@@ -109,6 +120,8 @@ struct RawConfig {
     #[serde(default)]
     protocol: ProtocolSection,
     request_state: Option<RequestStateSection>,
+    #[serde(default)]
+    audit: AuditSection,
     #[serde(default)]
     app: toml::Table,
 }
@@ -191,7 +204,9 @@ impl Config {
         })?;
         let raw: RawConfig = serde_path_to_error::deserialize(deserializer)
             .map_err(|e| serde_error(path, Some(text), "", e))?;
-        Self::resolve(raw, path)
+        let mut config = Self::resolve(raw, path)?;
+        config.digest = crate::audit::chain::hex(&Sha256::digest(text.as_bytes()));
+        Ok(config)
     }
 
     /// The configuration used when no file is given: principal [`ANONYMOUS`] with no grants and
@@ -211,6 +226,10 @@ impl Config {
             allow_unauthenticated_http: false,
             protocol_versions: ProtocolVersion::KNOWN_VERSIONS.to_vec(),
             request_state: None,
+            audit: AuditSettings::default(),
+            audit_keys: Vec::new(),
+            digest: String::new(),
+            resolved_secrets: Vec::new(),
             app: toml::Table::new(),
         }
     }
@@ -241,6 +260,7 @@ impl Config {
 
         let base = path.parent().unwrap_or(Path::new("."));
         let mut secrets = BTreeMap::new();
+        let mut resolved_secrets = Vec::new();
         for (name, reference) in raw.secrets {
             let secret = reference
                 .resolve(base, raw.dev.allow_env_secrets)
@@ -251,6 +271,7 @@ impl Config {
                         format!("secret {reference} {e}"),
                     )
                 })?;
+            resolved_secrets.push((format!("secrets.{name}"), reference.to_string()));
             secrets.insert(name, secret);
         }
 
@@ -276,6 +297,10 @@ impl Config {
                                 format!("secret {} {e}", spec.secret),
                             )
                         })?;
+                    resolved_secrets.push((
+                        format!("request_state.keys[{i}].secret"),
+                        spec.secret.to_string(),
+                    ));
                     keys.push(SealingKey {
                         id: spec.id,
                         secret,
@@ -293,6 +318,34 @@ impl Config {
             }
         };
 
+        let audit = raw
+            .audit
+            .settings(base)
+            .map_err(|(key, message)| at(key, ConfigErrorKind::InvalidValue, message))?;
+        let mut audit_keys = Vec::with_capacity(raw.audit.keys.len());
+        for (i, spec) in raw.audit.keys.iter().enumerate() {
+            let key = format!("audit.keys[{i}].secret");
+            let secret = spec
+                .secret
+                .resolve(base, raw.dev.allow_env_secrets)
+                .map_err(|e| {
+                    at(
+                        key.clone(),
+                        ConfigErrorKind::Secret,
+                        format!("secret {} {e}", spec.secret),
+                    )
+                })?;
+            let chain_key = ChainKey::new(&spec.id, &secret).map_err(|e| {
+                at(
+                    format!("audit.keys[{i}]"),
+                    ConfigErrorKind::InvalidValue,
+                    e.to_string(),
+                )
+            })?;
+            resolved_secrets.push((key, spec.secret.to_string()));
+            audit_keys.push(chain_key);
+        }
+
         Ok(Self {
             path: path.to_owned(),
             allow_env_secrets: raw.dev.allow_env_secrets,
@@ -307,8 +360,33 @@ impl Config {
             allow_unauthenticated_http: raw.dev.allow_unauthenticated_http,
             protocol_versions,
             request_state,
+            audit,
+            audit_keys,
+            digest: String::new(),
+            resolved_secrets,
             app: raw.app,
         })
+    }
+
+    /// The `[audit]` table.
+    pub fn audit(&self) -> &AuditSettings {
+        &self.audit
+    }
+
+    /// The keys of `[audit] keys`, in order: the first seals, every one verifies.
+    pub fn audit_keys(&self) -> &[ChainKey] {
+        &self.audit_keys
+    }
+
+    /// The SHA-256 of the configuration text, as 64 hex digits (empty for the defaults).
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Every secret reference this configuration resolved: the key it is at and the
+    /// reference, never the value.
+    pub fn resolved_secrets(&self) -> &[(String, String)] {
+        &self.resolved_secrets
     }
 
     /// The file this configuration came from.

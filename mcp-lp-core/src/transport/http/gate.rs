@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::bearer::BearerValidator;
 use super::sessions::SessionOwners;
+use crate::audit::Record;
 use crate::checkpoint::Checkpoint;
 use crate::config::ANONYMOUS;
 use crate::policy::ToolSet;
@@ -60,6 +61,16 @@ pub(crate) async fn gate<S: ToolSet>(
         tracing::warn!(
             principal = principal.id(),
             "refused a session id not issued to this principal"
+        );
+        // The id is another principal's: the trail keeps its digest, not the id.
+        let digest = crate::audit::ArgumentDigest::of_text(session);
+        crate::audit::record(
+            &Record::new("session_refused")
+                .warn()
+                .str("principal", principal.id())
+                .int("http_status", 404)
+                .str("session_sha256", &digest)
+                .str("reason", "session id not issued to this principal"),
         );
         return json_error(
             StatusCode::NOT_FOUND,
@@ -136,6 +147,13 @@ impl<S: ToolSet> Gate<S> {
         let Some(token) = token else {
             // RFC 6750 §3.1: no error code when the request carried no credentials.
             let challenge = format!("Bearer resource_metadata=\"{}\"", self.resource_metadata);
+            crate::audit::record(
+                &Record::new("auth_refused")
+                    .warn()
+                    .int("http_status", 401)
+                    .str("check", "missing_token")
+                    .str("reason", "a bearer token is required"),
+            );
             return Err(json_error(
                 StatusCode::UNAUTHORIZED,
                 Some(challenge),
@@ -145,6 +163,15 @@ impl<S: ToolSet> Gate<S> {
         validator.validate(token).await.map_err(|error| {
             let description = quoted(&error.to_string());
             tracing::warn!(%error, issuer = validator.issuer(), "refused a bearer token");
+            let reason = error.to_string();
+            crate::audit::record(
+                &Record::new("auth_refused")
+                    .warn()
+                    .int("http_status", 401)
+                    .str("check", "invalid_token")
+                    .str("issuer", validator.issuer())
+                    .str("reason", &reason),
+            );
             let challenge = format!(
                 "Bearer error=\"invalid_token\", error_description=\"{description}\", resource_metadata=\"{}\"",
                 self.resource_metadata
@@ -232,6 +259,19 @@ impl<S: ToolSet> Gate<S> {
             ));
         }
         let scope = refusal.denial.lacking().collect::<Vec<_>>().join(" ");
+        let request_id = match &id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        crate::audit::record(
+            &Record::new("step_up_required")
+                .warn()
+                .str("principal", principal.id())
+                .str("tool", refusal.policy.name)
+                .str("request_id", &request_id)
+                .int("http_status", 403)
+                .str("scope", &scope),
+        );
         let challenge = format!(
             "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\", error_description=\"{}\"",
             self.resource_metadata,

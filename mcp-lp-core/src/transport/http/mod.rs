@@ -145,13 +145,31 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         resource = %resource,
         "serving MCP over streamable HTTP"
     );
+    crate::audit::trail().end_startup();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            stop_signal().await;
             shutdown.cancel();
         })
         .await
         .map_err(HttpError::Serve)
+}
+
+/// SIGINT, or SIGTERM (what container runtimes send): either stops the server gracefully, so
+/// that the audit trail records its shutdown.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `scheme://host[:port]` of a URI.

@@ -1,16 +1,10 @@
-//! Audit events: one per `tools/call`, allowed, denied or failed, on the tracing target
-//! [`AUDIT_TARGET`]. An event carries a SHA-256 digest of the arguments, never the arguments.
+//! The digest of a call's arguments: SHA-256 of their canonical JSON, never the arguments.
 
 use std::io;
-use std::time::Instant;
 
 use rmcp::model::JsonObject;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-/// The tracing target of audit events. Route it with your subscriber, for example
-/// `RUST_LOG=mcp_lp::audit=info`.
-pub const AUDIT_TARGET: &str = "mcp_lp::audit";
 
 /// The SHA-256 of a call's arguments in canonical form, and the canonical form's length.
 ///
@@ -80,13 +74,19 @@ impl ArgumentDigest {
         Some(Self::of(Some(&round)))
     }
 
+    /// The SHA-256 of `text` as 64 lowercase hex digits: what the trail keeps of a value it
+    /// must not hold, such as another principal's session id.
+    pub fn of_text(text: &str) -> String {
+        super::chain::hex(&Sha256::digest(text.as_bytes()))
+    }
+
     /// The digest as 64 lowercase hex digits.
     pub fn sha256_hex(&self) -> String {
         self.hex().as_str().to_owned()
     }
 
     /// The digest as 64 lowercase hex digits, in a buffer on the stack.
-    fn hex(&self) -> HexDigest {
+    pub(crate) fn hex(&self) -> HexDigest {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = [0u8; 64];
         for (i, byte) in self.sha256.iter().enumerate() {
@@ -102,10 +102,10 @@ impl ArgumentDigest {
     }
 }
 
-struct HexDigest([u8; 64]);
+pub(crate) struct HexDigest([u8; 64]);
 
 impl HexDigest {
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever written.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
@@ -186,172 +186,6 @@ fn write_canonical(sink: &mut HashingWriter, value: &Value) {
 fn write_scalar(sink: &mut HashingWriter, value: &(impl serde::Serialize + ?Sized)) {
     // Serializing a JSON scalar into an in-memory writer cannot fail.
     let _ = serde_json::to_writer(sink, value);
-}
-
-/// What the checkpoint decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// The handler ran.
-    Allow,
-    /// The handler did not run.
-    Deny,
-}
-
-impl Decision {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Deny => "deny",
-        }
-    }
-}
-
-/// How a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// The handler returned a result.
-    Ok,
-    /// The handler returned an error result (`isError: true`).
-    ToolError,
-    /// The handler or the router returned a JSON-RPC error.
-    Error,
-    /// The caller lacks a required grant.
-    Denied,
-    /// No tool has that name.
-    UnknownTool,
-    /// The arguments are over the size limit.
-    ArgumentsTooLarge,
-    /// The handler did not finish in time and was cancelled.
-    Timeout,
-    /// The handler's output was over the cap and was withheld.
-    OutputTooLarge,
-    /// The handler panicked.
-    Panicked,
-    /// The handler asked the client for input (a multi-round-trip `InputRequiredResult`); the
-    /// client retries with its answers.
-    InputRequired,
-    /// The `requestState` the client brought back failed its seal or its binding to this
-    /// principal, tool and arguments.
-    StateRejected,
-    /// The principal called the tool more often than its rate limit allows.
-    RateLimited,
-    /// The `tools/call` request's parameters could not be read (a `name` that is not a string,
-    /// a repeated key, arguments that are not an object).
-    InvalidParams,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::ToolError => "tool_error",
-            Self::Error => "error",
-            Self::Denied => "denied",
-            Self::UnknownTool => "unknown_tool",
-            Self::ArgumentsTooLarge => "arguments_too_large",
-            Self::Timeout => "timeout",
-            Self::OutputTooLarge => "output_too_large",
-            Self::Panicked => "panicked",
-            Self::InputRequired => "input_required",
-            Self::StateRejected => "state_rejected",
-            Self::RateLimited => "rate_limited",
-            Self::InvalidParams => "invalid_params",
-        }
-    }
-}
-
-/// Audit a `tools/call` refused because its parameters could not be read: no tool is known,
-/// so the event names none, and no arguments could be digested.
-pub(crate) fn invalid_call(request_id: &str, principal: &str, reason: &str) {
-    let arguments = ArgumentDigest::of(None);
-    let mut event = AuditEvent::start(request_id, principal, &arguments, Instant::now());
-    event.reason = Some(reason);
-    event.outcome = Outcome::InvalidParams;
-    event.finish();
-}
-
-/// One audit event, emitted by [`AuditEvent::finish`].
-#[derive(Debug)]
-pub(crate) struct AuditEvent<'a> {
-    pub(crate) request_id: &'a str,
-    pub(crate) principal: &'a str,
-    pub(crate) tool: &'a str,
-    pub(crate) role: Option<&'a str>,
-    pub(crate) db: Option<&'a str>,
-    /// The required grants, joined by spaces.
-    pub(crate) requires: &'a str,
-    pub(crate) decision: Decision,
-    pub(crate) reason: Option<&'a str>,
-    pub(crate) arguments: &'a ArgumentDigest,
-    /// What a multi-round-trip retry adds: `inputResponses` and `requestState`.
-    pub(crate) round: Option<&'a ArgumentDigest>,
-    pub(crate) output_bytes: Option<usize>,
-    pub(crate) started: Instant,
-    pub(crate) outcome: Outcome,
-}
-
-impl<'a> AuditEvent<'a> {
-    /// An event for a call not yet decided: denied, unknown tool, until the checkpoint says
-    /// otherwise.
-    pub(crate) fn start(
-        request_id: &'a str,
-        principal: &'a str,
-        arguments: &'a ArgumentDigest,
-        started: Instant,
-    ) -> Self {
-        Self {
-            request_id,
-            principal,
-            tool: "",
-            role: None,
-            db: None,
-            requires: "",
-            decision: Decision::Deny,
-            reason: None,
-            arguments,
-            round: None,
-            output_bytes: None,
-            started,
-            outcome: Outcome::UnknownTool,
-        }
-    }
-
-    /// Emit the event, timed from its start.
-    pub(crate) fn finish(&self) {
-        let duration = self.started.elapsed();
-        let args_sha256 = self.arguments.hex();
-        let round_sha256 = self.round.map(ArgumentDigest::hex);
-        let duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
-        macro_rules! event {
-            ($level:expr) => {
-                tracing::event!(
-                    target: AUDIT_TARGET,
-                    $level,
-                    request_id = self.request_id,
-                    principal = self.principal,
-                    tool = self.tool,
-                    role = self.role,
-                    db = self.db,
-                    requires = self.requires,
-                    decision = self.decision.as_str(),
-                    reason = self.reason,
-                    args_sha256 = args_sha256.as_str(),
-                    args_bytes = self.arguments.bytes(),
-                    input_sha256 = round_sha256.as_ref().map(HexDigest::as_str),
-                    input_bytes = self.round.map(ArgumentDigest::bytes),
-                    output_bytes = self.output_bytes,
-                    duration_us,
-                    outcome = self.outcome.as_str(),
-                    "tools/call"
-                )
-            };
-        }
-        match self.decision {
-            Decision::Allow => event!(tracing::Level::INFO),
-            Decision::Deny => event!(tracing::Level::WARN),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,363 @@
+//! The keyed hash chain: every event carries its `seq`, the previous event's hash and its own
+//! hash, an HMAC-SHA256 over its RFC 8785 canonical JSON (every field but `hash`). Without the
+//! key, an edited, inserted or reordered line cannot be given a hash that verifies.
+
+use std::fmt::{self, Write as _};
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+
+use super::AUDIT_TARGET;
+use super::record::{FieldValue, MAX_EXACT_INT, Record};
+use crate::json_log;
+
+/// The `prev` of an instance's first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The key id of a chain sealed without a configured key: it detects damage, not forgery.
+pub const UNKEYED: &str = "unkeyed";
+
+/// The shortest chain key accepted, in bytes.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// A key that seals the chain, with the id written into every event it seals.
+#[derive(Clone)]
+pub struct ChainKey {
+    id: String,
+    mac: Hmac<Sha256>,
+}
+
+impl fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChainKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a chain key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainKeyError {
+    /// The key is shorter than [`MIN_KEY_BYTES`].
+    #[error("audit key `{id}` is {bytes} bytes; at least {MIN_KEY_BYTES} are needed")]
+    TooShort {
+        /// The key's id.
+        id: String,
+        /// Its length.
+        bytes: usize,
+    },
+    /// The id is empty, too long, or not made of letters, digits, `-`, `_` and `.`.
+    #[error(
+        "audit key id `{0}` must be 1 to 64 letters, digits, `-`, `_` or `.`, and not `unkeyed`"
+    )]
+    BadId(String),
+}
+
+impl ChainKey {
+    /// A key from its id and secret.
+    pub fn new(id: &str, secret: &SecretString) -> Result<Self, ChainKeyError> {
+        let valid_id = !id.is_empty()
+            && id.len() <= 64
+            && id != UNKEYED
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !valid_id {
+            return Err(ChainKeyError::BadId(id.to_owned()));
+        }
+        let bytes = secret.expose_secret().as_bytes();
+        if bytes.len() < MIN_KEY_BYTES {
+            return Err(ChainKeyError::TooShort {
+                id: id.to_owned(),
+                bytes: bytes.len(),
+            });
+        }
+        Ok(Self {
+            id: id.to_owned(),
+            mac: Hmac::new_from_slice(bytes).map_err(|_| ChainKeyError::BadId(id.to_owned()))?,
+        })
+    }
+
+    /// The key of a chain without a configured key: HMAC with the empty key, id `unkeyed`.
+    pub fn unkeyed() -> Self {
+        Self {
+            id: UNKEYED.to_owned(),
+            // HMAC accepts a key of any length, the empty one included.
+            mac: Hmac::new_from_slice(&[]).unwrap_or_else(|_| unreachable!()),
+        }
+    }
+
+    /// The key's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The HMAC-SHA256 of `data` under this key, as 64 lowercase hex digits.
+    pub(crate) fn mac_hex(&self, data: &[u8]) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(data);
+        hex(&mac.finalize().into_bytes())
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    out
+}
+
+/// One sealed event: its place in the chain and its line (without the newline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEvent {
+    /// The chain's instance.
+    pub instance: String,
+    /// The event's sequence number in its instance's chain, from 0.
+    pub seq: u64,
+    /// The event's hash.
+    pub hash: String,
+    /// The event's kind.
+    pub event: String,
+    /// The line as written: one JSON object.
+    pub line: String,
+}
+
+/// One process instance's chain.
+#[derive(Debug)]
+pub(crate) struct Chain {
+    instance: String,
+    key: ChainKey,
+    next_seq: u64,
+    prev: String,
+}
+
+impl Chain {
+    pub(crate) fn new(instance: String, key: ChainKey) -> Self {
+        Self {
+            instance,
+            key,
+            next_seq: 0,
+            prev: GENESIS.to_owned(),
+        }
+    }
+
+    pub(crate) fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub(crate) fn key_id(&self) -> &str {
+        self.key.id()
+    }
+
+    pub(crate) fn key(&self) -> &ChainKey {
+        &self.key
+    }
+
+    /// Seal with `key` from the next event on.
+    pub(crate) fn rekey(&mut self, key: ChainKey) {
+        self.key = key;
+    }
+
+    /// Give `record` the next place in the chain and seal it.
+    pub(crate) fn seal(&mut self, record: &Record<'_>) -> SealedEvent {
+        let seq = self.next_seq;
+        let mut timestamp = String::with_capacity(27);
+        let _ = json_log::write_timestamp(&mut timestamp);
+        let level = if record.is_warn() { "WARN" } else { "INFO" };
+        let mut fields: Vec<(&str, FieldValue<'_>)> = Vec::with_capacity(record.fields().len() + 9);
+        fields.extend_from_slice(record.fields());
+        fields.extend_from_slice(&[
+            ("event", FieldValue::Str(record.event())),
+            ("instance", FieldValue::Str(&self.instance)),
+            ("key_id", FieldValue::Str(self.key.id())),
+            ("level", FieldValue::Str(level)),
+            // `message` and `target` keep the line readable by log pipelines as a tracing event.
+            ("message", FieldValue::Str(record.event())),
+            ("prev", FieldValue::Str(&self.prev)),
+            ("seq", FieldValue::Int(seq)),
+            ("target", FieldValue::Str(AUDIT_TARGET)),
+            ("timestamp", FieldValue::Str(&timestamp)),
+        ]);
+        // RFC 8785 orders keys by UTF-16 code units; field names are ASCII, so bytewise.
+        fields.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+
+        let (body, hash_at) = canonical(&fields);
+        let hash = self.key.mac_hex(body.as_bytes());
+        let line = if body.bytes().all(|b| b < 0x7f) {
+            let mut line = String::with_capacity(body.len() + 76);
+            line.push_str(&body[..hash_at]);
+            line.push_str("\"hash\":\"");
+            line.push_str(&hash);
+            line.push_str("\",");
+            line.push_str(&body[hash_at..]);
+            line
+        } else {
+            // Written with every invisible character escaped, so that no value can change how
+            // the line reads; a reader parses back the same values and the same canonical form.
+            readable(&fields, &hash)
+        };
+        self.next_seq += 1;
+        self.prev.clone_from(&hash);
+        SealedEvent {
+            instance: self.instance.clone(),
+            seq,
+            hash,
+            event: record.event().to_owned(),
+            line,
+        }
+    }
+}
+
+/// The RFC 8785 form of `fields` (sorted, unique names), and where `hash` would go in it.
+fn canonical(fields: &[(&str, FieldValue<'_>)]) -> (String, usize) {
+    let mut body = String::with_capacity(512);
+    let mut hash_at = None;
+    body.push('{');
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        if hash_at.is_none() && name.as_bytes() > b"hash".as_slice() {
+            hash_at = Some(body.len());
+        }
+        push_json_str(&mut body, name);
+        body.push(':');
+        match value {
+            FieldValue::Str(text) => push_json_str(&mut body, text),
+            FieldValue::Int(n) => {
+                body.push_str(itoa::Buffer::new().format((*n).min(MAX_EXACT_INT)))
+            }
+            FieldValue::Bool(b) => body.push_str(if *b { "true" } else { "false" }),
+        }
+    }
+    body.push('}');
+    // The chain's own fields always include names after `hash` (`instance`, `seq`).
+    let hash_at = hash_at.unwrap_or(body.len() - 1);
+    (body, hash_at)
+}
+
+/// A JSON string as RFC 8785 writes it: `"` and `\` escaped, controls as `\b \t \n \f \r` or
+/// `\u00xx`, everything else as itself. serde_json writes strings exactly so.
+fn push_json_str(out: &mut String, text: &str) {
+    // Writing a string into a `Vec` cannot fail.
+    let mut bytes = std::mem::take(out).into_bytes();
+    let _ = serde_json::to_writer(&mut bytes, text);
+    *out = String::from_utf8(bytes).unwrap_or_default();
+}
+
+/// The line for `fields` with the log format's escaping, and `hash` in its place.
+fn readable(fields: &[(&str, FieldValue<'_>)], hash: &str) -> String {
+    let mut line = String::with_capacity(640);
+    line.push('{');
+    let mut hash_done = false;
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        if !hash_done && name.as_bytes() > b"hash".as_slice() {
+            let _ = write!(line, "\"hash\":\"{hash}\",");
+            hash_done = true;
+        }
+        let _ = json_log::write_json_str(&mut line, name);
+        line.push(':');
+        match value {
+            FieldValue::Str(text) => {
+                let _ = json_log::write_json_str(&mut line, text);
+            }
+            FieldValue::Int(n) => {
+                line.push_str(itoa::Buffer::new().format((*n).min(MAX_EXACT_INT)))
+            }
+            FieldValue::Bool(b) => line.push_str(if *b { "true" } else { "false" }),
+        }
+    }
+    line.push('}');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    fn key() -> ChainKey {
+        ChainKey::new(
+            "k1",
+            &SecretString::from("0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap()
+    }
+
+    /// What a verifier recomputes: the RFC 8785 form of the line without `hash`.
+    fn recomputed(line: &str, key: &ChainKey) -> (String, String) {
+        let mut value: Value = serde_json::from_str(line).unwrap();
+        let hash = value
+            .as_object_mut()
+            .unwrap()
+            .remove("hash")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let canonical = serde_json_canonicalizer::to_vec(&value).unwrap();
+        (hash, key.mac_hex(&canonical))
+    }
+
+    #[test]
+    fn accepts_hash_recomputed_from_the_canonical_form_of_the_line() {
+        let mut chain = Chain::new("i1".into(), key());
+        for principal in [
+            "alice",
+            "quote\" back\\slash \n\t\u{1}",
+            "bidi \u{202e}evil\u{2028} é 😀 \u{7f}",
+        ] {
+            let record = Record::new("tools/call")
+                .str("principal", principal)
+                .int("args_bytes", 12)
+                .int("huge", u64::MAX)
+                .bool("flag", true);
+            let sealed = chain.seal(&record);
+            let (hash, expected) = recomputed(&sealed.line, &key());
+            assert_eq!(hash, sealed.hash);
+            assert_eq!(hash, expected, "{}", sealed.line);
+            assert!(!sealed.line.contains('\n') && !sealed.line.contains('\u{202e}'));
+        }
+    }
+
+    #[test]
+    fn links_each_event_to_the_previous_one() {
+        let mut chain = Chain::new("i1".into(), key());
+        let first = chain.seal(&Record::new("start"));
+        let second = chain.seal(&Record::new("shutdown"));
+        let first_line: Value = serde_json::from_str(&first.line).unwrap();
+        let second_line: Value = serde_json::from_str(&second.line).unwrap();
+        assert_eq!(first_line["prev"], GENESIS);
+        assert_eq!(first_line["seq"], 0);
+        assert_eq!(second_line["prev"], first.hash.as_str());
+        assert_eq!(second_line["seq"], 1);
+        assert_eq!(second_line["target"], AUDIT_TARGET);
+    }
+
+    #[test]
+    fn rejects_short_key_and_bad_id() {
+        let short = SecretString::from("too short");
+        assert!(matches!(
+            ChainKey::new("k", &short),
+            Err(ChainKeyError::TooShort { bytes: 9, .. })
+        ));
+        let long = SecretString::from("0123456789abcdef0123456789abcdef");
+        assert!(matches!(
+            ChainKey::new("a b", &long),
+            Err(ChainKeyError::BadId(_))
+        ));
+        assert!(matches!(
+            ChainKey::new(UNKEYED, &long),
+            Err(ChainKeyError::BadId(_))
+        ));
+    }
+}

@@ -1,0 +1,133 @@
+//! What one audit event says, before the chain seals it: its kind, its level and its fields.
+
+/// A field's value. Numbers are integers: a chained event is hashed in its RFC 8785 canonical
+/// form, where an integer above 2^53 would lose precision, so larger values are capped there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValue<'a> {
+    /// A string.
+    Str(&'a str),
+    /// A non-negative integer.
+    Int(u64),
+    /// A boolean.
+    Bool(bool),
+}
+
+/// The largest integer an RFC 8785 reader gets back exactly.
+pub(crate) const MAX_EXACT_INT: u64 = (1 << 53) - 1;
+
+/// Field names the chain writes itself; a record cannot set them.
+pub(crate) const CHAIN_FIELDS: &[&str] = &[
+    "event",
+    "hash",
+    "instance",
+    "key_id",
+    "level",
+    "message",
+    "prev",
+    "seq",
+    "target",
+    "timestamp",
+];
+
+/// One audit event: `tools/call`, `start`, `auth_refused`, ... with its fields. The trail adds
+/// the chain's fields (`seq`, `prev`, `hash`, `instance`, `key_id`, `timestamp`) when it
+/// records it.
+///
+/// ```
+/// use mcp_lp::audit::Record;
+///
+/// let record = Record::new("secret_resolved")
+///     .str("name", "db.read.url")
+///     .str("reference", "{ file = \"/vault/secrets/db-read\" }");
+/// assert_eq!(record.event(), "secret_resolved");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Record<'a> {
+    event: &'a str,
+    warn: bool,
+    fields: Vec<(&'a str, FieldValue<'a>)>,
+}
+
+impl<'a> Record<'a> {
+    /// An event of kind `event`, at level INFO.
+    pub fn new(event: &'a str) -> Self {
+        Self {
+            event,
+            warn: false,
+            fields: Vec::with_capacity(16),
+        }
+    }
+
+    /// The event's kind.
+    pub fn event(&self) -> &str {
+        self.event
+    }
+
+    /// Mark the event a refusal or failure: level WARN.
+    #[must_use]
+    pub fn warn(mut self) -> Self {
+        self.warn = true;
+        self
+    }
+
+    /// Whether the event is at level WARN.
+    pub fn is_warn(&self) -> bool {
+        self.warn
+    }
+
+    /// Add a string field.
+    #[must_use]
+    pub fn str(mut self, name: &'a str, value: &'a str) -> Self {
+        self.push(name, FieldValue::Str(value));
+        self
+    }
+
+    /// Add a string field when there is a value.
+    #[must_use]
+    pub fn opt_str(self, name: &'a str, value: Option<&'a str>) -> Self {
+        match value {
+            Some(value) => self.str(name, value),
+            None => self,
+        }
+    }
+
+    /// Add an integer field.
+    #[must_use]
+    pub fn int(mut self, name: &'a str, value: u64) -> Self {
+        self.push(name, FieldValue::Int(value));
+        self
+    }
+
+    /// Add an integer field when there is a value.
+    #[must_use]
+    pub fn opt_int(self, name: &'a str, value: Option<u64>) -> Self {
+        match value {
+            Some(value) => self.int(name, value),
+            None => self,
+        }
+    }
+
+    /// Add a boolean field.
+    #[must_use]
+    pub fn bool(mut self, name: &'a str, value: bool) -> Self {
+        self.push(name, FieldValue::Bool(value));
+        self
+    }
+
+    pub(crate) fn push(&mut self, name: &'a str, value: FieldValue<'a>) {
+        // A repeated or reserved name would make the line ambiguous: the later value of a
+        // repeated field wins, and the chain's own fields are never overwritten.
+        if CHAIN_FIELDS.contains(&name) || self.fields.iter().any(|(n, _)| *n == name) {
+            debug_assert!(false, "audit field `{name}` is reserved or repeated");
+            self.fields.retain(|(n, _)| *n != name);
+            if CHAIN_FIELDS.contains(&name) {
+                return;
+            }
+        }
+        self.fields.push((name, value));
+    }
+
+    pub(crate) fn fields(&self) -> &[(&'a str, FieldValue<'a>)] {
+        &self.fields
+    }
+}

@@ -1,0 +1,495 @@
+//! `audit verify`: check a trail's chains with their keys, and its anchors, reporting the first
+//! bad event and why.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::AUDIT_TARGET;
+use super::anchor::{Anchor, constant_time_eq};
+use super::chain::{ChainKey, GENESIS, UNKEYED};
+
+/// Why a trail failed verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// An event's content does not match its hash, or a line is not an event.
+    Modified,
+    /// Events are missing between two that are present.
+    Missing,
+    /// An event that the key did not seal, or a copy of an event, sits in the chain.
+    Inserted,
+    /// Events are out of order.
+    Reordered,
+    /// The trail ends before an anchored event.
+    TruncatedTail,
+    /// An event is sealed with a key that was not given.
+    UnknownKey,
+    /// An event of another chain, or that does not follow its predecessor, sits in the trail.
+    Spliced,
+}
+
+impl FailureKind {
+    /// The kind's name in reports: `modified`, `missing`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Modified => "modified",
+            Self::Missing => "missing",
+            Self::Inserted => "inserted",
+            Self::Reordered => "reordered",
+            Self::TruncatedTail => "truncated tail",
+            Self::UnknownKey => "unknown key",
+            Self::Spliced => "spliced",
+        }
+    }
+}
+
+/// The first problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What is wrong.
+    pub kind: FailureKind,
+    /// The instance whose chain is broken, when known.
+    pub instance: Option<String>,
+    /// The first bad sequence number, when known.
+    pub seq: Option<u64>,
+    /// Where: `file:line`, or the anchor.
+    pub location: String,
+    /// The explanation.
+    pub detail: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind.as_str())?;
+        if let Some(seq) = self.seq {
+            write!(f, " at seq {seq}")?;
+        }
+        if let Some(instance) = &self.instance {
+            write!(f, " of instance {instance}")?;
+        }
+        write!(f, " ({}): {}", self.location, self.detail)
+    }
+}
+
+/// One instance's chain as verified.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InstanceSummary {
+    /// Events seen.
+    pub events: u64,
+    /// The last sequence number verified.
+    pub last_seq: Option<u64>,
+    /// Whether the chain ends with its `shutdown` event.
+    pub shut_down: bool,
+}
+
+/// What verification found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Report {
+    /// Events verified.
+    pub events: u64,
+    /// Per instance, in order of first appearance.
+    pub instances: Vec<(String, InstanceSummary)>,
+    /// Events per kind (`tools/call`, `start`, ...).
+    pub by_event: BTreeMap<String, u64>,
+    /// `tools/call` events per outcome.
+    pub by_outcome: BTreeMap<String, u64>,
+    /// Events per principal.
+    pub by_principal: BTreeMap<String, u64>,
+    /// Anchors checked.
+    pub anchors: usize,
+    /// The first problem, if any.
+    pub failure: Option<Failure>,
+}
+
+impl Report {
+    /// Whether the trail verified.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.failure {
+            Some(failure) => writeln!(f, "FAILED: {failure}")?,
+            None => writeln!(
+                f,
+                "ok: {} events in {} chains verified, {} anchors checked",
+                self.events,
+                self.instances.len(),
+                self.anchors
+            )?,
+        }
+        for (instance, summary) in &self.instances {
+            let last = summary
+                .last_seq
+                .map_or_else(|| "none".to_owned(), |s| s.to_string());
+            let end = if summary.shut_down {
+                "ends with shutdown"
+            } else {
+                "no shutdown (running, or stopped without one)"
+            };
+            writeln!(
+                f,
+                "  instance {instance}: {} events, last seq {last}, {end}",
+                summary.events
+            )?;
+        }
+        if self.anchors == 0 {
+            writeln!(
+                f,
+                "  no anchors given: a cut-off tail cannot be told from an idle server"
+            )?;
+        }
+        for (title, counts) in [
+            ("events", &self.by_event),
+            ("outcomes", &self.by_outcome),
+            ("principals", &self.by_principal),
+        ] {
+            if !counts.is_empty() {
+                let items: Vec<_> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                writeln!(f, "  {title}: {}", items.join(", "))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line of a trail with where it came from.
+#[derive(Debug, Clone)]
+pub struct TrailLine {
+    /// `file:line` or a row id.
+    pub location: String,
+    /// The line.
+    pub text: String,
+}
+
+/// Checks trails with a set of keys.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    keys: HashMap<String, ChainKey>,
+}
+
+struct Entry {
+    location: String,
+    event: Map<String, Value>,
+    instance: String,
+    seq: u64,
+}
+
+#[derive(Default)]
+struct ChainState {
+    next: u64,
+    last_hash: String,
+    summary: InstanceSummary,
+}
+
+impl Verifier {
+    /// A verifier knowing `keys`. Unkeyed chains verify without a key.
+    pub fn new(keys: impl IntoIterator<Item = ChainKey>) -> Self {
+        let mut map: HashMap<_, _> = keys.into_iter().map(|k| (k.id().to_owned(), k)).collect();
+        map.insert(UNKEYED.to_owned(), ChainKey::unkeyed());
+        Self { keys: map }
+    }
+
+    /// Verify `lines` (the trail's files in order, or its table in insertion order) and
+    /// `anchors`.
+    pub fn verify(&self, lines: &[TrailLine], anchors: &[(String, Anchor)]) -> Report {
+        let mut report = Report::default();
+        match self.check(lines, anchors, &mut report) {
+            Ok(()) => {}
+            Err(failure) => report.failure = Some(failure),
+        }
+        report
+    }
+
+    fn check(
+        &self,
+        lines: &[TrailLine],
+        anchors: &[(String, Anchor)],
+        report: &mut Report,
+    ) -> Result<(), Failure> {
+        let entries = parse(lines)?;
+        let anchored: HashSet<(&str, u64)> = anchors
+            .iter()
+            .map(|(_, a)| (a.instance.as_str(), a.seq))
+            .collect();
+        let mut anchored_hashes: HashMap<(String, u64), String> = HashMap::new();
+        let mut chains: HashMap<String, ChainState> = HashMap::new();
+        let mut order: Vec<String> = Vec::new();
+        let mut seen: HashMap<(String, u64), String> = HashMap::new();
+
+        for (i, entry) in entries.iter().enumerate() {
+            let fail = |kind, detail: String| Failure {
+                kind,
+                instance: Some(entry.instance.clone()),
+                seq: Some(entry.seq),
+                location: entry.location.clone(),
+                detail,
+            };
+            let text_field = |name: &str| entry.event.get(name).and_then(Value::as_str);
+            let (Some(prev), Some(hash), Some(key_id)) =
+                (text_field("prev"), text_field("hash"), text_field("key_id"))
+            else {
+                return Err(fail(
+                    FailureKind::Modified,
+                    "the event lacks `prev`, `hash` or `key_id`".into(),
+                ));
+            };
+            let Some(key) = self.keys.get(key_id) else {
+                return Err(fail(
+                    FailureKind::UnknownKey,
+                    format!("sealed with key `{key_id}`, which was not given"),
+                ));
+            };
+            let mut unsealed = entry.event.clone();
+            unsealed.remove("hash");
+            let canonical = serde_json_canonicalizer::to_vec(&unsealed).unwrap_or_default();
+            let sealed_here = constant_time_eq(key.mac_hex(&canonical).as_bytes(), hash.as_bytes());
+            let state = chains.get(&entry.instance);
+
+            if !sealed_here {
+                let follows = entries[i + 1..]
+                    .iter()
+                    .find(|e| e.instance == entry.instance);
+                let real_follows = follows.is_some_and(|next| {
+                    next.seq == entry.seq
+                        || state.is_some_and(|s| {
+                            next.event.get("prev").and_then(Value::as_str)
+                                == Some(s.last_hash.as_str())
+                        })
+                });
+                return Err(if real_follows {
+                    fail(
+                        FailureKind::Inserted,
+                        "an event the key did not seal stands where the next event belongs".into(),
+                    )
+                } else {
+                    fail(
+                        FailureKind::Modified,
+                        "the event's hash does not match its content".into(),
+                    )
+                });
+            }
+
+            match state {
+                None if entry.seq == 0 && prev == GENESIS => {}
+                None => {
+                    return Err(fail(
+                        FailureKind::Spliced,
+                        format!(
+                            "an event of instance {}, whose chain does not start in this trail, stands here",
+                            entry.instance
+                        ),
+                    ));
+                }
+                Some(state) if entry.seq == state.next && prev == state.last_hash => {}
+                Some(state) if entry.seq == state.next => {
+                    return Err(fail(
+                        FailureKind::Spliced,
+                        format!(
+                            "the event does not follow event {} of its chain",
+                            state.next.saturating_sub(1)
+                        ),
+                    ));
+                }
+                Some(state) if entry.seq > state.next => {
+                    let expected = state.next;
+                    let later = entries[i + 1..]
+                        .iter()
+                        .any(|e| e.instance == entry.instance && e.seq == expected);
+                    return Err(if later {
+                        fail(
+                            FailureKind::Reordered,
+                            format!("event {} comes before event {expected}", entry.seq),
+                        )
+                    } else {
+                        fail(
+                            FailureKind::Missing,
+                            if entry.seq - expected == 1 {
+                                format!("event {expected} is missing")
+                            } else {
+                                format!("events {expected} to {} are missing", entry.seq - 1)
+                            },
+                        )
+                    });
+                }
+                Some(state) => {
+                    let copy =
+                        seen.get(&(entry.instance.clone(), entry.seq)) == Some(&hash.to_owned());
+                    return Err(if copy {
+                        fail(
+                            FailureKind::Inserted,
+                            format!(
+                                "a copy of event {} stands after event {}",
+                                entry.seq,
+                                state.next - 1
+                            ),
+                        )
+                    } else {
+                        fail(
+                            FailureKind::Reordered,
+                            format!("event {} comes after event {}", entry.seq, state.next - 1),
+                        )
+                    });
+                }
+            }
+
+            if !chains.contains_key(&entry.instance) {
+                order.push(entry.instance.clone());
+            }
+            let state = chains.entry(entry.instance.clone()).or_default();
+            state.next = entry.seq + 1;
+            state.last_hash = hash.to_owned();
+            state.summary.events += 1;
+            state.summary.last_seq = Some(entry.seq);
+            let kind = text_field("event").unwrap_or("");
+            state.summary.shut_down = kind == "shutdown";
+            seen.insert((entry.instance.clone(), entry.seq), hash.to_owned());
+            if anchored.contains(&(entry.instance.as_str(), entry.seq)) {
+                anchored_hashes.insert((entry.instance.clone(), entry.seq), hash.to_owned());
+            }
+            report.events += 1;
+            *report.by_event.entry(kind.to_owned()).or_default() += 1;
+            if kind == "tools/call"
+                && let Some(outcome) = text_field("outcome")
+            {
+                *report.by_outcome.entry(outcome.to_owned()).or_default() += 1;
+            }
+            if let Some(principal) = text_field("principal") {
+                *report.by_principal.entry(principal.to_owned()).or_default() += 1;
+            }
+        }
+
+        report.instances = order
+            .iter()
+            .map(|id| (id.clone(), chains[id].summary.clone()))
+            .collect();
+
+        for (location, anchor) in anchors {
+            let fail = |kind, seq, detail: String| Failure {
+                kind,
+                instance: Some(anchor.instance.clone()),
+                seq,
+                location: location.clone(),
+                detail,
+            };
+            let sealed = self
+                .keys
+                .get(&anchor.key_id)
+                .is_some_and(|key| anchor.verifies_with(key));
+            if !sealed {
+                return Err(fail(
+                    FailureKind::Modified,
+                    Some(anchor.seq),
+                    format!(
+                        "the anchor is not sealed by a given key (`{}`)",
+                        anchor.key_id
+                    ),
+                ));
+            }
+            match chains.get(&anchor.instance) {
+                None => {
+                    return Err(fail(
+                        FailureKind::TruncatedTail,
+                        Some(0),
+                        format!(
+                            "instance {} was anchored at seq {}, but none of its events are in the trail",
+                            anchor.instance, anchor.seq
+                        ),
+                    ));
+                }
+                Some(state) if state.next <= anchor.seq => {
+                    return Err(fail(
+                        FailureKind::TruncatedTail,
+                        Some(state.next),
+                        format!(
+                            "the trail ends at seq {}, but the chain was anchored at seq {}",
+                            state.next.saturating_sub(1),
+                            anchor.seq
+                        ),
+                    ));
+                }
+                Some(_) => {
+                    let key = (anchor.instance.clone(), anchor.seq);
+                    if anchored_hashes.get(&key) != Some(&anchor.hash) {
+                        return Err(fail(
+                            FailureKind::Modified,
+                            Some(anchor.seq),
+                            "the event's hash differs from the one anchored".into(),
+                        ));
+                    }
+                }
+            }
+            report.anchors += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The audit events of `lines`: other JSON lines (logs, file headers) are passed over; a line
+/// that is not JSON is a modification.
+fn parse(lines: &[TrailLine]) -> Result<Vec<Entry>, Failure> {
+    let mut entries = Vec::with_capacity(lines.len());
+    for line in lines {
+        let text = line.text.trim_end_matches(['\r', '\n']);
+        if text.trim().is_empty() {
+            continue;
+        }
+        let unreadable = |detail: &str| Failure {
+            kind: FailureKind::Modified,
+            instance: None,
+            seq: None,
+            location: line.location.clone(),
+            detail: detail.to_owned(),
+        };
+        let Ok(Value::Object(event)) = serde_json::from_str::<Value>(text) else {
+            return Err(unreadable("the line is not a JSON object"));
+        };
+        if event.get("target").and_then(Value::as_str) != Some(AUDIT_TARGET)
+            || !event.contains_key("seq")
+        {
+            continue;
+        }
+        let (Some(instance), Some(seq)) = (
+            event.get("instance").and_then(Value::as_str),
+            event.get("seq").and_then(Value::as_u64),
+        ) else {
+            return Err(unreadable("the event's `instance` or `seq` is unreadable"));
+        };
+        entries.push(Entry {
+            location: line.location.clone(),
+            instance: instance.to_owned(),
+            seq,
+            event,
+        });
+    }
+    Ok(entries)
+}
+
+/// Read anchors from `text`, one per line; `source` names the file in locations.
+pub fn parse_anchors(source: &str, text: &str) -> Result<Vec<(String, Anchor)>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            let location = format!("{source}:{}", i + 1);
+            serde_json::from_str::<Anchor>(line)
+                .map(|anchor| (location.clone(), anchor))
+                .map_err(|e| format!("{location}: not an anchor: {e}"))
+        })
+        .collect()
+}
+
+/// The lines of `text` with their `source:line` locations.
+pub fn lines_of(source: &str, text: &str) -> Vec<TrailLine> {
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| TrailLine {
+            location: format!("{source}:{}", i + 1),
+            text: line.to_owned(),
+        })
+        .collect()
+}
