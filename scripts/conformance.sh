@@ -161,7 +161,7 @@ if ((status != 0 || next_status != 0)); then
 fi
 
 # Every tools/call of the suites went through the checkpoint: one audit event each.
-audited="$(grep -c '"target":"mcp_lp::audit"' "$WORK/server.log" || true)"
+audited="$(grep '"target":"mcp_lp::audit"' "$WORK/server.log" | grep -c '"event":"tools/call"' || true)"
 if ((audited == 0)); then
     echo "error: the suites passed but the server audited no tools/call: did the calls bypass the checkpoint?" >&2
     exit 1

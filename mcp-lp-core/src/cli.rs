@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::audit::{self, AuditTrail};
+use crate::audit::{self, AuditTrail, Record};
 use crate::authorize::authorize;
 use crate::checkpoint::{Checkpoint, Server};
 use crate::config::{CONFIG_ENV, Config, ConfigError};
@@ -133,7 +133,9 @@ where
         #[cfg(feature = "http")]
         http: false,
     };
-    let outcome = match cli.command.unwrap_or(serve_default) {
+    let command = cli.command.unwrap_or(serve_default);
+    let serving = matches!(command, Command::Serve { .. });
+    let outcome = match command {
         #[cfg(feature = "http")]
         Command::Serve { http: true } => serve_http(cli.config, build).await,
         Command::Serve { .. } => serve(cli.config, build).await,
@@ -151,6 +153,12 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "refused to start");
+            if serving {
+                let reason = e.to_string();
+                let refused =
+                    audit::record(&Record::new("start_refused").warn().str("reason", &reason));
+                let _ = refused.durable().await;
+            }
             let _ = writeln!(std::io::stderr(), "error: {e}");
             ExitCode::FAILURE
         }

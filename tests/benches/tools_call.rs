@@ -10,7 +10,9 @@
 //! `valgrind --tool=callgrind`.
 //!
 //! Both servers log through the CLI's JSON subscriber into a sink, so mcp-lp pays for writing
-//! its audit event as it does in production.
+//! its audit event as it does in production: sealed into a keyed hash chain. `AUDIT_FILE=PATH`
+//! adds the durable file sink, with `FSYNC=every_event` (the default) or an interval such as
+//! `FSYNC=10ms`.
 
 use std::time::{Duration, Instant};
 
@@ -68,6 +70,45 @@ async fn per_call(client: &Client, calls: u32) -> Duration {
     started.elapsed() / calls
 }
 
+/// The process's audit trail as a production server has it: keyed, on stderr (here the
+/// subscriber's sink), and on a file when `AUDIT_FILE` is set.
+fn install_trail() {
+    use mcp_lp::audit::{
+        AuditSink, AuditTrail, ChainKey, FileSink, FileSinkOptions, FsyncPolicy, TrailOptions,
+    };
+
+    let secret = secrecy::SecretString::from("bench-audit-key-0123456789abcdef0123");
+    let key = ChainKey::new("bench", &secret).expect("audit key");
+    let mut sinks: Vec<Box<dyn AuditSink>> = Vec::new();
+    if let Ok(path) = std::env::var("AUDIT_FILE") {
+        let fsync = match std::env::var("FSYNC").as_deref() {
+            Err(_) | Ok("every_event") => FsyncPolicy::EveryEvent,
+            Ok(interval) => {
+                FsyncPolicy::Every(mcp_lp::limits::parse_duration(interval).expect("FSYNC"))
+            }
+        };
+        let sink = FileSink::open(FileSinkOptions {
+            path: path.into(),
+            rotate_bytes: None,
+            rotate_every: None,
+            fsync,
+        })
+        .expect("AUDIT_FILE");
+        sinks.push(Box::new(sink));
+    }
+    let trail = AuditTrail::start(
+        TrailOptions {
+            key,
+            ..TrailOptions::default()
+        },
+        sinks,
+    );
+    assert!(
+        mcp_lp::audit::install(trail).is_ok(),
+        "the first trail of the process"
+    );
+}
+
 fn main() {
     let rounds: u32 = env_or("ROUNDS", 30);
     let calls: u32 = env_or("CALLS", 2000);
@@ -88,6 +129,7 @@ fn main() {
     }
     .expect("runtime");
     runtime.block_on(async {
+        install_trail();
         let names = [
             "plain rmcp 3.9",
             "mcp-lp checkpoint, rmcp's stdio transport",

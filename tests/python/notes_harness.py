@@ -153,13 +153,24 @@ def log_lines(errlog: Path) -> list[str]:
     return [line for line in errlog.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def audit_lines(errlog: Path) -> list[str]:
-    """The raw stderr lines that are audit events."""
+def trail_lines(errlog: Path) -> list[str]:
+    """Every audit event on stderr: calls, and start, configuration, secrets, refusals, shutdown."""
     return [line for line in log_lines(errlog) if json.loads(line).get("target") == AUDIT_TARGET]
+
+
+def audit_lines(errlog: Path) -> list[str]:
+    """The audit events of tools/call requests."""
+    return [line for line in trail_lines(errlog) if json.loads(line).get("event") == "tools/call"]
 
 
 def audit_events(errlog: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in audit_lines(errlog)]
+
+
+def trail_events(errlog: Path, event: str | None = None) -> list[dict[str, Any]]:
+    """Every audit event on stderr, or those of kind `event`."""
+    events = [json.loads(line) for line in trail_lines(errlog)]
+    return [e for e in events if event is None or e["event"] == event]
 
 
 class RawServer:

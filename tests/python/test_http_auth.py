@@ -34,7 +34,16 @@ from http_harness import (
     rpc,
     serve_http,
 )
-from notes_harness import Workspace, assert_negotiated, audit_events, log_lines, open_client, text_of
+from notes_harness import (
+    Workspace,
+    assert_negotiated,
+    audit_events,
+    log_lines,
+    open_client,
+    text_of,
+    trail_events,
+    trail_lines,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -169,6 +178,11 @@ def test_rejects_missing_scope_with_403_step_up(
     # The refusal is audited like any other: the request id, and the hash of the canonical arguments.
     assert denied[0]["request_id"] == "7"
     assert denied[0]["args_sha256"] == hashlib.sha256(b'{"name":"welcome"}').hexdigest()
+    # The HTTP answer is an event of its own: the step-up the client was asked for.
+    step_ups = trail_events(server.errlog, "step_up_required")
+    assert [(e["principal"], e["tool"], e["scope"], e["http_status"], e["request_id"]) for e in step_ups] == [
+        ("bob@example.com", "delete_note", "notes:delete", 403, "7")
+    ]
 
 
 def test_rejects_array_shaped_call_without_a_scope_refusal(server: HttpNotesServer, minter: Minter, workspace: Workspace) -> None:
@@ -236,6 +250,11 @@ def test_rejects_bad_token_with_401(
     if token is not None:
         assert 'error="invalid_token"' in challenge, challenge
         assert token not in "\n".join(log_lines(server.errlog)), "the token must never be logged"
+    refused = trail_events(server.errlog, "auth_refused")
+    assert [(e["http_status"], e["check"]) for e in refused] == [
+        (401, "missing_token" if token is None else "invalid_token")
+    ], refused
+    assert refused[0]["reason"], refused
 
 
 def test_serves_protected_resource_metadata(server: HttpNotesServer, keys: KeyServer) -> None:
@@ -253,6 +272,11 @@ def test_rejects_session_replayed_with_another_principals_token(server: HttpNote
     session = open_session(server.url, alice)
     replay = post(server.url, rpc("tools/list", 2), mallory, session)
     assert replay.status == 404, (replay.status, replay.message)
+    refused = trail_events(server.errlog, "session_refused")
+    assert [(e["principal"], e["http_status"]) for e in refused] == [("mallory@example.com", 404)]
+    # The trail keeps a digest of the hijacked id, not the id.
+    assert refused[0]["session_sha256"] == hashlib.sha256(session.encode()).hexdigest()
+    assert session not in "\n".join(trail_lines(server.errlog))
     own = post(server.url, rpc("tools/list", 3), alice, session)
     assert own.status == 200, (own.status, own.message)
 

@@ -14,8 +14,11 @@ use mcp_lp::audit::{
 use secrecy::SecretString;
 
 fn key(id: &str) -> ChainKey {
-    ChainKey::new(id, &SecretString::from(format!("{id}-0123456789abcdef0123456789abcdef")))
-        .unwrap()
+    ChainKey::new(
+        id,
+        &SecretString::from(format!("{id}-0123456789abcdef0123456789abcdef")),
+    )
+    .unwrap()
 }
 
 struct Written {
@@ -120,7 +123,11 @@ async fn verify_rejects_edited_event() {
     lines[4] = lines[4].replace("\"principal\":\"bob\"", "\"principal\":\"mallory\"");
     assert!(lines[4].contains("mallory"), "{}", lines[4]);
     let report = verify_lines(&lines, &written.anchors, &[key("k1")]);
-    assert_eq!(failure(&report), (FailureKind::Modified, Some(4)), "{report}");
+    assert_eq!(
+        failure(&report),
+        (FailureKind::Modified, Some(4)),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -131,9 +138,17 @@ async fn verify_rejects_deleted_event() {
     lines.remove(6);
     let report = verify_lines(&lines, &written.anchors, &[key("k1")]);
     // The event after the gap is the first that cannot stand: event 6 is missing.
-    assert_eq!(failure(&report), (FailureKind::Missing, Some(7)), "{report}");
+    assert_eq!(
+        failure(&report),
+        (FailureKind::Missing, Some(7)),
+        "{report}"
+    );
     assert!(
-        report.failure.unwrap().detail.contains("event 6 is missing"),
+        report
+            .failure
+            .unwrap()
+            .detail
+            .contains("event 6 is missing"),
         "names the missing event"
     );
 }
@@ -149,7 +164,11 @@ async fn verify_rejects_inserted_event() {
     assert_ne!(forged, lines[5]);
     lines.insert(5, forged);
     let report = verify_lines(&lines, &written.anchors, &[key("k1")]);
-    assert_eq!(failure(&report), (FailureKind::Inserted, Some(5)), "{report}");
+    assert_eq!(
+        failure(&report),
+        (FailureKind::Inserted, Some(5)),
+        "{report}"
+    );
 
     // A line re-signed with a key the verifier does not trust is no better.
     let mut lines = read_lines(&written.trail);
@@ -157,7 +176,11 @@ async fn verify_rejects_inserted_event() {
     value["key_id"] = "attacker".into();
     lines.insert(5, value.to_string());
     let report = verify_lines(&lines, &written.anchors, &[key("k1")]);
-    assert_eq!(failure(&report), (FailureKind::UnknownKey, Some(5)), "{report}");
+    assert_eq!(
+        failure(&report),
+        (FailureKind::UnknownKey, Some(5)),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -168,7 +191,11 @@ async fn verify_rejects_reordered_events() {
     lines.swap(3, 4);
     assert_eq!(seq_of(&lines[3]), 4);
     let report = verify_lines(&lines, &written.anchors, &[key("k1")]);
-    assert_eq!(failure(&report), (FailureKind::Reordered, Some(4)), "{report}");
+    assert_eq!(
+        failure(&report),
+        (FailureKind::Reordered, Some(4)),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -184,7 +211,11 @@ async fn verify_rejects_truncated_tail() {
     assert!(!report.instances[0].1.shut_down);
     // ...with it, the cut is reported at the first missing seq.
     let report = verify_lines(&lines, &written.anchors, &[key("k1")]);
-    assert_eq!(failure(&report), (FailureKind::TruncatedTail, Some(9)), "{report}");
+    assert_eq!(
+        failure(&report),
+        (FailureKind::TruncatedTail, Some(9)),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -198,7 +229,11 @@ async fn verify_rejects_spliced_chain() {
     // this chain's own.
     lines.splice(3..6, other[3..6].iter().cloned());
     let report = verify_lines(&lines, &a.anchors, &[key("k1")]);
-    assert_eq!(failure(&report), (FailureKind::Spliced, Some(3)), "{report}");
+    assert_eq!(
+        failure(&report),
+        (FailureKind::Spliced, Some(3)),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -206,12 +241,23 @@ async fn verify_rejects_trail_sealed_with_a_withdrawn_key() {
     let dir = tempfile::tempdir().unwrap();
     let written = write_trail(dir.path(), "t", key("old"), 3).await;
     let report = verify_lines(&read_lines(&written.trail), &written.anchors, &[key("new")]);
-    assert_eq!(failure(&report), (FailureKind::UnknownKey, Some(0)), "{report}");
+    assert_eq!(
+        failure(&report),
+        (FailureKind::UnknownKey, Some(0)),
+        "{report}"
+    );
     // The same id with another secret is a different key: every hash fails.
-    let impostor =
-        ChainKey::new("old", &SecretString::from("another-secret-0123456789abcdef0123")).unwrap();
+    let impostor = ChainKey::new(
+        "old",
+        &SecretString::from("another-secret-0123456789abcdef0123"),
+    )
+    .unwrap();
     let report = verify_lines(&read_lines(&written.trail), &written.anchors, &[impostor]);
-    assert_eq!(failure(&report), (FailureKind::Modified, Some(0)), "{report}");
+    assert_eq!(
+        failure(&report),
+        (FailureKind::Modified, Some(0)),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -237,8 +283,10 @@ async fn accepts_key_rotation_recorded_in_the_chain() {
     trail.record(&Record::new("tools/call").str("principal", "alice"));
     trail.shutdown("test over").await;
     let lines = read_lines(&path);
-    let events: Vec<serde_json::Value> =
-        lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(events[1]["event"], "key_rotated");
     assert_eq!(events[1]["key_id"], "k1");
     assert_eq!(events[2]["key_id"], "k2");
@@ -246,7 +294,11 @@ async fn accepts_key_rotation_recorded_in_the_chain() {
     assert!(verify_lines(&lines, &none, &[key("k1"), key("k2")]).passed());
     // Without the old key, the events it sealed cannot be checked.
     let report = verify_lines(&lines, &none, &[key("k2")]);
-    assert_eq!(failure(&report), (FailureKind::UnknownKey, Some(0)), "{report}");
+    assert_eq!(
+        failure(&report),
+        (FailureKind::UnknownKey, Some(0)),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -293,9 +345,11 @@ async fn accepts_chain_across_rotated_files() {
     assert_eq!(report.events, 42);
     // Each rotated file after the first opens with the previous file's last hash.
     let second = std::fs::read_to_string(&files[1]).unwrap();
-    let header: serde_json::Value =
-        serde_json::from_str(second.lines().next().unwrap()).unwrap();
-    assert!(header["file_start"]["previous_hash"].is_string(), "{header}");
+    let header: serde_json::Value = serde_json::from_str(second.lines().next().unwrap()).unwrap();
+    assert!(
+        header["file_start"]["previous_hash"].is_string(),
+        "{header}"
+    );
 
     // Leaving a middle file out is a gap in the chain.
     let without_middle: Vec<TrailLine> = lines

@@ -215,39 +215,40 @@ impl Chain {
 
 /// The RFC 8785 form of `fields` (sorted, unique names), and where `hash` would go in it.
 fn canonical(fields: &[(&str, FieldValue<'_>)]) -> (String, usize) {
-    let mut body = String::with_capacity(512);
+    let mut body: Vec<u8> = Vec::with_capacity(640);
     let mut hash_at = None;
-    body.push('{');
+    body.push(b'{');
     for (i, (name, value)) in fields.iter().enumerate() {
         if i > 0 {
-            body.push(',');
+            body.push(b',');
         }
         if hash_at.is_none() && name.as_bytes() > b"hash".as_slice() {
             hash_at = Some(body.len());
         }
         push_json_str(&mut body, name);
-        body.push(':');
+        body.push(b':');
         match value {
             FieldValue::Str(text) => push_json_str(&mut body, text),
-            FieldValue::Int(n) => {
-                body.push_str(itoa::Buffer::new().format((*n).min(MAX_EXACT_INT)))
-            }
-            FieldValue::Bool(b) => body.push_str(if *b { "true" } else { "false" }),
+            FieldValue::Int(n) => body.extend_from_slice(
+                itoa::Buffer::new()
+                    .format((*n).min(MAX_EXACT_INT))
+                    .as_bytes(),
+            ),
+            FieldValue::Bool(b) => body.extend_from_slice(if *b { b"true" } else { b"false" }),
         }
     }
-    body.push('}');
+    body.push(b'}');
     // The chain's own fields always include names after `hash` (`instance`, `seq`).
     let hash_at = hash_at.unwrap_or(body.len() - 1);
-    (body, hash_at)
+    // Only UTF-8 strings and ASCII were written.
+    (String::from_utf8(body).unwrap_or_default(), hash_at)
 }
 
 /// A JSON string as RFC 8785 writes it: `"` and `\` escaped, controls as `\b \t \n \f \r` or
 /// `\u00xx`, everything else as itself. serde_json writes strings exactly so.
-fn push_json_str(out: &mut String, text: &str) {
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
     // Writing a string into a `Vec` cannot fail.
-    let mut bytes = std::mem::take(out).into_bytes();
-    let _ = serde_json::to_writer(&mut bytes, text);
-    *out = String::from_utf8(bytes).unwrap_or_default();
+    let _ = serde_json::to_writer(out, text);
 }
 
 /// The line for `fields` with the log format's escaping, and `hash` in its place.

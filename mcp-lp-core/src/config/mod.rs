@@ -479,7 +479,7 @@ impl Config {
         reference: &SecretRef,
     ) -> Result<SecretString, ConfigError> {
         let base = self.path.parent().unwrap_or(Path::new("."));
-        reference
+        let secret = reference
             .resolve(base, self.allow_env_secrets)
             .map_err(|e| {
                 ConfigError::new(
@@ -488,7 +488,14 @@ impl Config {
                     ConfigErrorKind::Secret,
                     format!("secret {reference} {e}"),
                 )
-            })
+            })?;
+        let reference = reference.to_string();
+        crate::audit::record(
+            &crate::audit::Record::new("secret_resolved")
+                .str("name", key)
+                .str("reference", &reference),
+        );
+        Ok(secret)
     }
 
     /// The limits of the tool with `policy`: its `[tools.<name>]` table, then its attribute,
