@@ -923,7 +923,7 @@ pub(crate) async fn acknowledge(
     recorded: Recorded,
 ) -> Result<CallToolResponse, ErrorData> {
     if let Err(unavailable) = recorded.durable().await {
-        tracing::error!(error = %unavailable, seq = recorded.seq, "audit event not recorded");
+        tracing::error!(error = %unavailable, seq = recorded.seq(), "audit event not recorded");
         return Err(ErrorData::internal_error(
             format!("{unavailable}; the call's result is withheld"),
             None,
@@ -934,9 +934,9 @@ pub(crate) async fn acknowledge(
         && let Ok(CallToolResponse::Complete(result)) = &mut response
     {
         let receipt = serde_json::json!({
-            "instance": recorded.instance,
-            "seq": recorded.seq,
-            "hash": recorded.hash,
+            "instance": recorded.instance(),
+            "seq": recorded.seq(),
+            "hash": recorded.hash(),
         });
         result
             .meta

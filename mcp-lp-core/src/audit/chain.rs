@@ -3,6 +3,7 @@
 //! key, an edited, inserted or reordered line cannot be given a hash that verifies.
 
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
@@ -96,9 +97,13 @@ impl ChainKey {
 
     /// The HMAC-SHA256 of `data` under this key, as 64 lowercase hex digits.
     pub(crate) fn mac_hex(&self, data: &[u8]) -> String {
+        self.mac(data).as_str().to_owned()
+    }
+
+    pub(crate) fn mac(&self, data: &[u8]) -> Hex64 {
         let mut mac = self.mac.clone();
         mac.update(data);
-        hex(&mac.finalize().into_bytes())
+        Hex64::of(&mac.finalize().into_bytes().into())
     }
 }
 
@@ -130,20 +135,89 @@ pub struct SealedEvent {
 /// One process instance's chain.
 #[derive(Debug)]
 pub(crate) struct Chain {
-    instance: String,
+    instance: Arc<str>,
     key: ChainKey,
     next_seq: u64,
-    prev: String,
+    prev: Hex64,
+    /// The canonical body of the event being sealed, reused from event to event.
+    body: Vec<u8>,
+}
+
+/// 32 bytes as 64 lowercase hex digits, on the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hex64([u8; 64]);
+
+impl Hex64 {
+    fn of(bytes: &[u8; 32]) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (i, byte) in bytes.iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(byte >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
+        }
+        Self(out)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// An event just sealed: its place in the chain and its line.
+#[derive(Debug)]
+pub(crate) struct Sealed {
+    pub(crate) seq: u64,
+    pub(crate) hash: Hex64,
+    pub(crate) line: String,
+}
+
+/// The timestamp of an event, RFC 3339 to the microsecond, on the stack.
+struct Timestamp {
+    text: [u8; 40],
+    len: usize,
+}
+
+impl fmt::Write for Timestamp {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.text.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl Timestamp {
+    fn now() -> Self {
+        let mut timestamp = Self {
+            text: [0; 40],
+            len: 0,
+        };
+        if json_log::write_timestamp(&mut timestamp).is_err() {
+            timestamp.len = 0;
+        }
+        timestamp
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text[..self.len]).unwrap_or_default()
+    }
 }
 
 impl Chain {
     pub(crate) fn new(instance: String, key: ChainKey) -> Self {
         Self {
-            instance,
+            instance: Arc::from(instance),
             key,
             next_seq: 0,
-            prev: GENESIS.to_owned(),
+            prev: Hex64([b'0'; 64]),
+            body: Vec::with_capacity(1024),
         }
+    }
+
+    pub(crate) fn instance_arc(&self) -> &Arc<str> {
+        &self.instance
     }
 
     pub(crate) fn instance(&self) -> &str {
@@ -164,84 +238,106 @@ impl Chain {
     }
 
     /// Give `record` the next place in the chain and seal it.
-    pub(crate) fn seal(&mut self, record: &Record<'_>) -> SealedEvent {
+    pub(crate) fn seal(&mut self, record: &Record<'_>) -> Sealed {
         let seq = self.next_seq;
-        let mut timestamp = String::with_capacity(27);
-        let _ = json_log::write_timestamp(&mut timestamp);
+        let timestamp = Timestamp::now();
         let level = if record.is_warn() { "WARN" } else { "INFO" };
-        let mut fields: Vec<(&str, FieldValue<'_>)> = Vec::with_capacity(record.fields().len() + 9);
-        fields.extend_from_slice(record.fields());
-        fields.extend_from_slice(&[
+        // The chain's own fields, in key order; `message` and `target` keep the line readable
+        // by log pipelines as a tracing event.
+        let own = [
             ("event", FieldValue::Str(record.event())),
             ("instance", FieldValue::Str(&self.instance)),
             ("key_id", FieldValue::Str(self.key.id())),
             ("level", FieldValue::Str(level)),
-            // `message` and `target` keep the line readable by log pipelines as a tracing event.
             ("message", FieldValue::Str(record.event())),
-            ("prev", FieldValue::Str(&self.prev)),
+            ("prev", FieldValue::Str(self.prev.as_str())),
             ("seq", FieldValue::Int(seq)),
             ("target", FieldValue::Str(AUDIT_TARGET)),
-            ("timestamp", FieldValue::Str(&timestamp)),
-        ]);
-        // RFC 8785 orders keys by UTF-16 code units; field names are ASCII, so bytewise.
-        fields.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            ("timestamp", FieldValue::Str(timestamp.as_str())),
+        ];
+        let fields = Merged::new(record.fields(), &own);
 
-        let (body, hash_at) = canonical(&fields);
-        let hash = self.key.mac_hex(body.as_bytes());
-        let line = if body.bytes().all(|b| b < 0x7f) {
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        let hash_at = canonical(&mut body, fields.clone());
+        let hash = self.key.mac(&body);
+        let line = if body.iter().all(|&b| b < 0x7f) {
             let mut line = String::with_capacity(body.len() + 76);
-            line.push_str(&body[..hash_at]);
+            // Only UTF-8 strings and ASCII were written into the body.
+            line.push_str(std::str::from_utf8(&body[..hash_at]).unwrap_or_default());
             line.push_str("\"hash\":\"");
-            line.push_str(&hash);
+            line.push_str(hash.as_str());
             line.push_str("\",");
-            line.push_str(&body[hash_at..]);
+            line.push_str(std::str::from_utf8(&body[hash_at..]).unwrap_or_default());
             line
         } else {
             // Written with every invisible character escaped, so that no value can change how
             // the line reads; a reader parses back the same values and the same canonical form.
-            readable(&fields, &hash)
+            readable(fields, hash.as_str())
         };
+        self.body = body;
         self.next_seq += 1;
-        self.prev.clone_from(&hash);
-        SealedEvent {
-            instance: self.instance.clone(),
-            seq,
-            hash,
-            event: record.event().to_owned(),
-            line,
-        }
+        self.prev = hash;
+        Sealed { seq, hash, line }
     }
 }
 
-/// The RFC 8785 form of `fields` (sorted, unique names), and where `hash` would go in it.
-fn canonical(fields: &[(&str, FieldValue<'_>)]) -> (String, usize) {
-    let mut body: Vec<u8> = Vec::with_capacity(640);
+/// Two field lists, each in key order, read as one in key order.
+#[derive(Clone)]
+struct Merged<'f, 'a> {
+    a: &'f [(&'a str, FieldValue<'a>)],
+    b: &'f [(&'a str, FieldValue<'a>)],
+}
+
+impl<'f, 'a> Merged<'f, 'a> {
+    fn new(a: &'f [(&'a str, FieldValue<'a>)], b: &'f [(&'a str, FieldValue<'a>)]) -> Self {
+        Self { a, b }
+    }
+}
+
+impl<'a> Iterator for Merged<'_, 'a> {
+    type Item = (&'a str, FieldValue<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let take_a = match (self.a.first(), self.b.first()) {
+            (Some(x), Some(y)) => x.0.as_bytes() < y.0.as_bytes(),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let list = if take_a { &mut self.a } else { &mut self.b };
+        let (first, rest) = list.split_first()?;
+        *list = rest;
+        Some(*first)
+    }
+}
+
+/// Write the RFC 8785 form of `fields` (in key order, unique names) into `body`; returns
+/// where `hash` would go in it.
+fn canonical<'a>(body: &mut Vec<u8>, fields: impl Iterator<Item = (&'a str, FieldValue<'a>)>) -> usize {
     let mut hash_at = None;
     body.push(b'{');
-    for (i, (name, value)) in fields.iter().enumerate() {
+    for (i, (name, value)) in fields.enumerate() {
         if i > 0 {
             body.push(b',');
         }
         if hash_at.is_none() && name.as_bytes() > b"hash".as_slice() {
             hash_at = Some(body.len());
         }
-        push_json_str(&mut body, name);
+        push_json_str(body, name);
         body.push(b':');
         match value {
-            FieldValue::Str(text) => push_json_str(&mut body, text),
+            FieldValue::Str(text) => push_json_str(body, text),
             FieldValue::Int(n) => body.extend_from_slice(
                 itoa::Buffer::new()
-                    .format((*n).min(MAX_EXACT_INT))
+                    .format(n.min(MAX_EXACT_INT))
                     .as_bytes(),
             ),
-            FieldValue::Bool(b) => body.extend_from_slice(if *b { b"true" } else { b"false" }),
+            FieldValue::Bool(b) => body.extend_from_slice(if b { b"true" } else { b"false" }),
         }
     }
     body.push(b'}');
     // The chain's own fields always include names after `hash` (`instance`, `seq`).
-    let hash_at = hash_at.unwrap_or(body.len() - 1);
-    // Only UTF-8 strings and ASCII were written.
-    (String::from_utf8(body).unwrap_or_default(), hash_at)
+    hash_at.unwrap_or(body.len() - 1)
 }
 
 /// A JSON string as RFC 8785 writes it: `"` and `\` escaped, controls as `\b \t \n \f \r` or
@@ -252,11 +348,11 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
 }
 
 /// The line for `fields` with the log format's escaping, and `hash` in its place.
-fn readable(fields: &[(&str, FieldValue<'_>)], hash: &str) -> String {
+fn readable<'a>(fields: impl Iterator<Item = (&'a str, FieldValue<'a>)>, hash: &str) -> String {
     let mut line = String::with_capacity(640);
     line.push('{');
     let mut hash_done = false;
-    for (i, (name, value)) in fields.iter().enumerate() {
+    for (i, (name, value)) in fields.enumerate() {
         if i > 0 {
             line.push(',');
         }
@@ -271,9 +367,9 @@ fn readable(fields: &[(&str, FieldValue<'_>)], hash: &str) -> String {
                 let _ = json_log::write_json_str(&mut line, text);
             }
             FieldValue::Int(n) => {
-                line.push_str(itoa::Buffer::new().format((*n).min(MAX_EXACT_INT)))
+                line.push_str(itoa::Buffer::new().format(n.min(MAX_EXACT_INT)))
             }
-            FieldValue::Bool(b) => line.push_str(if *b { "true" } else { "false" }),
+            FieldValue::Bool(b) => line.push_str(if b { "true" } else { "false" }),
         }
     }
     line.push('}');
@@ -324,7 +420,7 @@ mod tests {
                 .bool("flag", true);
             let sealed = chain.seal(&record);
             let (hash, expected) = recomputed(&sealed.line, &key());
-            assert_eq!(hash, sealed.hash);
+            assert_eq!(hash, sealed.hash.as_str());
             assert_eq!(hash, expected, "{}", sealed.line);
             assert!(!sealed.line.contains('\n') && !sealed.line.contains('\u{202e}'));
         }

@@ -115,16 +115,23 @@ impl<'a> Record<'a> {
     }
 
     pub(crate) fn push(&mut self, name: &'a str, value: FieldValue<'a>) {
-        // A repeated or reserved name would make the line ambiguous: the later value of a
-        // repeated field wins, and the chain's own fields are never overwritten.
-        if CHAIN_FIELDS.contains(&name) || self.fields.iter().any(|(n, _)| *n == name) {
-            debug_assert!(false, "audit field `{name}` is reserved or repeated");
-            self.fields.retain(|(n, _)| *n != name);
-            if CHAIN_FIELDS.contains(&name) {
-                return;
-            }
+        // Kept in RFC 8785 key order (bytewise for ASCII names) as fields arrive, so sealing
+        // merges them with the chain's own fields without sorting. A repeated name replaces the
+        // earlier value; the chain's own names are refused.
+        debug_assert!(
+            name.is_ascii() && !CHAIN_FIELDS.contains(&name),
+            "audit field `{name}` is reserved or not ASCII"
+        );
+        if CHAIN_FIELDS.contains(&name) {
+            return;
         }
-        self.fields.push((name, value));
+        match self
+            .fields
+            .binary_search_by(|(n, _)| n.as_bytes().cmp(name.as_bytes()))
+        {
+            Ok(at) => self.fields[at].1 = value,
+            Err(at) => self.fields.insert(at, (name, value)),
+        }
     }
 
     pub(crate) fn fields(&self) -> &[(&'a str, FieldValue<'a>)] {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::AUDIT_TARGET;
-use super::chain::{Chain, ChainKey, SealedEvent};
+use super::chain::{Chain, ChainKey, Hex64, SealedEvent};
 use super::file_sink::FileSink;
 use super::record::Record;
 use super::sink::AuditSink;
@@ -112,12 +112,9 @@ struct Writer {
 /// An event's place in the trail, returned by [`AuditTrail::record`].
 #[derive(Debug, Clone)]
 pub struct Recorded {
-    /// The event's sequence number.
-    pub seq: u64,
-    /// The event's hash.
-    pub hash: String,
-    /// The chain's instance.
-    pub instance: String,
+    seq: u64,
+    hash: Hex64,
+    instance: Arc<str>,
     trail: AuditTrail,
 }
 
@@ -127,6 +124,21 @@ pub struct Recorded {
 pub struct AuditUnavailable(pub String);
 
 impl Recorded {
+    /// The event's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The event's hash.
+    pub fn hash(&self) -> &str {
+        self.hash.as_str()
+    }
+
+    /// The chain's instance.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     /// Wait until every durable sink recorded the event, as the failure policy asks: under
     /// [`FailurePolicy::FailClosed`] up to the write timeout, under [`FailurePolicy::Buffer`]
     /// not at all.
@@ -321,27 +333,37 @@ impl AuditTrail {
         } else {
             tracing::info!(target: AUDIT_TARGET, chained = sealed.line.as_str());
         }
-        for writer in &state.writers {
-            writer.pending.fetch_add(1, Ordering::Relaxed);
-            // A closed queue means the writer task ended with its runtime; `durable` then
-            // times out and calls are refused.
-            let _ = writer.tx.send(sealed.clone());
-        }
-        if let Some(backlog) = &mut state.backlog {
-            if backlog.len() < MAX_BACKLOG {
-                backlog.push(sealed.clone());
-            } else {
-                state.backlog = None;
+        let instance = Arc::clone(state.chain.instance_arc());
+        if !state.writers.is_empty() || state.backlog.is_some() {
+            let event = SealedEvent {
+                instance: instance.to_string(),
+                seq: sealed.seq,
+                hash: sealed.hash.as_str().to_owned(),
+                event: record.event().to_owned(),
+                line: sealed.line,
+            };
+            for writer in &state.writers {
+                writer.pending.fetch_add(1, Ordering::Relaxed);
+                // A closed queue means the writer task ended with its runtime; `durable` then
+                // times out and calls are refused.
+                let _ = writer.tx.send(event.clone());
+            }
+            if let Some(backlog) = &mut state.backlog {
+                if backlog.len() < MAX_BACKLOG {
+                    backlog.push(event);
+                } else {
+                    state.backlog = None;
+                }
             }
         }
         if self.inner.options.anchors.is_some() {
-            state.head = Some((sealed.seq, sealed.hash.clone()));
+            state.head = Some((sealed.seq, sealed.hash.as_str().to_owned()));
         }
         drop(state);
         Recorded {
             seq: sealed.seq,
             hash: sealed.hash,
-            instance: sealed.instance,
+            instance,
             trail: self.clone(),
         }
     }

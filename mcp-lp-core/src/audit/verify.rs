@@ -341,7 +341,7 @@ impl Verifier {
                 order.push(entry.instance.clone());
             }
             let state = chains.entry(entry.instance.clone()).or_default();
-            state.next = entry.seq + 1;
+            state.next = entry.seq.saturating_add(1);
             state.last_hash = hash.to_owned();
             state.summary.events += 1;
             state.summary.last_seq = Some(entry.seq);
