@@ -208,6 +208,8 @@ struct Shared<S> {
     /// Seals the state tools hand clients to bring back, and opens it on their return.
     sealer: StateSealer,
     protocol_versions: Vec<ProtocolVersion>,
+    /// The pinned manifest's digest, owner and review date, for the server's `_meta`.
+    manifest: Option<serde_json::Value>,
 }
 
 /// An MCP server handler that puts the checkpoint around the tools of `S`.
@@ -248,8 +250,6 @@ pub(crate) struct Refusal {
     pub(crate) message: String,
     /// Set when the call was refused by the tool's rate limit rather than for a grant.
     pub(crate) limited: Option<RateLimited>,
-    /// The refusal's audit event.
-    pub(crate) recorded: Recorded,
 }
 
 impl Refusal {
@@ -314,6 +314,7 @@ impl<S: ToolSet> Checkpoint<S> {
             audit_sinks,
         } = server.into();
         config.check_tools(S::policies())?;
+        crate::manifest::hold_to_manifest::<S>(config)?;
         let tools = S::policies()
             .iter()
             .map(|policy| {
@@ -338,6 +339,13 @@ impl<S: ToolSet> Checkpoint<S> {
             providers: Providers(Arc::new(providers)),
             sealer,
             protocol_versions: config.protocol_versions().to_vec(),
+            manifest: config.manifest().map(|m| {
+                serde_json::json!({
+                    "digest": m.digest,
+                    "owner": m.owner,
+                    "review_by": m.review_by,
+                })
+            }),
         };
         for sink in audit_sinks {
             crate::audit::trail().attach(sink);
@@ -445,8 +453,8 @@ impl<S: ToolSet> Checkpoint<S> {
         let arguments = ArgumentDigest::of(arguments.as_ref());
         let event = AuditEvent::start(&request_id, principal.id(), &arguments, started);
         Err(match refused {
-            Err(denial) => deny(event, entry, principal, denial),
-            Ok(limited) => rate_limit(event, entry, principal, limited),
+            Err(denial) => deny(event, entry, principal, denial).0,
+            Ok(limited) => rate_limit(event, entry, principal, limited).0,
         })
     }
 
@@ -532,13 +540,13 @@ impl<S: ToolSet> Checkpoint<S> {
     }
 }
 
-/// Complete `event` as a denial by `entry`'s policy, emit it, and describe the refusal.
+/// Complete `event` as a denial by `entry`'s policy, record it, and describe the refusal.
 fn deny<'a>(
     event: AuditEvent<'a>,
     entry: &'a ToolEntry,
     principal: &Principal,
     denial: Denial,
-) -> Refusal {
+) -> (Refusal, Recorded) {
     let message = denial.explain(entry.policy.name, principal.id());
     let recorded = AuditEvent {
         tool: entry.policy.name,
@@ -550,22 +558,23 @@ fn deny<'a>(
         ..event
     }
     .finish();
-    Refusal {
+    let refusal = Refusal {
         policy: entry.policy,
         denial,
         message,
         limited: None,
-        recorded,
-    }
+    };
+    (refusal, recorded)
 }
 
-/// Complete `event` as a call refused by `entry`'s rate limit, emit it, and describe the refusal.
+/// Complete `event` as a call refused by `entry`'s rate limit, record it, and describe the
+/// refusal.
 fn rate_limit<'a>(
     event: AuditEvent<'a>,
     entry: &'a ToolEntry,
     principal: &Principal,
     limited: RateLimited,
-) -> Refusal {
+) -> (Refusal, Recorded) {
     let message = limited.explain(entry.policy.name, principal.id());
     let recorded = AuditEvent {
         tool: entry.policy.name,
@@ -577,20 +586,27 @@ fn rate_limit<'a>(
         ..event
     }
     .finish();
-    Refusal {
+    let refusal = Refusal {
         policy: entry.policy,
         denial: Denial::default(),
         message,
         limited: Some(limited),
-        recorded,
-    }
+    };
+    (refusal, recorded)
 }
 
 impl<S: ToolSet> ServerHandler for Checkpoint<S> {
     fn get_info(&self) -> ServerConfig {
         let mut capabilities = self.shared.service.extras().get_info().capabilities;
         capabilities.tools = ServerCapabilities::builder().enable_tools().build().tools;
-        let config = ServerConfig::new(capabilities).with_server_info(S::server_info());
+        let mut config = ServerConfig::new(capabilities).with_server_info(S::server_info());
+        // A client can pin the approved manifest too.
+        if let Some(manifest) = &self.shared.manifest {
+            config.meta.get_or_insert_with(Default::default).insert(
+                crate::manifest::MANIFEST_META_KEY.to_owned(),
+                manifest.clone(),
+            );
+        }
         match S::instructions() {
             Some(text) => config.with_instructions(text),
             None => config,
@@ -835,8 +851,7 @@ impl<S: ToolSet> Checkpoint<S> {
         let authorized = match authorize(policy, &principal, SystemTime::now()) {
             Ok(authorized) => authorized,
             Err(denial) => {
-                let refusal = deny(event, entry, &principal, denial);
-                let recorded = refusal.recorded.clone();
+                let (refusal, recorded) = deny(event, entry, &principal, denial);
                 return (Err(refusal.into_error()), recorded);
             }
         };
@@ -845,8 +860,7 @@ impl<S: ToolSet> Checkpoint<S> {
             && !self.counted_upstream(&context, policy.name)
             && let Err(limited) = limiter.check(principal.id())
         {
-            let refusal = rate_limit(event, entry, &principal, limited);
-            let recorded = refusal.recorded.clone();
+            let (refusal, recorded) = rate_limit(event, entry, &principal, limited);
             return (Err(refusal.into_error()), recorded);
         }
 

@@ -23,6 +23,7 @@ use crate::audit::{self, AuditTrail, Record};
 use crate::authorize::authorize;
 use crate::checkpoint::{Checkpoint, Server};
 use crate::config::{CONFIG_ENV, Config, ConfigError};
+use crate::manifest::Manifest;
 use crate::policy::ToolSet;
 
 /// The log filter when `RUST_LOG` is not set. rmcp's own protocol chatter stays at warn: at
@@ -63,6 +64,19 @@ enum Command {
     Check,
     /// Print every tool and what it declares, as JSON
     Inventory,
+    /// Approve the tools this server serves now: write the manifest (`mcp-lp.lock` next to the
+    /// configuration, or `[governance] manifest`) that later starts are held to
+    Approve {
+        /// The team that owns the server
+        #[arg(long)]
+        owner: String,
+        /// The date by which the approval must be reviewed, YYYY-MM-DD
+        #[arg(long)]
+        review_by: String,
+        /// Who approves [default: the USER environment variable]
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Work with the audit trail
     Audit {
         #[command(subcommand)]
@@ -141,6 +155,11 @@ where
         Command::Serve { .. } => serve(cli.config, build).await,
         Command::Check => check(cli.config, build).await,
         Command::Inventory => inventory::<S>(cli.config),
+        Command::Approve {
+            owner,
+            review_by,
+            by,
+        } => approve::<S>(cli.config, &owner, &review_by, by),
         Command::Audit {
             action: AuditCommand::Verify { files, anchors, db },
         } => match verify(cli.config, build, files, anchors, db).await {
@@ -320,6 +339,21 @@ where
         config.path().display(),
         principal.id()
     );
+    report += &match config.manifest() {
+        None => format!(
+            "manifest: none pinned at {}; `approve --owner ... --review-by ...` pins one\n",
+            config.manifest_path().display()
+        ),
+        Some(manifest) => format!(
+            "manifest: {} matches, digest {}, owner {}, review by {}, approved by {} at {}\n",
+            config.manifest_path().display(),
+            manifest.digest,
+            manifest.owner,
+            manifest.review_by,
+            manifest.approved_by,
+            manifest.approved_at
+        ),
+    };
     for grant in principal.grants() {
         let state = if grant.is_active(now) {
             "active"
@@ -347,6 +381,53 @@ where
                 .rate
                 .map_or_else(|| "unlimited".to_owned(), |rate| rate.to_string()),
         );
+    }
+    std::io::stdout().write_all(report.as_bytes())?;
+    Ok(())
+}
+
+fn approve<S: ToolSet>(
+    path: Option<PathBuf>,
+    owner: &str,
+    review_by: &str,
+    by: Option<String>,
+) -> Result<(), BuildError> {
+    let config = load(path)?;
+    config.check_tools(S::policies())?;
+    let due: jiff::civil::Date = review_by
+        .parse()
+        .map_err(|_| format!("--review-by `{review_by}` is not a date: write YYYY-MM-DD"))?;
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    if due <= today {
+        return Err(format!("--review-by {due} is not in the future").into());
+    }
+    if owner.trim().is_empty() {
+        return Err("--owner must name the team that owns the server".into());
+    }
+    let by = by
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|b| !b.trim().is_empty())
+        .ok_or("name who approves with --by (USER is not set)")?;
+    let now = jiff::Timestamp::now()
+        .round(jiff::Unit::Second)?
+        .to_string();
+    let manifest = Manifest::of::<S>(&by, &now, owner, &due.to_string());
+    let target = config.manifest_path();
+    let before = config.manifest().map(|m| m.drift::<S>());
+    manifest.write(target)?;
+    let mut report = format!(
+        "approved {} tools of {} into {}\ndigest {}\nowner {owner}, review by {due}, approved by {by}\n",
+        manifest.tools.len(),
+        manifest.server,
+        target.display(),
+        manifest.digest
+    );
+    if let Some(drift) = before {
+        for line in drift {
+            report += &format!("  was: {line}\n");
+        }
     }
     std::io::stdout().write_all(report.as_bytes())?;
     Ok(())

@@ -171,3 +171,18 @@ mod http {
         }
     }
 }
+
+/// The lines of a chain sealed with `key`: a `start` event, then one `tools/call` event for each
+/// of `principals`, each also naming it as its request id.
+pub fn sealed_chain(key: &crate::audit::ChainKey, principals: &[&str]) -> Vec<String> {
+    let mut chain = crate::audit::chain::Chain::new("i-fuzz".into(), key.clone());
+    let mut lines = vec![chain.seal(&crate::audit::Record::new("start")).line];
+    for principal in principals {
+        let record = crate::audit::Record::new("tools/call")
+            .str("principal", principal)
+            .str("request_id", principal)
+            .int("args_bytes", principal.len() as u64);
+        lines.push(chain.seal(&record).line);
+    }
+    lines
+}

@@ -63,6 +63,7 @@ mod config;
 mod grant;
 pub mod json_log;
 pub mod limits;
+pub mod manifest;
 mod parameters;
 mod policy;
 mod principal;
@@ -87,7 +88,7 @@ pub use crate::authorize::{Authorized, Denial, authorize};
 pub use crate::checkpoint::{CallScope, Checkpoint, FORBIDDEN, RATE_LIMITED, ServeError, Server};
 pub use crate::config::{
     ALLOWED_ALGORITHMS, ANONYMOUS, AuditSettings, AuthSection, CONFIG_ENV, Config, ConfigError,
-    ConfigErrorKind, HttpSection, SecretError, SecretRef,
+    ConfigErrorKind, HttpSection, ReviewOverdue, SecretError, SecretRef,
 };
 pub use crate::grant::{Grant, GrantError, MAX_GRANT_LEN, grant_syntax_error};
 pub use crate::limits::Limits;

@@ -18,7 +18,7 @@ fn key(id: &str) -> ChainKey {
         id,
         &SecretString::from(format!("{id}-0123456789abcdef0123456789abcdef")),
     )
-    .unwrap()
+    .expect("test setup")
 }
 
 struct Written {
@@ -36,7 +36,7 @@ async fn write_trail(dir: &Path, name: &str, key: ChainKey, calls: usize) -> Wri
         rotate_every: None,
         fsync: FsyncPolicy::EveryEvent,
     })
-    .unwrap();
+    .expect("test setup");
     let trail = AuditTrail::start(
         TrailOptions {
             key,
@@ -59,7 +59,7 @@ async fn write_trail(dir: &Path, name: &str, key: ChainKey, calls: usize) -> Wri
                 .str("tool", "echo")
                 .str("outcome", "ok"),
         );
-        recorded.durable().await.unwrap();
+        recorded.durable().await.expect("test setup");
     }
     trail.shutdown("test over").await;
     Written {
@@ -70,7 +70,7 @@ async fn write_trail(dir: &Path, name: &str, key: ChainKey, calls: usize) -> Wri
 
 fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
-        .unwrap()
+        .expect("test setup")
         .lines()
         .map(str::to_owned)
         .collect()
@@ -82,7 +82,7 @@ fn verify_lines(lines: &[String], anchors: &Path, keys: &[ChainKey]) -> Report {
         "anchors.jsonl",
         &std::fs::read_to_string(anchors).unwrap_or_default(),
     )
-    .unwrap();
+    .expect("test setup");
     Verifier::new(keys.iter().cloned()).verify(&trail, &anchors)
 }
 
@@ -96,14 +96,14 @@ fn failure(report: &Report) -> (FailureKind, Option<u64>) {
 
 /// The line of event `seq` (the file holds only events, in order).
 fn seq_of(line: &str) -> u64 {
-    serde_json::from_str::<serde_json::Value>(line).unwrap()["seq"]
+    serde_json::from_str::<serde_json::Value>(line).expect("test setup")["seq"]
         .as_u64()
-        .unwrap()
+        .expect("test setup")
 }
 
 #[tokio::test]
 async fn accepts_untouched_trail_with_its_anchor() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let written = write_trail(dir.path(), "t", key("k1"), 10).await;
     let report = verify_lines(&read_lines(&written.trail), &written.anchors, &[key("k1")]);
     assert!(report.passed(), "{report}");
@@ -117,7 +117,7 @@ async fn accepts_untouched_trail_with_its_anchor() {
 
 #[tokio::test]
 async fn verify_rejects_edited_event() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let written = write_trail(dir.path(), "t", key("k1"), 10).await;
     let mut lines = read_lines(&written.trail);
     lines[4] = lines[4].replace("\"principal\":\"bob\"", "\"principal\":\"mallory\"");
@@ -132,7 +132,7 @@ async fn verify_rejects_edited_event() {
 
 #[tokio::test]
 async fn verify_rejects_deleted_event() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let written = write_trail(dir.path(), "t", key("k1"), 10).await;
     let mut lines = read_lines(&written.trail);
     lines.remove(6);
@@ -146,7 +146,7 @@ async fn verify_rejects_deleted_event() {
     assert!(
         report
             .failure
-            .unwrap()
+            .expect("test setup")
             .detail
             .contains("event 6 is missing"),
         "names the missing event"
@@ -155,7 +155,7 @@ async fn verify_rejects_deleted_event() {
 
 #[tokio::test]
 async fn verify_rejects_inserted_event() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let written = write_trail(dir.path(), "t", key("k1"), 10).await;
     let mut lines = read_lines(&written.trail);
     // Forged without the key: a copy of event 5 made to read as another call, put before the
@@ -172,7 +172,7 @@ async fn verify_rejects_inserted_event() {
 
     // A line re-signed with a key the verifier does not trust is no better.
     let mut lines = read_lines(&written.trail);
-    let mut value: serde_json::Value = serde_json::from_str(&lines[5]).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&lines[5]).expect("test setup");
     value["key_id"] = "attacker".into();
     lines.insert(5, value.to_string());
     let report = verify_lines(&lines, &written.anchors, &[key("k1")]);
@@ -185,7 +185,7 @@ async fn verify_rejects_inserted_event() {
 
 #[tokio::test]
 async fn verify_rejects_reordered_events() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let written = write_trail(dir.path(), "t", key("k1"), 10).await;
     let mut lines = read_lines(&written.trail);
     lines.swap(3, 4);
@@ -200,7 +200,7 @@ async fn verify_rejects_reordered_events() {
 
 #[tokio::test]
 async fn verify_rejects_truncated_tail() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let written = write_trail(dir.path(), "t", key("k1"), 10).await;
     let mut lines = read_lines(&written.trail);
     lines.truncate(lines.len() - 3);
@@ -220,7 +220,7 @@ async fn verify_rejects_truncated_tail() {
 
 #[tokio::test]
 async fn verify_rejects_spliced_chain() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let a = write_trail(dir.path(), "a", key("k1"), 10).await;
     let b = write_trail(dir.path(), "b", key("k1"), 10).await;
     let mut lines = read_lines(&a.trail);
@@ -238,7 +238,7 @@ async fn verify_rejects_spliced_chain() {
 
 #[tokio::test]
 async fn verify_rejects_trail_sealed_with_a_withdrawn_key() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let written = write_trail(dir.path(), "t", key("old"), 3).await;
     let report = verify_lines(&read_lines(&written.trail), &written.anchors, &[key("new")]);
     assert_eq!(
@@ -251,7 +251,7 @@ async fn verify_rejects_trail_sealed_with_a_withdrawn_key() {
         "old",
         &SecretString::from("another-secret-0123456789abcdef0123"),
     )
-    .unwrap();
+    .expect("test setup");
     let report = verify_lines(&read_lines(&written.trail), &written.anchors, &[impostor]);
     assert_eq!(
         failure(&report),
@@ -262,7 +262,7 @@ async fn verify_rejects_trail_sealed_with_a_withdrawn_key() {
 
 #[tokio::test]
 async fn accepts_key_rotation_recorded_in_the_chain() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let path = dir.path().join("rotating.jsonl");
     let sink = FileSink::open(FileSinkOptions {
         path: path.clone(),
@@ -270,7 +270,7 @@ async fn accepts_key_rotation_recorded_in_the_chain() {
         rotate_every: None,
         fsync: FsyncPolicy::EveryEvent,
     })
-    .unwrap();
+    .expect("test setup");
     let trail = AuditTrail::start(
         TrailOptions {
             key: key("k1"),
@@ -285,7 +285,7 @@ async fn accepts_key_rotation_recorded_in_the_chain() {
     let lines = read_lines(&path);
     let events: Vec<serde_json::Value> = lines
         .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str(l).expect("test setup"))
         .collect();
     assert_eq!(events[1]["event"], "key_rotated");
     assert_eq!(events[1]["key_id"], "k1");
@@ -303,7 +303,7 @@ async fn accepts_key_rotation_recorded_in_the_chain() {
 
 #[tokio::test]
 async fn accepts_chain_across_rotated_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let path = dir.path().join("trail.jsonl");
     let sink = FileSink::open(FileSinkOptions {
         path: path.clone(),
@@ -311,7 +311,7 @@ async fn accepts_chain_across_rotated_files() {
         rotate_every: None,
         fsync: FsyncPolicy::Every(Duration::from_millis(20)),
     })
-    .unwrap();
+    .expect("test setup");
     let trail = AuditTrail::start(
         TrailOptions {
             key: key("k1"),
@@ -323,13 +323,13 @@ async fn accepts_chain_across_rotated_files() {
     for i in 0..40 {
         let id = i.to_string();
         let recorded = trail.record(&Record::new("tools/call").str("request_id", &id));
-        recorded.durable().await.unwrap();
+        recorded.durable().await.expect("test setup");
     }
     trail.shutdown("test over").await;
 
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
+        .expect("test setup")
+        .map(|e| e.expect("test setup").path())
         .filter(|p| p != &path)
         .collect();
     files.sort();
@@ -337,15 +337,16 @@ async fn accepts_chain_across_rotated_files() {
     files.push(path);
     let mut lines = Vec::new();
     for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
+        let text = std::fs::read_to_string(file).expect("test setup");
         lines.extend(lines_of(&file.display().to_string(), &text));
     }
     let report = Verifier::new([key("k1")]).verify(&lines, &[]);
     assert!(report.passed(), "{report}");
     assert_eq!(report.events, 42);
     // Each rotated file after the first opens with the previous file's last hash.
-    let second = std::fs::read_to_string(&files[1]).unwrap();
-    let header: serde_json::Value = serde_json::from_str(second.lines().next().unwrap()).unwrap();
+    let second = std::fs::read_to_string(&files[1]).expect("test setup");
+    let header: serde_json::Value =
+        serde_json::from_str(second.lines().next().expect("test setup")).expect("test setup");
     assert!(
         header["file_start"]["previous_hash"].is_string(),
         "{header}"
@@ -370,7 +371,7 @@ fn full_disk() -> Box<FileSink> {
             rotate_every: None,
             fsync: FsyncPolicy::EveryEvent,
         })
-        .unwrap(),
+        .expect("test setup"),
     )
 }
 
@@ -405,7 +406,7 @@ async fn refuses_calls_once_the_buffer_is_full() {
         assert!(trail.admits_calls().is_ok());
         let recorded = trail.record(&Record::new("tools/call"));
         // Buffered: the call is answered while its event waits.
-        recorded.durable().await.unwrap();
+        recorded.durable().await.expect("test setup");
     }
     let refused = trail.admits_calls().unwrap_err();
     assert!(refused.0.contains("3 events waiting"), "{refused}");

@@ -141,6 +141,8 @@ pub(crate) struct Chain {
     prev: Hex64,
     /// The canonical body of the event being sealed, reused from event to event.
     body: Vec<u8>,
+    /// A development switch in force, named in every event (`dev`).
+    dev: Option<&'static str>,
 }
 
 /// 32 bytes as 64 lowercase hex digits, on the stack.
@@ -213,7 +215,13 @@ impl Chain {
             next_seq: 0,
             prev: Hex64([b'0'; 64]),
             body: Vec::with_capacity(1024),
+            dev: None,
         }
+    }
+
+    /// Name `switch` in every event from now on, as the `dev` field.
+    pub(crate) fn name_dev_switch(&mut self, switch: &'static str) {
+        self.dev = Some(switch);
     }
 
     pub(crate) fn instance_arc(&self) -> &Arc<str> {
@@ -239,6 +247,11 @@ impl Chain {
 
     /// Give `record` the next place in the chain and seal it.
     pub(crate) fn seal(&mut self, record: &Record<'_>) -> Sealed {
+        if let Some(switch) = self.dev
+            && !record.fields().iter().any(|(name, _)| *name == "dev")
+        {
+            return self.seal(&record.clone().str("dev", switch));
+        }
         let seq = self.next_seq;
         let timestamp = Timestamp::now();
         let level = if record.is_warn() { "WARN" } else { "INFO" };
@@ -313,7 +326,10 @@ impl<'a> Iterator for Merged<'_, 'a> {
 
 /// Write the RFC 8785 form of `fields` (in key order, unique names) into `body`; returns
 /// where `hash` would go in it.
-fn canonical<'a>(body: &mut Vec<u8>, fields: impl Iterator<Item = (&'a str, FieldValue<'a>)>) -> usize {
+fn canonical<'a>(
+    body: &mut Vec<u8>,
+    fields: impl Iterator<Item = (&'a str, FieldValue<'a>)>,
+) -> usize {
     let mut hash_at = None;
     body.push(b'{');
     for (i, (name, value)) in fields.enumerate() {
@@ -327,11 +343,9 @@ fn canonical<'a>(body: &mut Vec<u8>, fields: impl Iterator<Item = (&'a str, Fiel
         body.push(b':');
         match value {
             FieldValue::Str(text) => push_json_str(body, text),
-            FieldValue::Int(n) => body.extend_from_slice(
-                itoa::Buffer::new()
-                    .format(n.min(MAX_EXACT_INT))
-                    .as_bytes(),
-            ),
+            FieldValue::Int(n) => {
+                body.extend_from_slice(itoa::Buffer::new().format(n.min(MAX_EXACT_INT)).as_bytes())
+            }
             FieldValue::Bool(b) => body.extend_from_slice(if b { b"true" } else { b"false" }),
         }
     }
@@ -341,10 +355,18 @@ fn canonical<'a>(body: &mut Vec<u8>, fields: impl Iterator<Item = (&'a str, Fiel
 }
 
 /// A JSON string as RFC 8785 writes it: `"` and `\` escaped, controls as `\b \t \n \f \r` or
-/// `\u00xx`, everything else as itself. serde_json writes strings exactly so.
+/// `\u00xx`, everything else as itself. serde_json writes strings exactly so; most values need
+/// no escaping at all and are copied as they are.
 fn push_json_str(out: &mut Vec<u8>, text: &str) {
-    // Writing a string into a `Vec` cannot fail.
-    let _ = serde_json::to_writer(out, text);
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(out, text);
+    }
 }
 
 /// The line for `fields` with the log format's escaping, and `hash` in its place.
@@ -366,9 +388,7 @@ fn readable<'a>(fields: impl Iterator<Item = (&'a str, FieldValue<'a>)>, hash: &
             FieldValue::Str(text) => {
                 let _ = json_log::write_json_str(&mut line, text);
             }
-            FieldValue::Int(n) => {
-                line.push_str(itoa::Buffer::new().format(n.min(MAX_EXACT_INT)))
-            }
+            FieldValue::Int(n) => line.push_str(itoa::Buffer::new().format(n.min(MAX_EXACT_INT))),
             FieldValue::Bool(b) => line.push_str(if b { "true" } else { "false" }),
         }
     }

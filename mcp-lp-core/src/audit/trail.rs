@@ -237,6 +237,9 @@ impl AuditTrail {
             anchors: settings.anchors.clone(),
         };
         let trail = Self::start(options, sinks);
+        if config.allows_unapproved_tools() {
+            trail.name_dev_switch("allow_unapproved_tools");
+        }
         let key_id = trail.key_id();
         let pid = u64::from(std::process::id());
         trail.record(
@@ -244,6 +247,10 @@ impl AuditTrail {
                 .str("server", server)
                 .str("version", version)
                 .str("config_sha256", config.digest())
+                .opt_str(
+                    "manifest_sha256",
+                    config.manifest().map(|m| m.digest.as_str()),
+                )
                 .str("audit_key_id", &key_id)
                 .int("pid", pid),
         );
@@ -291,6 +298,12 @@ impl AuditTrail {
             ),
         }
         state.writers.push(writer);
+    }
+
+    /// Name the development switch `switch` (such as `allow_unapproved_tools`) in every event
+    /// from now on, as the `dev` field.
+    pub fn name_dev_switch(&self, switch: &'static str) {
+        self.lock().chain.name_dev_switch(switch);
     }
 
     /// The server serves from now on: sinks attached later start with the next event.

@@ -56,6 +56,7 @@ use sha2::{Digest as _, Sha256};
 
 use self::audit::AuditSection;
 pub use self::audit::AuditSettings;
+
 pub use self::error::{ConfigError, ConfigErrorKind};
 pub use self::http::{ALLOWED_ALGORITHMS, AuthSection, HttpSection};
 use self::protocol::{ProtocolSection, RequestStateSection};
@@ -63,6 +64,7 @@ pub use self::secret::{SecretError, SecretRef};
 use crate::audit::ChainKey;
 use crate::grant::Grant;
 use crate::limits::{self, Limits};
+use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::policy::{DbAccess, ToolPolicy};
 use crate::principal::Principal;
 use crate::rate::Rate;
@@ -88,6 +90,10 @@ pub struct Config {
     allow_static_aws_keys: bool,
     http: Option<HttpSection>,
     allow_unauthenticated_http: bool,
+    allow_unapproved_tools: bool,
+    manifest_path: PathBuf,
+    manifest: Option<Manifest>,
+    review_overdue: ReviewOverdue,
     protocol_versions: Vec<ProtocolVersion>,
     request_state: Option<StateSealer>,
     audit: AuditSettings,
@@ -122,6 +128,8 @@ struct RawConfig {
     request_state: Option<RequestStateSection>,
     #[serde(default)]
     audit: AuditSection,
+    #[serde(default)]
+    governance: GovernanceSection,
     #[serde(default)]
     app: toml::Table,
 }
@@ -177,6 +185,28 @@ struct DevSection {
     allow_static_aws_keys: bool,
     #[serde(default)]
     allow_unauthenticated_http: bool,
+    #[serde(default)]
+    allow_unapproved_tools: bool,
+}
+
+/// `[governance]`: where the approved manifest is, and what an overdue review does.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GovernanceSection {
+    manifest: Option<PathBuf>,
+    #[serde(default)]
+    review_overdue: ReviewOverdue,
+}
+
+/// What a manifest past its review date does at startup.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewOverdue {
+    /// The server refuses to start.
+    #[default]
+    Refuse,
+    /// The server starts with a warning.
+    Warn,
 }
 
 impl Config {
@@ -224,6 +254,10 @@ impl Config {
             allow_static_aws_keys: false,
             http: None,
             allow_unauthenticated_http: false,
+            allow_unapproved_tools: false,
+            manifest_path: PathBuf::from(MANIFEST_FILE),
+            manifest: None,
+            review_overdue: ReviewOverdue::Refuse,
             protocol_versions: ProtocolVersion::KNOWN_VERSIONS.to_vec(),
             request_state: None,
             audit: AuditSettings::default(),
@@ -346,6 +380,20 @@ impl Config {
             audit_keys.push(chain_key);
         }
 
+        let manifest_path = base.join(
+            raw.governance
+                .manifest
+                .as_deref()
+                .unwrap_or(Path::new(MANIFEST_FILE)),
+        );
+        let manifest = Manifest::load(&manifest_path).map_err(|e| {
+            at(
+                "governance.manifest".into(),
+                ConfigErrorKind::Mismatch,
+                e.to_string(),
+            )
+        })?;
+
         Ok(Self {
             path: path.to_owned(),
             allow_env_secrets: raw.dev.allow_env_secrets,
@@ -358,6 +406,10 @@ impl Config {
             allow_static_aws_keys: raw.dev.allow_static_aws_keys,
             http: raw.http,
             allow_unauthenticated_http: raw.dev.allow_unauthenticated_http,
+            allow_unapproved_tools: raw.dev.allow_unapproved_tools,
+            manifest_path,
+            manifest,
+            review_overdue: raw.governance.review_overdue,
             protocol_versions,
             request_state,
             audit,
@@ -366,6 +418,28 @@ impl Config {
             resolved_secrets,
             app: raw.app,
         })
+    }
+
+    /// Where the approved manifest is (`[governance] manifest`, by default `mcp-lp.lock` next
+    /// to the configuration file).
+    pub fn manifest_path(&self) -> &Path {
+        &self.manifest_path
+    }
+
+    /// The approved manifest, when one is pinned. Its digests were checked when it was read.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
+    }
+
+    /// Whether `[dev] allow_unapproved_tools` lets a server whose tools drifted from the
+    /// manifest start, with a warning named in every audit event.
+    pub fn allows_unapproved_tools(&self) -> bool {
+        self.allow_unapproved_tools
+    }
+
+    /// What a manifest past its review date does: `[governance] review_overdue`.
+    pub fn review_overdue(&self) -> ReviewOverdue {
+        self.review_overdue
     }
 
     /// The `[audit]` table.

@@ -1,0 +1,424 @@
+//! The approved manifest (`mcp-lp.lock`): each tool's full definition and its digest, with who
+//! approved it, when, its owner and its review date, so that a running server can be held to
+//! what an owner approved. A tool added, removed or changed since (a poisoned description, a
+//! widened role) stops the start with a precise diff.
+//!
+//! A tool's definition is what a model reads and what the server grants: name, title,
+//! description, input and output schema, annotations, and the declared role, database
+//! capability, grants and limits. Its digest is the SHA-256 of its RFC 8785 canonical JSON;
+//! the manifest's digest covers the whole file but its own `digest` field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rmcp::model::Tool;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::audit::Record;
+use crate::audit::chain::hex;
+use crate::config::{Config, ConfigError, ConfigErrorKind, ReviewOverdue};
+use crate::policy::{ToolPolicy, ToolSet};
+
+/// The manifest's file name, next to the configuration file.
+pub const MANIFEST_FILE: &str = "mcp-lp.lock";
+
+/// The `_meta` key of the server's info (`initialize`, `server/discover`) that carries the
+/// pinned manifest's `digest`, `owner` and `review_by`.
+pub const MANIFEST_META_KEY: &str = "io.mcp-lp/manifest";
+
+/// The manifest format's version.
+const FORMAT: u32 = 1;
+
+/// An approved manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The format version.
+    pub format: u32,
+    /// The server's name.
+    pub server: String,
+    /// Who approved it.
+    pub approved_by: String,
+    /// When, RFC 3339 UTC.
+    pub approved_at: String,
+    /// The team that owns the server.
+    pub owner: String,
+    /// The date by which it must be reviewed again, `YYYY-MM-DD`.
+    pub review_by: String,
+    /// Each tool by name.
+    pub tools: BTreeMap<String, ApprovedTool>,
+    /// SHA-256 of the manifest's RFC 8785 form without this field.
+    #[serde(default)]
+    pub digest: String,
+}
+
+/// One tool as approved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovedTool {
+    /// SHA-256 of `definition`'s RFC 8785 form.
+    pub digest: String,
+    /// The full definition.
+    pub definition: Value,
+}
+
+/// A difference between what a server serves and its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    /// A tool the manifest does not have.
+    Added(String),
+    /// A tool of the manifest the server no longer has.
+    Removed(String),
+    /// A tool whose definition differs: what changed.
+    Changed {
+        /// The tool.
+        tool: String,
+        /// What changed: `description changed`, `role docs-delete -> docs-admin`.
+        what: String,
+    },
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Added(tool) => write!(f, "tool {tool}: added, not in the manifest"),
+            Self::Removed(tool) => write!(f, "tool {tool}: removed, still in the manifest"),
+            Self::Changed { tool, what } => write!(f, "tool {tool}: {what}"),
+        }
+    }
+}
+
+/// Why a manifest could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The file could not be read or written.
+    #[error("manifest {path}: {reason}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The file is not a manifest.
+    #[error("manifest {path}: not a manifest: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file's content does not match its digest: it was edited by hand.
+    #[error(
+        "manifest {path}: its digest does not match its content; it was edited after approval: approve again"
+    )]
+    Tampered {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A tool's definition does not match its own digest.
+    #[error("manifest {path}: tool {tool}: its digest does not match its definition")]
+    ToolTampered {
+        /// The file.
+        path: PathBuf,
+        /// The tool.
+        tool: String,
+    },
+}
+
+/// The definition of the tool of `policy` as `router` describes it, in the manifest's form.
+pub fn definition(policy: &ToolPolicy, tool: Option<&Tool>) -> Value {
+    let mut requires: Vec<&str> = policy.requires.to_vec();
+    requires.sort_unstable();
+    let field = |value: Option<Value>| value.unwrap_or(Value::Null);
+    json!({
+        "name": policy.name,
+        "title": field(tool.and_then(|t| t.title.clone()).map(Value::String)),
+        "description": field(tool.and_then(|t| t.description.as_deref().map(|d| Value::String(d.to_owned())))),
+        "input_schema": field(tool.map(|t| Value::Object((*t.input_schema).clone()))),
+        "output_schema": field(tool.and_then(|t| t.output_schema.as_ref().map(|s| Value::Object((**s).clone())))),
+        "annotations": field(tool.and_then(|t| t.annotations.as_ref()).and_then(|a| serde_json::to_value(a).ok())),
+        "role": policy.role,
+        "db": policy.db,
+        "db_access": policy.db.map(|_| policy.db_access.as_str()),
+        "requires": requires,
+        "timeout_ms": policy.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        "max_output_bytes": policy.max_output_bytes,
+        "rate": policy.rate.map(|r| r.to_string()),
+    })
+}
+
+/// SHA-256 of `value`'s RFC 8785 form, as 64 hex digits.
+pub fn digest_of(value: &impl Serialize) -> String {
+    let canonical = serde_json_canonicalizer::to_vec(value).unwrap_or_default();
+    hex(&Sha256::digest(&canonical))
+}
+
+/// Every tool of `S` in the manifest's form, by name.
+pub fn definitions<S: ToolSet>() -> BTreeMap<String, Value> {
+    let router = S::tool_router();
+    S::policies()
+        .iter()
+        .map(|policy| {
+            (
+                policy.name.to_owned(),
+                definition(policy, router.get(policy.name)),
+            )
+        })
+        .collect()
+}
+
+impl Manifest {
+    /// A manifest of what `S` serves now, approved by `approved_by` at `approved_at`.
+    pub fn of<S: ToolSet>(
+        approved_by: &str,
+        approved_at: &str,
+        owner: &str,
+        review_by: &str,
+    ) -> Self {
+        let tools = definitions::<S>()
+            .into_iter()
+            .map(|(name, definition)| {
+                let digest = digest_of(&definition);
+                (name, ApprovedTool { digest, definition })
+            })
+            .collect();
+        let mut manifest = Self {
+            format: FORMAT,
+            server: S::server_info().name,
+            approved_by: approved_by.to_owned(),
+            approved_at: approved_at.to_owned(),
+            owner: owner.to_owned(),
+            review_by: review_by.to_owned(),
+            tools,
+            digest: String::new(),
+        };
+        manifest.digest = manifest.computed_digest();
+        manifest
+    }
+
+    fn computed_digest(&self) -> String {
+        let unsealed = Self {
+            digest: String::new(),
+            ..self.clone()
+        };
+        let mut value = serde_json::to_value(&unsealed).unwrap_or(Value::Null);
+        if let Some(object) = value.as_object_mut() {
+            object.remove("digest");
+        }
+        digest_of(&value)
+    }
+
+    /// Read the manifest at `path`; `Ok(None)` when there is none. A manifest whose digests do
+    /// not match its content is refused.
+    pub fn load(path: &Path) -> Result<Option<Self>, ManifestError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(ManifestError::Io {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let manifest: Self = serde_json::from_str(&text).map_err(|e| ManifestError::Malformed {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if manifest.format != FORMAT {
+            return Err(ManifestError::Malformed {
+                path: path.to_owned(),
+                reason: format!("format {} is not {FORMAT}", manifest.format),
+            });
+        }
+        if manifest.digest != manifest.computed_digest() {
+            return Err(ManifestError::Tampered {
+                path: path.to_owned(),
+            });
+        }
+        for (name, tool) in &manifest.tools {
+            if tool.digest != digest_of(&tool.definition) {
+                return Err(ManifestError::ToolTampered {
+                    path: path.to_owned(),
+                    tool: name.clone(),
+                });
+            }
+        }
+        Ok(Some(manifest))
+    }
+
+    /// Write the manifest to `path`, pretty-printed for review, ending with a newline.
+    pub fn write(&self, path: &Path) -> Result<(), ManifestError> {
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| ManifestError::Io {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        text.push('\n');
+        std::fs::write(path, text).map_err(|e| ManifestError::Io {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// How many whole days past its review date the manifest is at `now`, if it is.
+    pub fn review_overdue(&self, now: jiff::Timestamp) -> Option<i64> {
+        let due: jiff::civil::Date = self.review_by.parse().ok()?;
+        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let days = (today - due).get_days();
+        (today > due).then_some(i64::from(days.max(1)))
+    }
+
+    /// How what `S` serves differs from this manifest, tool by tool in name order.
+    pub fn drift<S: ToolSet>(&self) -> Vec<Drift> {
+        diff(&self.tools, &definitions::<S>())
+    }
+}
+
+/// The differences between `approved` and `served`.
+fn diff(approved: &BTreeMap<String, ApprovedTool>, served: &BTreeMap<String, Value>) -> Vec<Drift> {
+    let mut drift = Vec::new();
+    for (name, definition) in served {
+        match approved.get(name) {
+            None => drift.push(Drift::Added(name.clone())),
+            Some(tool) if tool.digest == digest_of(definition) => {}
+            Some(tool) => {
+                for what in changes(&tool.definition, definition) {
+                    drift.push(Drift::Changed {
+                        tool: name.clone(),
+                        what,
+                    });
+                }
+            }
+        }
+    }
+    for name in approved.keys() {
+        if !served.contains_key(name) {
+            drift.push(Drift::Removed(name.clone()));
+        }
+    }
+    drift
+}
+
+/// What differs between two definitions, one line per field.
+fn changes(approved: &Value, served: &Value) -> Vec<String> {
+    const FIELDS: &[(&str, &str)] = &[
+        ("title", "title"),
+        ("description", "description"),
+        ("input_schema", "input schema"),
+        ("output_schema", "output schema"),
+        ("annotations", "annotations"),
+        ("role", "role"),
+        ("db", "db capability"),
+        ("db_access", "db access"),
+        ("requires", "grants"),
+        ("timeout_ms", "timeout_ms"),
+        ("max_output_bytes", "max_output_bytes"),
+        ("rate", "rate"),
+    ];
+    let mut out = Vec::new();
+    for (key, label) in FIELDS {
+        let (before, after) = (&approved[*key], &served[*key]);
+        if before == after {
+            continue;
+        }
+        match key {
+            // Text a model reads, or a schema: named, not quoted, as it may be long.
+            &"title" | &"description" | &"input_schema" | &"output_schema" | &"annotations" => {
+                out.push(format!("{label} changed"));
+            }
+            _ => out.push(format!("{label} {} -> {}", shown(before), shown(after))),
+        }
+    }
+    let known: Vec<&str> = FIELDS.iter().map(|(k, _)| *k).chain(["name"]).collect();
+    if out.is_empty()
+        || served
+            .as_object()
+            .is_some_and(|o| o.keys().any(|k| !known.contains(&k.as_str())))
+    {
+        // A field this version does not name apart: say the definition changed.
+        if out.is_empty() {
+            out.push("definition changed".into());
+        }
+    }
+    out
+}
+
+fn shown(value: &Value) -> String {
+    match value {
+        Value::Null => "none".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(shown).collect::<Vec<_>>().join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Hold the server `S` to `config`'s manifest, at startup: drift refuses the start with the
+/// diff (or, with `[dev] allow_unapproved_tools`, warns and names the switch in every audit
+/// event), and so does a review date in the past (or warns, with `review_overdue = "warn"`).
+/// Without a manifest, nothing is checked.
+pub(crate) fn hold_to_manifest<S: ToolSet>(config: &Config) -> Result<(), ConfigError> {
+    let Some(manifest) = config.manifest() else {
+        return Ok(());
+    };
+    let path = config.manifest_path().display().to_string();
+    let drift = manifest.drift::<S>();
+    if !drift.is_empty() {
+        let lines: Vec<String> = drift.iter().map(ToString::to_string).collect();
+        let diff = lines.join("; ");
+        let allowed = config.allows_unapproved_tools();
+        crate::audit::record(
+            &Record::new("drift")
+                .warn()
+                .str("manifest", &path)
+                .str("manifest_sha256", &manifest.digest)
+                .str("diff", &diff)
+                .bool("started", allowed),
+        );
+        if !allowed {
+            return Err(ConfigError::new(
+                config.path(),
+                Some("governance.manifest".into()),
+                ConfigErrorKind::Mismatch,
+                format!(
+                    "the server's tools differ from the approved manifest {path}:\n  {}\nreview the change, then approve it again with `approve --owner ... --review-by ...`",
+                    lines.join("\n  ")
+                ),
+            ));
+        }
+        crate::audit::trail().name_dev_switch("allow_unapproved_tools");
+        tracing::warn!(
+            manifest = %path,
+            diff = %diff,
+            "serving tools that differ from the approved manifest: [dev] allow_unapproved_tools = true"
+        );
+    }
+    if let Some(overdue) = manifest.review_overdue(jiff::Timestamp::now()) {
+        match config.review_overdue() {
+            ReviewOverdue::Refuse => {
+                return Err(ConfigError::new(
+                    config.path(),
+                    Some("governance.review_overdue".into()),
+                    ConfigErrorKind::Mismatch,
+                    format!(
+                        "the manifest {path} (owner {}) was due for review by {}, {overdue} days ago; review it and approve it again, or set [governance] review_overdue = \"warn\"",
+                        manifest.owner, manifest.review_by
+                    ),
+                ));
+            }
+            ReviewOverdue::Warn => tracing::warn!(
+                manifest = %path,
+                owner = %manifest.owner,
+                review_by = %manifest.review_by,
+                "the approved manifest is overdue for review"
+            ),
+        }
+    }
+    Ok(())
+}
