@@ -21,7 +21,8 @@
 #   database `mcp_lp_test`  for tests, which create their own roles in it as `mcp_lp_admin`
 #   .cache/pg/secrets/*.url one connection URL per login role, password included, mode 0600:
 #                           admin.url (mcp_lp_admin, a superuser), records-read.url,
-#                           records-write.url, state.url
+#                           records-write.url, state.url; and audit-chain-key.password, the
+#                           audit chain key of servers writing to the shared audit table
 #   .cache/pg/tls/          a CA whose certificate the server presents (ca.pem) and an
 #                           unrelated one (untrusted-ca.pem), for the TLS tests
 #   .cache/pg/env           MCP_LP_PG_* variables naming the above
@@ -239,6 +240,9 @@ SQL
     write_url records-read records_reader records
     write_url records-write records_writer records
     write_url state mcp_lp_state records
+    # The audit chain key of the servers that write to the shared audit table, so that
+    # `audit verify --db` can check every chain in it.
+    password_of audit-chain-key >/dev/null
     cat >"$ENV_FILE" <<EOF
 MCP_LP_PG_HOST=$HOST
 MCP_LP_PG_PORT=$(port)
@@ -246,6 +250,7 @@ MCP_LP_PG_ADMIN_URL_FILE=$SECRETS/admin.url
 MCP_LP_PG_RECORDS_READ_URL_FILE=$SECRETS/records-read.url
 MCP_LP_PG_RECORDS_WRITE_URL_FILE=$SECRETS/records-write.url
 MCP_LP_PG_STATE_URL_FILE=$SECRETS/state.url
+MCP_LP_PG_AUDIT_KEY_FILE=$SECRETS/audit-chain-key.password
 MCP_LP_PG_SCRIPT=$REPO_ROOT/scripts/postgres.sh
 MCP_LP_PG_CA_FILE=$PG_ROOT/tls/ca.pem
 MCP_LP_PG_UNTRUSTED_CA_FILE=$PG_ROOT/tls/untrusted-ca.pem
