@@ -88,7 +88,7 @@ impl PgAuditSink {
                 .query_opt(EXISTING, &[&event.instance, seq])
                 .await
                 .map_err(|e| fail(PgReason(&e).to_string()))?;
-            if !existing.is_some_and(|row| row.get::<_, &str>(0) == event.hash) {
+            if existing.is_none_or(|row| row.get::<_, &str>(0) != event.hash) {
                 return Err(fail(format!(
                     "instance {} seq {} is already in the table with another hash; the trail cannot be recorded there",
                     event.instance, event.seq
