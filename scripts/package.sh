@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Package the four published crates the way `cargo publish` would, print what each package
+# Package the published crates the way `cargo publish` would, print what each package
 # holds, and fail if a package holds a file over 1 MiB or one that looks like a secret (`*.pem`,
 # `*.key`, `.env`, `.env.*`).
 #
@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 # In dependency order: each depends only on crates before it.
-CRATES=(mcp-lp-macros mcp-lp-core mcp-lp-aws mcp-lp-db)
+CRATES=(mcp-lp-macros mcp-lp-core mcp-lp-aws mcp-lp-db mcp-lp-state)
 MAX_BYTES=$((1024 * 1024))
 
 verify=--no-verify
@@ -29,7 +29,7 @@ for crate in "${CRATES[@]}"; do
     package_args+=(-p "$crate")
 done
 
-# One invocation for all four: cargo resolves each crate's dependencies on its siblings against
+# One invocation for all of them: cargo resolves each crate's dependencies on its siblings against
 # the packages made before it (a temporary local registry), not against crates.io.
 say "cargo package ${package_args[*]} ${verify:-(verifying each in dependency order)}"
 cargo package "${package_args[@]}" --allow-dirty $verify

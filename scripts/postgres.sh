@@ -15,11 +15,14 @@
 # What `start` provides:
 #   database `records`      the records example's schema, roles and row-level security policy
 #                           (examples/records-server/schema.sql), with login roles
-#                           records_reader and records_writer
+#                           records_reader and records_writer; and mcp-lp-state's audit table
+#                           (mcp-lp-state/src/audit.sql), owned by mcp_lp_state_owner, which
+#                           never logs in, written by the insert-only login role mcp_lp_state
 #   database `mcp_lp_test`  for tests, which create their own roles in it as `mcp_lp_admin`
 #   .cache/pg/secrets/*.url one connection URL per login role, password included, mode 0600:
 #                           admin.url (mcp_lp_admin, a superuser), records-read.url,
-#                           records-write.url
+#                           records-write.url, state.url; and audit-chain-key.password, the
+#                           audit chain key of servers writing to the shared audit table
 #   .cache/pg/tls/          a CA whose certificate the server presents (ca.pem) and an
 #                           unrelated one (untrusted-ca.pem), for the TLS tests
 #   .cache/pg/env           MCP_LP_PG_* variables naming the above
@@ -38,6 +41,7 @@ SECRETS="$PG_ROOT/secrets"
 ENV_FILE="$PG_ROOT/env"
 SCHEMA="$REPO_ROOT/examples/records-server/schema.sql"
 PRINCIPAL_SQL="$REPO_ROOT/mcp-lp-db/src/principal.sql"
+AUDIT_SQL="$REPO_ROOT/mcp-lp-state/src/audit.sql"
 HOST=127.0.0.1
 
 if ((EUID == 0)); then
@@ -217,15 +221,36 @@ SQL
         printf 'SET client_min_messages = warning;\n\\set reader_password %s\n\\set writer_password %s\n' "$reader_pw" "$writer_pw"
         cat "$PRINCIPAL_SQL" "$SCHEMA"
     } | psql_super -d records >/dev/null
+    # mcp-lp-state's audit table in the same database: an owner that never logs in, and a
+    # login role that may only INSERT and SELECT it.
+    local state_pw
+    state_pw="$(password_of mcp_lp_state)"
+    psql_super -d records >/dev/null <<SQL
+SET client_min_messages = warning;
+SELECT 'CREATE ROLE mcp_lp_state_owner NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mcp_lp_state_owner') \gexec
+SELECT 'CREATE ROLE mcp_lp_state LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mcp_lp_state') \gexec
+ALTER ROLE mcp_lp_state LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '$state_pw';
+GRANT CONNECT ON DATABASE records TO mcp_lp_state;
+SQL
+    {
+        printf 'SET client_min_messages = warning;\n\\set state_owner mcp_lp_state_owner\n\\set state_role mcp_lp_state\n'
+        cat "$AUDIT_SQL"
+    } | psql_super -d records >/dev/null
     write_url admin mcp_lp_admin mcp_lp_test
     write_url records-read records_reader records
     write_url records-write records_writer records
+    write_url state mcp_lp_state records
+    # The audit chain key of the servers that write to the shared audit table, so that
+    # `audit verify --db` can check every chain in it.
+    password_of audit-chain-key >/dev/null
     cat >"$ENV_FILE" <<EOF
 MCP_LP_PG_HOST=$HOST
 MCP_LP_PG_PORT=$(port)
 MCP_LP_PG_ADMIN_URL_FILE=$SECRETS/admin.url
 MCP_LP_PG_RECORDS_READ_URL_FILE=$SECRETS/records-read.url
 MCP_LP_PG_RECORDS_WRITE_URL_FILE=$SECRETS/records-write.url
+MCP_LP_PG_STATE_URL_FILE=$SECRETS/state.url
+MCP_LP_PG_AUDIT_KEY_FILE=$SECRETS/audit-chain-key.password
 MCP_LP_PG_SCRIPT=$REPO_ROOT/scripts/postgres.sh
 MCP_LP_PG_CA_FILE=$PG_ROOT/tls/ca.pem
 MCP_LP_PG_UNTRUSTED_CA_FILE=$PG_ROOT/tls/untrusted-ca.pem

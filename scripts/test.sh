@@ -81,6 +81,10 @@ say "pytest tests/python (server: $NOTES_SERVER_BIN)"
 "$REPO_ROOT/scripts/ts-tests.sh" || failed+=("scripts/ts-tests.sh")
 "$REPO_ROOT/scripts/inspector-check.sh" || failed+=("scripts/inspector-check.sh")
 CONFORMANCE_SERVER_BIN="$TARGET_DIR/debug/conformance-server" "$REPO_ROOT/scripts/conformance.sh" || failed+=("scripts/conformance.sh")
+# A short run of the audit durability script (the full one is `scripts/audit-durability.sh`,
+# 30 s): the records server killed with SIGKILL under load, its trail checked after restart.
+say "scripts/audit-durability.sh --smoke (4 clients, 5 s, file and PostgreSQL sinks)"
+"$REPO_ROOT/scripts/audit-durability.sh" --smoke || failed+=("scripts/audit-durability.sh (smoke)")
 # A short run of the load-with-faults script (the full one is `scripts/soak.sh`, 60 s): it
 # restarts PostgreSQL and stops the emulator, so it comes last.
 say "scripts/soak.sh --seconds 12 --clients 4 (smoke run of the load with faults)"

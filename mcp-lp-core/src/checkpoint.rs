@@ -315,6 +315,16 @@ impl<S: ToolSet> Checkpoint<S> {
         } = server.into();
         config.check_tools(S::policies())?;
         crate::manifest::hold_to_manifest::<S>(config)?;
+        // Fail closed: a trail the operator asked to keep in PostgreSQL must not quietly go
+        // only to stderr because the server never attached the store's sink.
+        if config.audit().postgres && audit_sinks.is_empty() {
+            return Err(ConfigError::new(
+                config.path(),
+                Some("audit.postgres".to_owned()),
+                crate::config::ConfigErrorKind::Mismatch,
+                "the trail is to go to the [state] store's audit table, but the server adds no durable audit sink: attach one with Server::audit_to(mcp_lp_state::StateStore::connect(&config).await?.audit_sink())".to_owned(),
+            ));
+        }
         let tools = S::policies()
             .iter()
             .map(|policy| {

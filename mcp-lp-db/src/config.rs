@@ -244,9 +244,9 @@ impl CapabilitySection {
     }
 }
 
-/// Parse a connection URL (or key=value string). The problem never quotes the URL: it holds
-/// the password.
-fn parse_url(url: &SecretString) -> Result<tokio_postgres::Config, &'static str> {
+/// Parse a connection URL, `postgres://ROLE:PASSWORD@HOST:PORT/DATABASE`, that names a role
+/// and a host. The problem never quotes the URL: it holds the password.
+pub fn parse_url(url: &SecretString) -> Result<tokio_postgres::Config, &'static str> {
     let text = url.expose_secret();
     if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
         return Err(

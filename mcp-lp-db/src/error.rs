@@ -213,7 +213,15 @@ impl From<DbError> for ToolError {
 }
 
 /// A PostgreSQL error as one line: the server's message when it sent one, else the driver's.
-pub(crate) struct PgReason<'a>(pub(crate) &'a tokio_postgres::Error);
+/// Neither holds a password.
+///
+/// ```
+/// # fn show(e: &tokio_postgres::Error) -> String {
+/// mcp_lp_db::PgReason(e).to_string()
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct PgReason<'a>(pub &'a tokio_postgres::Error);
 
 impl fmt::Display for PgReason<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -111,10 +111,12 @@ pub use tokio_postgres::types::ToSql;
 pub use crate::config::{
     DEFAULT_CHECKOUT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_STATEMENT_TIMEOUT, PRINCIPAL_MAC_SETTING, PRINCIPAL_SETTING, PrincipalMode,
-    PrivilegeCheck,
+    PrivilegeCheck, parse_url,
 };
 pub use crate::envelope::{Envelope, PRINCIPAL_SCHEMA_SQL, ReadOnly};
-pub use crate::error::{DbError, StartupError};
+pub use crate::error::{DbError, PgReason, StartupError};
 pub use crate::extract::{PgRead, PgWrite};
 pub use crate::pool::{Databases, PoolStats};
-pub use crate::privileges::{Privilege, PrivilegeError, RoleAttribute};
+pub use crate::privileges::{
+    Privilege, PrivilegeError, RoleAttribute, RoleCheckError, role_privileges,
+};

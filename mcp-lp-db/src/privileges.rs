@@ -80,16 +80,19 @@ pub enum Privilege {
         /// The predefined role.
         role: String,
     },
-    /// A write privilege on a table, view or foreign table, held by a read capability.
+    /// A privilege on a table, view or foreign table that the role may not hold: a write held
+    /// by a read capability, or, for a store's own role (mcp-lp-state), anything beyond the
+    /// grants its tables need.
     Table {
-        /// `INSERT`, `UPDATE`, `DELETE` or `TRUNCATE`.
+        /// `SELECT`, `INSERT`, `UPDATE`, `DELETE`, `TRUNCATE`, `REFERENCES` or `TRIGGER`.
         privilege: String,
         /// `schema.table`.
         table: String,
     },
-    /// A privilege on a sequence that changes it, held by a read capability.
+    /// A privilege on a sequence that the role may not hold: one that changes it, held by a
+    /// read capability, or, for a store's own role, any beyond its own tables' needs.
     Sequence {
-        /// `UPDATE` (`setval`) or `USAGE` (`nextval`).
+        /// `UPDATE` (`setval`), `USAGE` (`nextval`) or `SELECT`.
         privilege: String,
         /// `schema.sequence`.
         sequence: String,
@@ -333,17 +336,55 @@ SELECT has_database_privilege(d.oid, 'CREATE'), pg_has_role(d.datdba, 'MEMBER'),
        pg_get_userbyid(d.datdba)::text
 FROM pg_database d WHERE d.datname = current_database()";
 
+/// Why [`role_privileges`] could not finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoleCheckError {
+    /// A query of the check failed.
+    #[error("{}", PgReason(.0))]
+    Postgres(#[source] tokio_postgres::Error),
+    /// A schema the role is to use does not exist.
+    #[error("schema `{schema}` does not exist in database `{database}`")]
+    UnknownSchema {
+        /// The schema.
+        schema: String,
+        /// The database connected to.
+        database: String,
+    },
+}
+
 /// Run the check on `client`, a connection of the capability described by `settings`.
 pub(crate) async fn check(
     client: &Client,
     settings: &CapabilitySettings,
     access: DbAccess,
 ) -> Result<Vec<Privilege>, StartupError> {
-    let failed = |e: tokio_postgres::Error| StartupError::CheckFailed {
-        capability: settings.name.clone(),
-        role: settings.pg.get_user().unwrap_or_default().to_owned(),
-        reason: PgReason(&e).to_string(),
-    };
+    role_privileges(client, &settings.schemas, access)
+        .await
+        .map_err(|e| match e {
+            RoleCheckError::UnknownSchema { schema, database } => StartupError::UnknownSchema {
+                capability: settings.name.clone(),
+                schema,
+                database,
+            },
+            RoleCheckError::Postgres(e) => StartupError::CheckFailed {
+                capability: settings.name.clone(),
+                role: settings.pg.get_user().unwrap_or_default().to_owned(),
+                reason: PgReason(&e).to_string(),
+            },
+        })
+}
+
+/// What the role `client` is logged in as holds beyond what a login role of `access` may:
+/// the rules of this module, with `schemas` the schemas the role works in (it must have no
+/// CREATE there, nor own them). Other stores that log in as their own role (mcp-lp-state) run
+/// it too, and add their own rules about tables.
+pub async fn role_privileges(
+    client: &Client,
+    schemas: &[String],
+    access: DbAccess,
+) -> Result<Vec<Privilege>, RoleCheckError> {
+    let failed = RoleCheckError::Postgres;
     let mut offending = Vec::new();
 
     let identity = client.query_one(IDENTITY, &[]).await.map_err(failed)?;
@@ -408,18 +449,10 @@ pub(crate) async fn check(
         });
     }
 
-    for row in client
-        .query(SCHEMAS, &[&settings.schemas])
-        .await
-        .map_err(failed)?
-    {
+    for row in client.query(SCHEMAS, &[&schemas]).await.map_err(failed)? {
         let schema: String = row.get(0);
         if !row.get::<_, bool>(1) {
-            return Err(StartupError::UnknownSchema {
-                capability: settings.name.clone(),
-                schema,
-                database,
-            });
+            return Err(RoleCheckError::UnknownSchema { schema, database });
         }
         if row.get(2) {
             offending.push(Privilege::CreateOnSchema {
@@ -435,7 +468,7 @@ pub(crate) async fn check(
     }
 
     for row in client
-        .query(OTHER_SCHEMAS_WITH_CREATE, &[&settings.schemas])
+        .query(OTHER_SCHEMAS_WITH_CREATE, &[&schemas])
         .await
         .map_err(failed)?
     {

@@ -8,7 +8,9 @@
 //! cargo run -p records-server -- --config examples/records-server/mcp-lp.toml check    # validate
 //! ```
 //!
-//! The schema, the roles and the row-level security policy are in `schema.sql`.
+//! The schema, the roles and the row-level security policy are in `schema.sql`. With
+//! `[audit] postgres = true` and a `[state]` table, the audit trail is also written to
+//! mcp-lp-state's insert-only audit table (`audit verify --db` reads it back).
 
 use mcp_lp::prelude::*;
 use mcp_lp_db::{Databases, PgRead, PgWrite, Row};
@@ -145,7 +147,13 @@ impl Records {
 async fn main() -> std::process::ExitCode {
     mcp_lp::cli::run(|config| async move {
         let databases = Databases::connect::<Records>(&config).await?;
-        Ok(mcp_lp::Server::new(Records).provide(databases))
+        let mut server = mcp_lp::Server::new(Records).provide(databases);
+        // `[audit] postgres = true`: the trail goes to the [state] store's audit table too,
+        // through a role that may only INSERT and SELECT it.
+        if let Some(store) = mcp_lp_state::StateStore::connect_for_audit(&config).await? {
+            server = server.audit_to(store.audit_sink());
+        }
+        Ok(server)
     })
     .await
 }

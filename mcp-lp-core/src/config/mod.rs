@@ -27,6 +27,9 @@
 //! [db.read]                      # one table per `db = "..."` capability, read by the provider
 //! # ...                          # (mcp-lp-db); its keys are the provider's to check
 //!
+//! [state]                        # the shared PostgreSQL store of replicas, read by the
+//! # ...                          # state crate (mcp-lp-state); its keys are that crate's to check
+//!
 //! [protocol]                     # MCP revisions served; default: all rmcp knows
 //! versions = ["2026-07-28", "2025-11-25"]
 //!
@@ -86,6 +89,7 @@ pub struct Config {
     tools: BTreeMap<String, ToolSection>,
     secrets: BTreeMap<String, SecretString>,
     db: toml::Table,
+    state: Option<toml::Table>,
     aws: toml::Table,
     allow_static_aws_keys: bool,
     http: Option<HttpSection>,
@@ -120,6 +124,7 @@ struct RawConfig {
     dev: DevSection,
     #[serde(default)]
     db: toml::Table,
+    state: Option<toml::Table>,
     #[serde(default)]
     aws: toml::Table,
     http: Option<HttpSection>,
@@ -250,6 +255,7 @@ impl Config {
             tools: BTreeMap::new(),
             secrets: BTreeMap::new(),
             db: toml::Table::new(),
+            state: None,
             aws: toml::Table::new(),
             allow_static_aws_keys: false,
             http: None,
@@ -402,6 +408,7 @@ impl Config {
             tools: raw.tools,
             secrets,
             db: raw.db,
+            state: raw.state,
             aws: raw.aws,
             allow_static_aws_keys: raw.dev.allow_static_aws_keys,
             http: raw.http,
@@ -497,6 +504,24 @@ impl Config {
     /// and the `db.` key. Each `[db.<name>]` must be declared by a tool (`db = "<name>"`).
     pub fn db<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
         self.table(&self.db, "db")
+    }
+
+    /// The `[state]` table as `T`, for the shared PostgreSQL store (mcp-lp-state), or `None`
+    /// when there is none; a mismatch names the file and the `state.` key.
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// struct State { max_connections: u32 }
+    ///
+    /// let config = mcp_lp::Config::from_toml("[state]\nmax_connections = 4", "demo.toml")?;
+    /// assert_eq!(config.state::<State>()?.map(|s| s.max_connections), Some(4));
+    /// # Ok::<(), mcp_lp::ConfigError>(())
+    /// ```
+    pub fn state<T: DeserializeOwned>(&self) -> Result<Option<T>, ConfigError> {
+        self.state
+            .as_ref()
+            .map(|table| self.table(table, "state"))
+            .transpose()
     }
 
     /// The `[aws]` table as `T`, for the AWS capability provider; a mismatch names the file and
