@@ -354,6 +354,31 @@ impl<'a> AuditEvent<'a> {
     }
 }
 
+/// Audit a secret's lifecycle under a running server: `kind` is `secret_resolved`,
+/// `secret_rotated`, `secret_refresh_failed` or `secret_expired`. Names the secret and its
+/// reference, never the value.
+pub(crate) fn secret_event(kind: &str, name: &str, reference: &str, reason: Option<&str>) {
+    let level_warn = matches!(kind, "secret_refresh_failed" | "secret_expired");
+    macro_rules! event {
+        ($level:expr) => {
+            tracing::event!(
+                target: AUDIT_TARGET,
+                $level,
+                event = kind,
+                secret = name,
+                reference = reference,
+                reason = reason,
+                "{kind}"
+            )
+        };
+    }
+    if level_warn {
+        event!(tracing::Level::WARN);
+    } else {
+        event!(tracing::Level::INFO);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -18,6 +18,10 @@
 //! [secrets]                      # references, resolved at startup, never values
 //! signing-key = { file = "/vault/secrets/signing-key" }
 //!
+//! [secrets_refresh]              # how secrets refresh under a running server
+//! max_age = "1h"                 # last good value kept this long after refreshes fail
+//! poll = "30s"                   # secret files re-read this often without a reported change
+//!
 //! [dev]                          # risky switches, each named for what it allows
 //! allow_env_secrets = false
 //!
@@ -62,6 +66,7 @@ use crate::policy::{DbAccess, ToolPolicy};
 use crate::principal::Principal;
 use crate::rate::Rate;
 use crate::sealed_state::{DEFAULT_STATE_TTL, SealingKey, StateSealer};
+use crate::secret_refresh::{RefreshSettings, RefreshingSecret, Validator};
 
 /// The environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "MCP_LP_CONFIG";
@@ -78,6 +83,8 @@ pub struct Config {
     limits: LimitsSection,
     tools: BTreeMap<String, ToolSection>,
     secrets: BTreeMap<String, SecretString>,
+    secret_refs: BTreeMap<String, SecretRef>,
+    refresh: RefreshSettings,
     db: toml::Table,
     aws: toml::Table,
     allow_static_aws_keys: bool,
@@ -99,6 +106,8 @@ struct RawConfig {
     tools: BTreeMap<String, ToolSection>,
     #[serde(default)]
     secrets: BTreeMap<String, SecretRef>,
+    #[serde(default)]
+    secrets_refresh: RefreshSection,
     #[serde(default)]
     dev: DevSection,
     #[serde(default)]
@@ -155,6 +164,16 @@ struct ToolSection {
     rate: Option<Rate>,
 }
 
+/// `[secrets_refresh]`, see [`RefreshSettings`].
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshSection {
+    #[serde(default, deserialize_with = "de_duration")]
+    max_age: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    poll: Option<Duration>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DevSection {
@@ -204,6 +223,8 @@ impl Config {
             limits: LimitsSection::default(),
             tools: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            secret_refs: BTreeMap::new(),
+            refresh: RefreshSettings::default(),
             db: toml::Table::new(),
             aws: toml::Table::new(),
             allow_static_aws_keys: false,
@@ -239,8 +260,29 @@ impl Config {
             return Err(at(key, ConfigErrorKind::InvalidValue, message));
         }
 
+        let mut refresh = RefreshSettings::default();
+        for (key, value) in [
+            ("max_age", raw.secrets_refresh.max_age),
+            ("poll", raw.secrets_refresh.poll),
+        ] {
+            let Some(value) = value else { continue };
+            if value.is_zero() {
+                return Err(at(
+                    format!("secrets_refresh.{key}"),
+                    ConfigErrorKind::InvalidValue,
+                    "must be longer than zero".into(),
+                ));
+            }
+            if key == "max_age" {
+                refresh.max_age = value;
+            } else {
+                refresh.poll = value;
+            }
+        }
+
         let base = path.parent().unwrap_or(Path::new("."));
         let mut secrets = BTreeMap::new();
+        let secret_refs = raw.secrets.clone();
         for (name, reference) in raw.secrets {
             let secret = reference
                 .resolve(base, raw.dev.allow_env_secrets)
@@ -300,6 +342,8 @@ impl Config {
             limits: raw.limits,
             tools: raw.tools,
             secrets,
+            secret_refs,
+            refresh,
             db: raw.db,
             aws: raw.aws,
             allow_static_aws_keys: raw.dev.allow_static_aws_keys,
@@ -324,6 +368,69 @@ impl Config {
     /// The resolved secret configured as `[secrets] name = { ... }`.
     pub fn secret(&self, name: &str) -> Option<&SecretString> {
         self.secrets.get(name)
+    }
+
+    /// The secret configured as `[secrets] name = { ... }`, refreshed under the running server
+    /// (see [`RefreshingSecret`]): a file is watched and re-read when it changes. Each call
+    /// starts its own watch; keep the result rather than calling it per use. Call it within a
+    /// Tokio runtime.
+    pub fn refreshing(&self, name: &str) -> Option<RefreshingSecret> {
+        let reference = self.secret_refs.get(name)?;
+        let value = self.secrets.get(name)?.clone();
+        Some(self.start_refreshing(format!("secrets.{name}"), reference, value, None))
+    }
+
+    /// `[secrets_refresh]`: how secrets refresh under the running server.
+    pub fn secrets_refresh(&self) -> RefreshSettings {
+        self.refresh
+    }
+
+    /// Resolve a secret reference found at `key` in a provider's table, as
+    /// [`resolve_secret`](Self::resolve_secret) does, and keep it refreshed under the running
+    /// server: every refreshed value must pass `validate` (if any) before it replaces the last
+    /// good one. Call it within a Tokio runtime; outside one, the value never refreshes.
+    pub fn refreshing_secret(
+        &self,
+        key: &str,
+        reference: &SecretRef,
+        validate: Option<Validator>,
+    ) -> Result<RefreshingSecret, ConfigError> {
+        let value = self.resolve_secret(key, reference)?;
+        if let Some(validate) = &validate {
+            validate(&value).map_err(|message| {
+                ConfigError::new(
+                    &self.path,
+                    Some(key.to_owned()),
+                    ConfigErrorKind::Secret,
+                    format!("secret {reference}: {message}"),
+                )
+            })?;
+        }
+        Ok(self.start_refreshing(key.to_owned(), reference, value, validate))
+    }
+
+    fn start_refreshing(
+        &self,
+        key: String,
+        reference: &SecretRef,
+        value: SecretString,
+        validate: Option<Validator>,
+    ) -> RefreshingSecret {
+        let secret = match validate {
+            Some(validate) => RefreshingSecret::with_validator(
+                key,
+                reference,
+                value,
+                self.refresh.max_age,
+                validate,
+            ),
+            None => RefreshingSecret::new(key, reference, value, self.refresh.max_age),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let base = self.path.parent().unwrap_or(Path::new("."));
+            secret.watch_file(reference, base, self.refresh.poll);
+        }
+        secret
     }
 
     /// The application's own `[app]` table as `T`; a mismatch names the file and the `app.` key.
