@@ -337,11 +337,12 @@ FROM pg_database d WHERE d.datname = current_database()";
 pub(crate) async fn check(
     client: &Client,
     settings: &CapabilitySettings,
+    role: &str,
     access: DbAccess,
 ) -> Result<Vec<Privilege>, StartupError> {
     let failed = |e: tokio_postgres::Error| StartupError::CheckFailed {
         capability: settings.name.clone(),
-        role: settings.pg.get_user().unwrap_or_default().to_owned(),
+        role: role.to_owned(),
         reason: PgReason(&e).to_string(),
     };
     let mut offending = Vec::new();

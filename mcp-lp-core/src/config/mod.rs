@@ -385,28 +385,19 @@ impl Config {
         self.refresh
     }
 
-    /// Resolve a secret reference found at `key` in a provider's table, as
-    /// [`resolve_secret`](Self::resolve_secret) does, and keep it refreshed under the running
-    /// server: every refreshed value must pass `validate` (if any) before it replaces the last
-    /// good one. Call it within a Tokio runtime; outside one, the value never refreshes.
-    pub fn refreshing_secret(
+    /// Keep `value`, resolved from `reference` at `key` in a provider's table (with
+    /// [`resolve_secret`](Self::resolve_secret)), refreshed under the running server: a file is
+    /// watched and re-read. Every refreshed value must pass `validate` (if any) before it
+    /// replaces the last good one. Call it within a Tokio runtime; outside one, the value never
+    /// refreshes.
+    pub fn keep_refreshed(
         &self,
         key: &str,
         reference: &SecretRef,
+        value: SecretString,
         validate: Option<Validator>,
-    ) -> Result<RefreshingSecret, ConfigError> {
-        let value = self.resolve_secret(key, reference)?;
-        if let Some(validate) = &validate {
-            validate(&value).map_err(|message| {
-                ConfigError::new(
-                    &self.path,
-                    Some(key.to_owned()),
-                    ConfigErrorKind::Secret,
-                    format!("secret {reference}: {message}"),
-                )
-            })?;
-        }
-        Ok(self.start_refreshing(key.to_owned(), reference, value, validate))
+    ) -> RefreshingSecret {
+        self.start_refreshing(key.to_owned(), reference, value, validate)
     }
 
     fn start_refreshing(
