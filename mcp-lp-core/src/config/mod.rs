@@ -49,10 +49,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rmcp::model::ProtocolVersion;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 
@@ -65,7 +66,7 @@ use crate::limits::{self, Limits};
 use crate::policy::{DbAccess, ToolPolicy};
 use crate::principal::Principal;
 use crate::rate::Rate;
-use crate::sealed_state::{DEFAULT_STATE_TTL, SealingKey, StateSealer};
+use crate::sealed_state::{DEFAULT_STATE_TTL, MIN_KEY_BYTES, SealingKey, StateSealer};
 use crate::secret_refresh::{RefreshSettings, RefreshingSecret, Validator};
 
 /// The environment variable naming the configuration file when `--config` is not given.
@@ -318,13 +319,51 @@ impl Config {
                                 format!("secret {} {e}", spec.secret),
                             )
                         })?;
-                    keys.push(SealingKey {
-                        id: spec.id,
-                        secret,
-                    });
+                    keys.push((spec.id, spec.secret, secret));
                 }
                 let ttl = section.ttl.unwrap_or(DEFAULT_STATE_TTL);
-                let sealer = StateSealer::new(&keys, ttl).map_err(|e| {
+                let configured: Vec<SealingKey> = keys
+                    .iter()
+                    .map(|(id, _, secret)| SealingKey {
+                        id: id.clone(),
+                        secret: secret.clone(),
+                    })
+                    .collect();
+                let checked = StateSealer::new(&configured, ttl).map_err(|e| {
+                    at(
+                        "request_state.keys".into(),
+                        ConfigErrorKind::InvalidValue,
+                        e.to_string(),
+                    )
+                })?;
+                drop(checked);
+                // Each key file is watched; a rotated key must be long enough to replace one.
+                let validate: Validator = Arc::new(|secret: &SecretString| {
+                    let bytes = secret.expose_secret().len();
+                    if bytes < MIN_KEY_BYTES {
+                        Err(format!(
+                            "the key is {bytes} bytes; a sealing key is at least {MIN_KEY_BYTES} bytes of random data"
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                });
+                let keys = keys
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (id, reference, secret))| {
+                        let secret = start_refreshing(
+                            path,
+                            refresh,
+                            format!("request_state.keys[{i}].secret"),
+                            &reference,
+                            secret,
+                            Some(validate.clone()),
+                        );
+                        (id, secret)
+                    })
+                    .collect();
+                let sealer = StateSealer::rotating(keys, ttl, refresh.poll).map_err(|e| {
                     at(
                         "request_state.keys".into(),
                         ConfigErrorKind::InvalidValue,
@@ -407,21 +446,7 @@ impl Config {
         value: SecretString,
         validate: Option<Validator>,
     ) -> RefreshingSecret {
-        let secret = match validate {
-            Some(validate) => RefreshingSecret::with_validator(
-                key,
-                reference,
-                value,
-                self.refresh.max_age,
-                validate,
-            ),
-            None => RefreshingSecret::new(key, reference, value, self.refresh.max_age),
-        };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let base = self.path.parent().unwrap_or(Path::new("."));
-            secret.watch_file(reference, base, self.refresh.poll);
-        }
-        secret
+        start_refreshing(&self.path, self.refresh, key, reference, value, validate)
     }
 
     /// The application's own `[app]` table as `T`; a mismatch names the file and the `app.` key.
@@ -632,6 +657,28 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A refreshing secret for `reference`, resolved to `value`, watched when a Tokio runtime runs.
+fn start_refreshing(
+    path: &Path,
+    refresh: RefreshSettings,
+    key: String,
+    reference: &SecretRef,
+    value: SecretString,
+    validate: Option<Validator>,
+) -> RefreshingSecret {
+    let secret = match validate {
+        Some(validate) => {
+            RefreshingSecret::with_validator(key, reference, value, refresh.max_age, validate)
+        }
+        None => RefreshingSecret::new(key, reference, value, refresh.max_age),
+    };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let base = path.parent().unwrap_or(Path::new("."));
+        secret.watch_file(reference, base, refresh.poll);
+    }
+    secret
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
