@@ -282,6 +282,17 @@ impl RefreshingSecret {
         Err(expired)
     }
 
+    /// Why the latest refresh failed, while refreshes fail (the last good value still serving
+    /// until the max age); `None` when the last refresh was good.
+    pub fn failing(&self) -> Option<String> {
+        self.inner
+            .state
+            .borrow()
+            .failing
+            .as_ref()
+            .map(|(_, reason)| reason.clone())
+    }
+
     /// How many times the value has changed since startup.
     pub fn version(&self) -> u64 {
         self.inner.state.borrow().version
