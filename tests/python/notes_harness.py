@@ -154,8 +154,21 @@ def log_lines(errlog: Path) -> list[str]:
 
 
 def audit_lines(errlog: Path) -> list[str]:
-    """The raw stderr lines that are audit events."""
-    return [line for line in log_lines(errlog) if json.loads(line).get("target") == AUDIT_TARGET]
+    """The raw stderr lines that are audit events of calls (`tools/call`)."""
+    return [
+        line
+        for line in log_lines(errlog)
+        if (event := json.loads(line)).get("target") == AUDIT_TARGET and event.get("message") == "tools/call"
+    ]
+
+
+def secret_audit_events(errlog: Path) -> list[dict[str, Any]]:
+    """The audit events of secrets: resolved at startup, rotated, failed to refresh, expired."""
+    return [
+        event
+        for line in log_lines(errlog)
+        if (event := json.loads(line)).get("target") == AUDIT_TARGET and str(event.get("message", "")).startswith("secret_")
+    ]
 
 
 def audit_events(errlog: Path) -> list[dict[str, Any]]:
