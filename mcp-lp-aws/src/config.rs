@@ -66,9 +66,22 @@ enum AttributionMode {
     Role,
 }
 
-/// `{ aws_secret = "name" }`: a secret read from AWS Secrets Manager at startup.
+/// How often an `{ aws_secret = ... }` reference is fetched again when it names no `ttl`.
+pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// `{ aws_secret = "name", ttl = "5m" }`: a secret read from AWS Secrets Manager at startup and
+/// again every `ttl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AwsSecretRef(pub(crate) String);
+pub(crate) struct AwsSecretRef {
+    pub(crate) name: String,
+    pub(crate) ttl: Duration,
+}
+
+impl fmt::Display for AwsSecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{ aws_secret = {:?} }}", self.name)
+    }
+}
 
 /// The checked `[aws]` table.
 #[derive(Debug)]
@@ -300,28 +313,44 @@ impl<'de> Visitor<'de> for AwsSecretRefVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AwsSecretRef, A::Error> {
-        let Some(source) = map.next_key::<String>()? else {
+        let mut name: Option<String> = None;
+        let mut ttl = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "aws_secret" if name.is_none() => name = Some(map.next_value()?),
+                "ttl" if ttl.is_none() => {
+                    let text: String = map.next_value()?;
+                    let parsed =
+                        mcp_lp::limits::parse_duration(&text).map_err(de::Error::custom)?;
+                    if parsed.is_zero() {
+                        return Err(de::Error::custom("`ttl` must be longer than zero"));
+                    }
+                    ttl = Some(parsed);
+                }
+                "aws_secret" | "ttl" => {
+                    return Err(de::Error::custom(format!("`{key}` is given twice")));
+                }
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "unknown secret source `{other}` in [aws.secrets]; expected {{ aws_secret = \"name\", ttl = \"5m\" }} (file and env secrets belong in [secrets])"
+                    )));
+                }
+            }
+        }
+        let Some(name) = name else {
             return Err(de::Error::custom(
                 "empty secret reference; expected { aws_secret = \"name\" }",
             ));
         };
-        if source != "aws_secret" {
-            return Err(de::Error::custom(format!(
-                "unknown secret source `{source}` in [aws.secrets]; expected {{ aws_secret = \"name\" }} (file and env secrets belong in [secrets])"
-            )));
-        }
-        let name: String = map.next_value()?;
-        if map.next_key::<String>()?.is_some() {
-            return Err(de::Error::custom(
-                "a secret reference names exactly one source: { aws_secret = \"name\" }",
-            ));
-        }
         if name.is_empty() || name.len() > 2048 {
             return Err(de::Error::custom(
                 "an AWS secret name or ARN is 1 to 2048 characters",
             ));
         }
-        Ok(AwsSecretRef(name))
+        Ok(AwsSecretRef {
+            name,
+            ttl: ttl.unwrap_or(DEFAULT_SECRET_TTL),
+        })
     }
 }
 

@@ -89,7 +89,9 @@ mod sts;
 pub use crate::arn::{RoleArn, RoleArnError};
 pub use crate::attribution::{PRINCIPAL_TAG, TOOL_TAG};
 pub use crate::cache::{CacheStats, EXPIRY_MARGIN, REFRESH_BUFFER, REFRESH_RETRY_DELAY};
-pub use crate::config::{DEFAULT_CACHE_CAPACITY, DEFAULT_DURATION, MAX_DURATION, MIN_DURATION};
+pub use crate::config::{
+    DEFAULT_CACHE_CAPACITY, DEFAULT_DURATION, DEFAULT_SECRET_TTL, MAX_DURATION, MIN_DURATION,
+};
 pub use crate::error::{AssumeRoleError, AwsError};
 pub use crate::extract::{AwsConfig, S3};
 pub use crate::identity::IDENTITY_TIMEOUT;

@@ -9,8 +9,8 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_async::time::SharedTimeSource;
 use futures::FutureExt as _;
 use mcp_lp::CallScope;
+use mcp_lp::secret_refresh::RefreshingSecret;
 use rmcp::ErrorData;
-use secrecy::SecretString;
 
 use crate::cache::{CacheStats, CredentialCache, SessionProvider, Slot};
 use crate::config::Settings;
@@ -41,7 +41,7 @@ use crate::sts::RoleProvider;
 /// ```
 pub struct Aws {
     roles: AwsRoles,
-    secrets: BTreeMap<String, SecretString>,
+    secrets: BTreeMap<String, RefreshingSecret>,
 }
 
 impl fmt::Debug for Aws {
@@ -82,7 +82,8 @@ impl Aws {
         let secrets = match &settings.secrets_role {
             Some(role) => {
                 let provider = RoleProvider::new(role.clone(), sts.clone());
-                secrets::read_all(&settings, &provider, &template).await?
+                let max_age = config.secrets_refresh().max_age;
+                secrets::read_all(&settings, provider, &template, max_age).await?
             }
             None => BTreeMap::new(),
         };
@@ -116,8 +117,9 @@ impl Aws {
         self.roles.clone()
     }
 
-    /// The secret configured as `[aws.secrets] name = { aws_secret = "..." }`.
-    pub fn secret(&self, name: &str) -> Option<&SecretString> {
+    /// The secret configured as `[aws.secrets] name = { aws_secret = "..." }`, fetched again
+    /// every `ttl` of its reference: call [`RefreshingSecret::current`] at each use.
+    pub fn secret(&self, name: &str) -> Option<&RefreshingSecret> {
         self.secrets.get(name)
     }
 }

@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mcp_lp::prelude::*;
@@ -14,6 +15,10 @@ use mcp_lp_aws::{AwsConfig, AwsError, S3};
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use support::{Seed, connect, seed};
+
+/// How long a rotation test waits for what a few TTLs bring; a bound on a hang, not a timing
+/// claim.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 struct Docs {
@@ -344,9 +349,111 @@ async fn accepts_aws_secret_read_with_its_own_role() {
     ))
     .await
     .unwrap();
-    let secret = aws.secret("api-key").unwrap();
+    let secret = aws.secret("api-key").unwrap().current().unwrap();
     assert_eq!(secret.expose_secret(), seed.secret_value);
     assert!(!format!("{aws:?}").contains(&seed.secret_value));
+}
+
+static ROTATING: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh `mcp-lp/rotating-*` secret holding `value`, made by the harness user, and the
+/// configuration reading it with `ttl`, keeping a failing value for `max_age`.
+async fn rotating_secret(seed: &Seed, value: &str, ttl: &str, max_age: &str) -> (String, String) {
+    let name = format!(
+        "mcp-lp/rotating-{}-{}",
+        std::process::id(),
+        ROTATING.fetch_add(1, Ordering::SeqCst)
+    );
+    seed.harness_secrets()
+        .create_secret()
+        .name(&name)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("the harness creates the secret");
+    let toml = format!(
+        "[secrets_refresh]\nmax_age = \"{max_age}\"\n\n{}\n[aws.secrets_role]\narn = \"{}\"\n\n[aws.secrets]\napi-key = {{ aws_secret = \"{name}\", ttl = \"{ttl}\" }}\n",
+        seed.aws_header(),
+        seed.role("mcp-secrets-reader"),
+    );
+    (name, toml)
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator: scripts/aws-emulator.sh start"]
+async fn accepts_put_secret_value_within_its_ttl() {
+    let seed = seed();
+    let (name, toml) = rotating_secret(&seed, "first-value-7c1e", "1s", "1h").await;
+    let aws = start(&toml).await.unwrap();
+    let secret = aws.secret("api-key").unwrap().clone();
+    assert_eq!(
+        secret.current().unwrap().expose_secret(),
+        "first-value-7c1e"
+    );
+    let mut changes = secret.subscribe();
+
+    seed.harness_secrets()
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string("second-value-9d2f")
+        .send()
+        .await
+        .expect("the harness rotates the secret");
+    tokio::time::timeout(PATIENCE, changes.changed())
+        .await
+        .expect("the new value is fetched within a few TTLs")
+        .expect("the secret is alive");
+    assert_eq!(
+        secret.current().unwrap().expose_secret(),
+        "second-value-9d2f"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator: scripts/aws-emulator.sh start"]
+async fn fails_closed_when_deleted_aws_secret_is_past_max_age() {
+    let seed = seed();
+    let (name, toml) = rotating_secret(&seed, "last-good-4b8a", "1s", "4s").await;
+    let aws = start(&toml).await.unwrap();
+    let secret = aws.secret("api-key").unwrap().clone();
+
+    seed.harness_secrets()
+        .delete_secret()
+        .secret_id(&name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .expect("the harness deletes the secret");
+    // Refreshes fail, and the last good value still serves.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while secret.failing().is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "no refresh failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        secret
+            .failing()
+            .unwrap()
+            .contains("ResourceNotFoundException"),
+        "{:?}",
+        secret.failing()
+    );
+    assert_eq!(secret.current().unwrap().expose_secret(), "last-good-4b8a");
+
+    // Past the max age, whatever uses it gets an error naming the secret, not the value.
+    let expired = loop {
+        match secret.current() {
+            Err(expired) => break expired,
+            Ok(_) => {
+                assert!(tokio::time::Instant::now() < deadline, "never expired");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let text = expired.to_string();
+    assert!(text.contains("aws.secrets.api-key"), "{text}");
+    assert!(text.contains(&name), "{text}");
+    assert!(!text.contains("last-good-4b8a"), "{text}");
 }
 
 #[tokio::test]

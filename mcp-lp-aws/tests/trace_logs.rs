@@ -154,3 +154,74 @@ async fn rejects_secrets_and_session_tokens_in_trace_logs() {
         );
     }
 }
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator: scripts/aws-emulator.sh start"]
+async fn rejects_rotated_aws_secret_values_in_trace_logs() {
+    let capture = capture();
+    let seed = seed();
+    let harness = seed.harness_secrets();
+    let name = format!("mcp-lp/rotating-trace-{}", std::process::id());
+    let values = [
+        format!("first-{}", std::process::id() ^ 0x51ce),
+        format!("second-{}", std::process::id() ^ 0x7e57),
+    ];
+    harness
+        .create_secret()
+        .name(&name)
+        .secret_string(&values[0])
+        .send()
+        .await
+        .expect("the harness creates the secret");
+    let config = format!(
+        "[secrets_refresh]\nmax_age = \"2s\"\n\n{}\n[aws.secrets_role]\narn = \"{}\"\n\n[aws.secrets]\napi-key = {{ aws_secret = \"{name}\", ttl = \"1s\" }}\n",
+        seed.aws_header(),
+        seed.role("mcp-secrets-reader"),
+    );
+    let config = mcp_lp::Config::from_toml(&config, "trace-rotation.toml").unwrap();
+    let aws = mcp_lp_aws::Aws::from_config(&config).await.unwrap();
+    let secret = aws.secret("api-key").unwrap().clone();
+    let mut changes = secret.subscribe();
+
+    // Rotated, then deleted: every step of the lifecycle logs, none of it with a value.
+    harness
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string(&values[1])
+        .send()
+        .await
+        .expect("the harness rotates the secret");
+    let patience = std::time::Duration::from_secs(30);
+    tokio::time::timeout(patience, changes.changed())
+        .await
+        .expect("the rotation is fetched")
+        .expect("the secret is alive");
+    harness
+        .delete_secret()
+        .secret_id(&name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .expect("the harness deletes the secret");
+    let deadline = tokio::time::Instant::now() + patience;
+    while secret.current().is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    for event in [
+        "secret_resolved",
+        "secret_rotated",
+        "secret_refresh_failed",
+        "secret_expired",
+    ] {
+        assert!(logs.contains(event), "no {event} event");
+    }
+    for value in &values {
+        assert!(
+            !logs.contains(value.as_str()),
+            "a secret value is in the TRACE logs"
+        );
+    }
+}

@@ -69,6 +69,7 @@ mod policy;
 mod principal;
 mod rate;
 pub mod sealed_state;
+pub mod secret_refresh;
 pub mod text_log;
 mod tool_error;
 pub mod transport;

@@ -8,7 +8,10 @@
 //! ever sees state it issued itself, for this very call. The seal is an HMAC-SHA256 (rmcp's
 //! [`RequestStateCodec`], `rs2` format) over the state and its binding: principal, tool, the
 //! digest of the call's arguments and an expiry. Keys carry an id, so rotation is a list: the
-//! first configured key seals, every configured key opens.
+//! first configured key seals, every configured key opens. Configured keys are secret files
+//! watched under the running server ([`StateSealer::rotating`]): a rewritten key file takes
+//! effect for the next seal and open, and a key whose refreshes failed for longer than
+//! `[secrets_refresh] max_age` stops opening and sealing.
 //!
 //! The state is signed, not encrypted: a client can read it. Tools must not put secrets in it.
 //!
@@ -28,6 +31,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use rmcp::model::{RequestStateCodec, RequestStateError, SealOptions};
@@ -35,6 +39,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::ArgumentDigest;
+use crate::secret_refresh::RefreshingSecret;
 
 /// How long a sealed state stays good when the configuration does not say.
 pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(10 * 60);
@@ -128,18 +133,24 @@ impl fmt::Debug for SealingKey {
 #[error("{0}")]
 pub struct KeyringError(String);
 
-/// Seals and opens request state for the checkpoint. Cloning shares nothing mutable.
+/// Seals and opens request state for the checkpoint. Cloning shares its keys, which rotate
+/// under a running server when it was made by [`StateSealer::rotating`].
 #[derive(Clone)]
 pub struct StateSealer {
-    codec: RequestStateCodec,
+    ring: Arc<RwLock<Arc<Ring>>>,
     ttl: Duration,
+}
+
+/// The keys in use: the codec holding every key that opens, and the id of the one that seals.
+struct Ring {
+    codec: RequestStateCodec,
     sealing_key: String,
 }
 
 impl fmt::Debug for StateSealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StateSealer")
-            .field("sealing_key", &self.sealing_key)
+            .field("sealing_key", &self.ring().sealing_key)
             .field("ttl", &self.ttl)
             .finish_non_exhaustive()
     }
@@ -166,6 +177,96 @@ impl StateSealer {
     /// A sealer whose first key seals and every key opens. Refuses an empty list, a duplicate or
     /// malformed id, and a key shorter than [`MIN_KEY_BYTES`], naming the key.
     pub fn new(keys: &[SealingKey], ttl: Duration) -> Result<Self, KeyringError> {
+        Ok(Self::with_ring(Ring::of(keys)?, ttl))
+    }
+
+    fn with_ring(ring: Ring, ttl: Duration) -> Self {
+        Self {
+            ring: Arc::new(RwLock::new(Arc::new(ring))),
+            ttl,
+        }
+    }
+
+    fn ring(&self) -> Arc<Ring> {
+        match self.ring.read() {
+            Ok(ring) => Arc::clone(&ring),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// A sealer over keys that refresh under the running server: `keys` are (id, secret), the
+    /// first seals and every one opens. Each time a secret rotates, and every `check` in any
+    /// case, the ring is rebuilt from the keys whose secrets are still good: a key past its max
+    /// age stops opening, and the first good key seals. With no good key left, state is sealed
+    /// with a random key of this process (as [`StateSealer::ephemeral`]), so nothing is sealed
+    /// with a key nobody vouches for. Refuses what [`StateSealer::new`] refuses.
+    pub fn rotating(
+        keys: Vec<(String, RefreshingSecret)>,
+        ttl: Duration,
+        check: Duration,
+    ) -> Result<Self, KeyringError> {
+        let sealer = Self::with_ring(Ring::of_good(&keys)?, ttl);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(follow_keys(Arc::downgrade(&sealer.ring), keys, check));
+        }
+        Ok(sealer)
+    }
+}
+
+/// Rebuild the ring of `ring` from `keys` whenever one rotates, and every `check`, until the
+/// sealer is dropped.
+async fn follow_keys(
+    ring: Weak<RwLock<Arc<Ring>>>,
+    keys: Vec<(String, RefreshingSecret)>,
+    check: Duration,
+) {
+    let mut changes: Vec<_> = keys.iter().map(|(_, secret)| secret.subscribe()).collect();
+    loop {
+        let any_change =
+            futures::future::select_all(changes.iter_mut().map(|c| Box::pin(c.changed())));
+        // A timeout is the periodic check; a change is acted on at once.
+        let _ = tokio::time::timeout(check, any_change).await;
+        let Some(ring) = ring.upgrade() else { return };
+        let rebuilt = match Ring::of_good(&keys) {
+            Ok(rebuilt) => rebuilt,
+            Err(error) => {
+                tracing::error!(%error, "the rotated sealing keys are refused; sealing with a key of this process only");
+                Ring::ephemeral()
+            }
+        };
+        let mut current = match ring.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if current.sealing_key != rebuilt.sealing_key {
+            tracing::info!(sealing_key = %rebuilt.sealing_key, "request state is now sealed with another key");
+        }
+        *current = Arc::new(rebuilt);
+    }
+}
+
+impl Ring {
+    /// The ring of the keys whose secrets are good now; an ephemeral one if none is.
+    fn of_good(keys: &[(String, RefreshingSecret)]) -> Result<Self, KeyringError> {
+        let good: Vec<SealingKey> = keys
+            .iter()
+            .filter_map(|(id, secret)| {
+                secret.current().ok().map(|secret| SealingKey {
+                    id: id.clone(),
+                    secret,
+                })
+            })
+            .collect();
+        if good.is_empty() && !keys.is_empty() {
+            tracing::error!(
+                "every configured sealing key is past its max age; sealing with a key of this process only"
+            );
+            return Ok(Self::ephemeral());
+        }
+        Self::of(&good)
+    }
+
+    fn of(keys: &[SealingKey]) -> Result<Self, KeyringError> {
         let first = keys
             .first()
             .ok_or_else(|| KeyringError("at least one key is needed".into()))?;
@@ -185,14 +286,11 @@ impl StateSealer {
             .map_err(|e| KeyringError(e.to_string()))?;
         Ok(Self {
             codec,
-            ttl,
             sealing_key: first.id.clone(),
         })
     }
 
-    /// A sealer with a random key made for this process alone: state it seals is refused by any
-    /// other process, including another replica and this server after a restart.
-    pub fn ephemeral(ttl: Duration) -> Self {
+    fn ephemeral() -> Self {
         let mut key = zeroize::Zeroizing::new([0u8; 32 + 8]);
         // Without the operating system's randomness there is nothing safe to seal with.
         getrandom::fill(key.as_mut()).expect("the operating system's random source failed");
@@ -204,14 +302,21 @@ impl StateSealer {
                 .expect("a 32-byte key with a valid id is accepted");
         Self {
             codec,
-            ttl,
             sealing_key: id,
         }
     }
+}
 
-    /// The id of the key that seals.
-    pub fn sealing_key(&self) -> &str {
-        &self.sealing_key
+impl StateSealer {
+    /// A sealer with a random key made for this process alone: state it seals is refused by any
+    /// other process, including another replica and this server after a restart.
+    pub fn ephemeral(ttl: Duration) -> Self {
+        Self::with_ring(Ring::ephemeral(), ttl)
+    }
+
+    /// The id of the key that seals now.
+    pub fn sealing_key(&self) -> String {
+        self.ring().sealing_key.clone()
     }
 
     /// How long a sealed state stays good.
@@ -231,7 +336,8 @@ impl StateSealer {
         };
         // Serializing plain strings and a number cannot fail.
         let payload = serde_json::to_vec(&envelope).unwrap_or_default();
-        self.codec
+        self.ring()
+            .codec
             .seal_with(&payload, &SealOptions::new().ttl(self.ttl))
     }
 
@@ -241,11 +347,15 @@ impl StateSealer {
         if sealed.len() > MAX_SEALED_STATE_BYTES {
             return Err(StateRejected::TooLong);
         }
-        let payload = self.codec.open(sealed).map_err(|error| match error {
-            RequestStateError::Expired => StateRejected::Expired,
-            RequestStateError::UnknownKeyId => StateRejected::UnknownKey,
-            _ => StateRejected::Tampered,
-        })?;
+        let payload = self
+            .ring()
+            .codec
+            .open(sealed)
+            .map_err(|error| match error {
+                RequestStateError::Expired => StateRejected::Expired,
+                RequestStateError::UnknownKeyId => StateRejected::UnknownKey,
+                _ => StateRejected::Tampered,
+            })?;
         // A payload under a valid seal was written by `seal`; anything else is treated as
         // tampering all the same.
         let envelope: Envelope<'_> =
@@ -460,6 +570,91 @@ mod tests {
         assert!(short.to_string().contains("key `k1` is 5 bytes"), "{short}");
         assert!(StateSealer::new(&[], DEFAULT_STATE_TTL).is_err());
         assert!(StateSealer::new(&[key("a", NEW), key("a", OLD)], DEFAULT_STATE_TTL).is_err());
+    }
+
+    const CHECK: Duration = Duration::from_secs(5);
+    const MAX_AGE: Duration = Duration::from_secs(600);
+
+    fn refreshing(id: &str, value: &str) -> (String, RefreshingSecret) {
+        let secret = RefreshingSecret::new(
+            format!("request_state.keys.{id}"),
+            "{ file = \"state-key\" }",
+            SecretString::from(value),
+            MAX_AGE,
+        );
+        (id.to_owned(), secret)
+    }
+
+    /// Let the sealer's task see what happened: with time paused, this advances past a check.
+    async fn settle() {
+        tokio::time::sleep(CHECK * 2).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rejects_state_sealed_with_a_key_whose_file_was_rotated() {
+        let (current, previous) = (refreshing("k1", NEW), refreshing("k0", OLD));
+        let secret = current.1.clone();
+        let sealer =
+            StateSealer::rotating(vec![current, previous], DEFAULT_STATE_TTL, CHECK).unwrap();
+        let args = digest(json!({}));
+        let call = Binding {
+            principal: "alice",
+            tool: "t",
+            arguments: &args,
+        };
+        let before = sealer.seal(&call, "x");
+        let by_previous = self::sealer(&[key("k0", OLD)]).seal(&call, "y");
+
+        // The key file under id k1 now holds another key: what the old one sealed is forged
+        // as far as the new one can tell; the new one seals and opens.
+        secret.refresh_with(Ok(SecretString::from(
+            "a-completely-different-key-of-32-bytes!",
+        )));
+        settle().await;
+        assert_eq!(sealer.open(&call, &before), Err(StateRejected::Tampered));
+        let after = sealer.seal(&call, "z");
+        assert_eq!(sealer.open(&call, &after), Ok("z".into()));
+        assert_eq!(sealer.sealing_key(), "k1");
+        // The other configured key still opens.
+        assert_eq!(sealer.open(&call, &by_previous), Ok("y".into()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rejects_state_of_a_key_past_its_max_age() {
+        let (current, previous) = (refreshing("k1", NEW), refreshing("k0", OLD));
+        let (first, second) = (current.1.clone(), previous.1.clone());
+        let sealer =
+            StateSealer::rotating(vec![current, previous], DEFAULT_STATE_TTL, CHECK).unwrap();
+        let args = digest(json!({}));
+        let call = Binding {
+            principal: "alice",
+            tool: "t",
+            arguments: &args,
+        };
+        let by_first = sealer.seal(&call, "x");
+        let by_second = self::sealer(&[key("k0", OLD)]).seal(&call, "y");
+
+        // k0's file cannot be read: it still opens within the max age, then no more.
+        second.refresh_with(Err("cannot read state-key-old: not found".into()));
+        settle().await;
+        assert_eq!(sealer.open(&call, &by_second), Ok("y".into()));
+        tokio::time::sleep(MAX_AGE).await;
+        settle().await;
+        assert_eq!(
+            sealer.open(&call, &by_second),
+            Err(StateRejected::UnknownKey)
+        );
+        assert_eq!(sealer.open(&call, &by_first), Ok("x".into()));
+
+        // With no good key left, nothing opens and state is sealed with a key of this process.
+        first.refresh_with(Err("cannot read state-key: not found".into()));
+        tokio::time::sleep(MAX_AGE).await;
+        settle().await;
+        assert_eq!(
+            sealer.open(&call, &by_first),
+            Err(StateRejected::UnknownKey)
+        );
+        assert!(sealer.sealing_key().starts_with(EPHEMERAL_KEY_PREFIX));
     }
 
     #[test]

@@ -5,8 +5,10 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
+use mcp_lp::secret_refresh::RefreshingSecret;
 use mcp_lp::{Config, DbAccess, SecretRef};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
@@ -105,7 +107,11 @@ pub(crate) struct TlsSection {
 /// `Debug` redacts the password.
 pub(crate) struct CapabilitySettings {
     pub(crate) name: String,
+    /// The connection configuration of the URL resolved at startup.
     pub(crate) pg: tokio_postgres::Config,
+    /// The URL, refreshed under the running server; [`Self::connection_config`] turns a new
+    /// value into a connection configuration.
+    pub(crate) url: RefreshingSecret,
     pub(crate) max_connections: usize,
     pub(crate) checkout_timeout: Duration,
     pub(crate) connect_timeout: Duration,
@@ -115,6 +121,65 @@ pub(crate) struct CapabilitySettings {
     pub(crate) principal: PrincipalMode,
     /// The CA file, resolved against the configuration's directory.
     pub(crate) tls_ca_file: Option<PathBuf>,
+    shape: UrlShape,
+}
+
+impl CapabilitySettings {
+    /// The connection configuration for `url`, with the capability's session settings; the
+    /// problem never quotes the URL.
+    pub(crate) fn connection_config(
+        &self,
+        url: &SecretString,
+    ) -> Result<tokio_postgres::Config, String> {
+        self.shape.connection_config(url)
+    }
+}
+
+/// What a capability adds to its URL: the session's settings, timeouts and TLS mode.
+#[derive(Clone)]
+struct UrlShape {
+    name: String,
+    access: DbAccess,
+    statement_timeout: Duration,
+    connect_timeout: Duration,
+    tls: bool,
+}
+
+impl UrlShape {
+    fn connection_config(&self, url: &SecretString) -> Result<tokio_postgres::Config, String> {
+        let mut pg = parse_url(url).map_err(str::to_owned)?;
+        // Passed in the startup packet, so the values are the session's defaults: a handler's
+        // `SET statement_timeout` is undone by the `RESET ALL` that cleans every connection.
+        // A read capability's connections are read-only by default; whether that alone keeps
+        // its readers from writing is decided at startup (see `Envelope`).
+        let mut options = pg.get_options().map(str::to_owned).unwrap_or_default();
+        if !options.is_empty() {
+            options.push(' ');
+        }
+        options.push_str(&format!(
+            "-c statement_timeout={}",
+            self.statement_timeout.as_millis()
+        ));
+        if self.access == DbAccess::Read {
+            options.push_str(" -c default_transaction_read_only=on");
+        }
+        pg.options(&options);
+        pg.connect_timeout(self.connect_timeout);
+        pg.application_name(format!("mcp-lp/{}", self.name));
+        if self.tls {
+            pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+        } else {
+            if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+                return Err(format!(
+                    "the URL asks for sslmode=require; configure TLS with [db.{}.tls] ca_file = \"...\"",
+                    self.name
+                ));
+            }
+            // Without a TLS connector, `prefer` would silently mean plain text anyway.
+            pg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        }
+        Ok(pg)
+    }
 }
 
 impl fmt::Debug for CapabilitySettings {
@@ -154,7 +219,6 @@ impl CapabilitySection {
         };
 
         let url = config.resolve_secret(&key("url"), &self.url)?;
-        let mut pg = parse_url(&url).map_err(|problem| setting("url", problem.into()))?;
 
         let schemas = self.schemas.unwrap_or_else(|| vec!["public".to_owned()]);
         if let Some(bad) = schemas.iter().find(|s| s.is_empty() || s.len() > 63) {
@@ -177,25 +241,6 @@ impl CapabilitySection {
             None => DEFAULT_STATEMENT_TIMEOUT.min(longest_tool_timeout),
         };
         let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        // Passed in the startup packet, so the values are the session's defaults: a handler's
-        // `SET statement_timeout` is undone by the `RESET ALL` that cleans every connection.
-        // A read capability's connections are read-only by default; whether that alone keeps
-        // its readers from writing is decided at startup (see `Envelope`).
-        let mut options = pg.get_options().map(str::to_owned).unwrap_or_default();
-        if !options.is_empty() {
-            options.push(' ');
-        }
-        options.push_str(&format!(
-            "-c statement_timeout={}",
-            statement_timeout.as_millis()
-        ));
-        if access == DbAccess::Read {
-            options.push_str(" -c default_transaction_read_only=on");
-        }
-        pg.options(&options);
-        pg.connect_timeout(connect_timeout);
-        pg.application_name(format!("mcp-lp/{name}"));
-
         let tls_ca_file = match self.tls {
             Some(tls) => {
                 if !cfg!(feature = "tls") {
@@ -204,7 +249,6 @@ impl CapabilitySection {
                         "this server was built without TLS support: enable the `tls` feature of mcp-lp-db".into(),
                     ));
                 }
-                pg.ssl_mode(tokio_postgres::config::SslMode::Require);
                 let base = config
                     .path()
                     .parent()
@@ -212,24 +256,31 @@ impl CapabilitySection {
                     .unwrap_or_default();
                 Some(base.join(tls.ca_file))
             }
-            None => {
-                if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-                    return Err(setting(
-                        "url",
-                        format!(
-                            "the URL asks for sslmode=require; configure TLS with [db.{name}.tls] ca_file = \"...\""
-                        ),
-                    ));
-                }
-                // Without a TLS connector, `prefer` would silently mean plain text anyway.
-                pg.ssl_mode(tokio_postgres::config::SslMode::Disable);
-                None
-            }
+            None => None,
         };
+        let shape = UrlShape {
+            name: name.to_owned(),
+            access,
+            statement_timeout,
+            connect_timeout,
+            tls: tls_ca_file.is_some(),
+        };
+        let pg = shape
+            .connection_config(&url)
+            .map_err(|problem| setting("url", problem))?;
+        // A rotated URL must make a connection configuration too, or it is refused and the
+        // last good one kept.
+        let validate = {
+            let shape = shape.clone();
+            Arc::new(move |url: &SecretString| shape.connection_config(url).map(|_| ()))
+        };
+        let url = config.keep_refreshed(&key("url"), &self.url, url, Some(validate));
 
         Ok(CapabilitySettings {
             name: name.to_owned(),
             pg,
+            url,
+            shape,
             max_connections: self
                 .max_connections
                 .map_or(DEFAULT_MAX_CONNECTIONS, NonZeroUsize::get),

@@ -148,6 +148,15 @@ pub enum DbError {
         /// How many rows the query returned (2 means "more than one").
         rows: usize,
     },
+    /// The capability's URL secret could not be refreshed for longer than its max age
+    /// (`[secrets_refresh] max_age`): the capability refuses rather than use it.
+    #[error("db capability `{capability}`: {reason}")]
+    SecretExpired {
+        /// The capability.
+        capability: String,
+        /// Which secret, its reference and why its refresh failed; never the value.
+        reason: String,
+    },
     /// [`PgWrite::commit`](crate::PgWrite::commit) found the transaction aborted by an earlier
     /// failed statement, so nothing was committed.
     #[error(

@@ -299,6 +299,8 @@ struct Handle {
 /// A checked-out connection.
 struct Open {
     connection: Object,
+    /// The number of the pool it came from, which a URL rotation increments.
+    pool_number: u64,
     /// Whether a writer's transaction is open on it: after its `BEGIN` was sent.
     in_transaction: bool,
     /// Whether a statement was sent and its answer not yet read: the handler's future was
@@ -394,19 +396,23 @@ impl Handle {
         let capability = pool.name.as_str();
         let open = match &mut self.open {
             Some(open) => open,
-            slot @ None => slot.insert(Open {
-                connection: pool.checkout().await?,
-                in_transaction: false,
-                busy: false,
-                poisoned: false,
-            }),
+            slot @ None => {
+                let (connection, pool_number) = pool.checkout().await?;
+                slot.insert(Open {
+                    connection,
+                    pool_number,
+                    in_transaction: false,
+                    busy: false,
+                    poisoned: false,
+                })
+            }
         };
         let connection = &open.connection;
         let dirty = may_leave_session_state(sql);
         let unlock = pool.envelope.advisory_unlock;
 
         let principal = self.scope.principal().id();
-        let connection_id = Object::id(connection);
+        let connection_id = (open.pool_number, Object::id(connection));
         // Where policies need the principal, it goes with a writer's `BEGIN`, with each reader
         // statement in a transaction of its own, and with each reader statement on a read-only
         // connection unless that session holds this principal already: set by this pool's own
@@ -637,7 +643,7 @@ impl Handle {
         };
         f.debug_struct(name)
             .field("capability", &self.pool.name)
-            .field("role", &self.pool.role)
+            .field("role", &self.pool.role())
             .field("principal", &self.scope.principal().id())
             .field("state", &state)
             .field("aborted", &self.aborted)

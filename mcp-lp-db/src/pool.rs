@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use deadpool_postgres::{
@@ -16,7 +16,15 @@ use tokio_postgres::config::Host;
 use crate::config::{CapabilitySettings, DbSection, PrivilegeCheck};
 use crate::envelope::{self, Envelope, KEY_LEN};
 use crate::error::{DbError, PgReason, StartupError};
-use crate::privileges::{self, PrivilegeError};
+use crate::privileges::{self, Privilege, PrivilegeError};
+
+/// After a rotated URL failed its check (the role's password not changed yet, a new role not
+/// granted yet), try it again this often until it passes or the URL changes again.
+const ROTATION_RETRY: Duration = Duration::from_secs(5);
+
+/// Which connection's session holds what: connection ids are only unique within one deadpool
+/// pool, so they are paired with the number of the pool, which a rotation increments.
+pub(crate) type SessionId = (u64, ObjectId);
 
 /// The database pools of a server, one per `[db.<name>]` capability, each logging in as its own
 /// role. Give it to the checkpoint with [`mcp_lp::Server::provide`]; handlers reach a pool only
@@ -67,7 +75,8 @@ pub struct PoolStats {
 pub(crate) struct CapabilityPool {
     pub(crate) name: String,
     pub(crate) access: DbAccess,
-    pub(crate) role: String,
+    /// The role the current pool logs in as.
+    role: RwLock<String>,
     pub(crate) envelope: Envelope,
     /// The key this pool's connections register, when principals are signed.
     pub(crate) key: Option<[u8; KEY_LEN]>,
@@ -80,8 +89,14 @@ pub(crate) struct CapabilityPool {
     pub(crate) set_local: String,
     /// The principal each connection's session holds, as set by its last settings statement
     /// with only plain statements since (readers on a read-only connection only).
-    session_principals: Mutex<HashMap<ObjectId, String>>,
-    pool: Pool,
+    session_principals: Mutex<HashMap<SessionId, String>>,
+    /// The pool serving new checkouts, and its number. A rotated URL replaces it once the new
+    /// role passed the privilege check; the old one is closed, so its connections are dropped
+    /// as they come back.
+    current: RwLock<(Pool, u64)>,
+    /// Startup settings; the URL in them follows its secret.
+    settings: CapabilitySettings,
+    key_slot: Arc<OnceLock<[u8; KEY_LEN]>>,
     max_connections: usize,
     checkout_timeout: Duration,
     connect_timeout: Duration,
@@ -129,8 +144,9 @@ impl Databases {
                 .max()
                 .unwrap_or(crate::DEFAULT_STATEMENT_TIMEOUT);
             let settings = table.resolve(&name, config, access, longest_tool_timeout)?;
-            let pool = CapabilityPool::open(settings, access, config).await?;
-            pools.insert(name, Arc::new(pool));
+            let pool = Arc::new(CapabilityPool::open(settings, access, config).await?);
+            follow_url(&pool);
+            pools.insert(name, pool);
         }
         Ok(Self {
             pools: Arc::new(pools),
@@ -140,7 +156,7 @@ impl Databases {
     /// The counters of `capability`'s pool, or `None` if there is no such capability.
     pub fn stats(&self, capability: &str) -> Option<PoolStats> {
         self.pools.get(capability).map(|pool| {
-            let status = pool.pool.status();
+            let status = pool.pool().0.status();
             PoolStats {
                 checkouts: pool.checkouts.load(Ordering::Relaxed),
                 size: status.size,
@@ -179,7 +195,7 @@ impl fmt::Debug for CapabilityPool {
         f.debug_struct("CapabilityPool")
             .field("name", &self.name)
             .field("access", &self.access)
-            .field("role", &self.role)
+            .field("role", &self.role())
             .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
@@ -193,60 +209,25 @@ impl CapabilityPool {
     ) -> Result<Self, StartupError> {
         let role = settings.pg.get_user().unwrap_or_default().to_owned();
         let target = target(&settings.pg);
-        // Fast recycling only checks that the connection is open: every handle resets its
-        // session itself when the call ends (see `extract`), before the connection returns.
-        let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        };
-        let (manager, connector) = match &settings.tls_ca_file {
-            None => (
-                Manager::from_config(settings.pg.clone(), tokio_postgres::NoTls, manager_config),
-                Connector::Plain,
-            ),
+        let connector = match &settings.tls_ca_file {
+            None => Connector::Plain,
             #[cfg(feature = "tls")]
             Some(ca_file) => {
-                let tls = crate::tls::connector(&settings.name, ca_file, config)?;
-                (
-                    Manager::from_config(settings.pg.clone(), tls.clone(), manager_config),
-                    Connector::Tls(tls),
-                )
+                Connector::Tls(crate::tls::connector(&settings.name, ca_file, config)?)
             }
             #[cfg(not(feature = "tls"))]
-            Some(_) => (unreachable_without_tls(), Connector::Plain),
+            Some(_) => unreachable_without_tls(),
         };
         // Set once the envelope is known to sign principals: from then on every new connection
         // registers the pool's key before it serves a call.
         let key_slot: Arc<OnceLock<[u8; KEY_LEN]>> = Arc::new(OnceLock::new());
-        let register = {
-            let key_slot = key_slot.clone();
-            Hook::async_fn(move |client, _| {
-                let key = key_slot.get().copied();
-                Box::pin(async move {
-                    if let Some(key) = key {
-                        envelope::register_key(client, &key)
-                            .await
-                            .map_err(HookError::Backend)?;
-                    }
-                    Ok(())
-                })
-            })
-        };
-        let pool = Pool::builder(manager)
-            // The connection returned last is handed out first: sequential calls keep using one
-            // backend, warm, while the others stay idle, instead of waking each in turn.
-            .queue_mode(QueueMode::Lifo)
-            .post_create(register)
-            .max_size(settings.max_connections)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(settings.checkout_timeout))
-            .create_timeout(Some(settings.connect_timeout))
-            .recycle_timeout(Some(settings.connect_timeout))
-            .build()
-            .map_err(|e| StartupError::CheckFailed {
+        let pool = build_pool(&settings, settings.pg.clone(), &connector, &key_slot).map_err(
+            |reason| StartupError::CheckFailed {
                 capability: settings.name.clone(),
                 role: role.clone(),
-                reason: e.to_string(),
-            })?;
+                reason,
+            },
+        )?;
 
         let connection = pool.get().await.map_err(|e| StartupError::Connect {
             capability: settings.name.clone(),
@@ -254,7 +235,7 @@ impl CapabilityPool {
             target: target.clone(),
             reason: pool_error_reason(&e, settings.connect_timeout),
         })?;
-        let offending = privileges::check(&connection, &settings, access).await?;
+        let offending = privileges::check(&connection, &settings, &role, access).await?;
         let check_failed = |e: tokio_postgres::Error| StartupError::CheckFailed {
             capability: settings.name.clone(),
             role: role.clone(),
@@ -317,9 +298,9 @@ impl CapabilityPool {
             "database capability ready"
         );
         Ok(Self {
-            name: settings.name,
+            name: settings.name.clone(),
             access,
-            role,
+            role: RwLock::new(role),
             envelope,
             key,
             connector,
@@ -327,23 +308,38 @@ impl CapabilityPool {
             session_principals: Mutex::new(HashMap::new()),
             set_session: envelope::settings_sql(envelope.signed_principal, false),
             set_local: envelope::settings_sql(envelope.signed_principal, true),
-            pool,
+            current: RwLock::new((pool, 0)),
             max_connections: settings.max_connections,
             checkout_timeout: settings.checkout_timeout,
             connect_timeout: settings.connect_timeout,
             checkouts: AtomicU64::new(0),
+            settings,
+            key_slot,
         })
     }
 
+    /// The role the pool serving new checkouts logs in as.
+    pub(crate) fn role(&self) -> String {
+        self.role.read().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The pool serving new checkouts, and its number.
+    fn pool(&self) -> (Pool, u64) {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     /// Whether the session of connection `id` holds `principal`.
-    pub(crate) fn session_holds(&self, id: ObjectId, principal: &str) -> bool {
+    pub(crate) fn session_holds(&self, id: SessionId, principal: &str) -> bool {
         self.session_principals
             .lock()
             .is_ok_and(|held| held.get(&id).is_some_and(|p| p == principal))
     }
 
     /// Record that the session of connection `id` now holds `principal`.
-    pub(crate) fn session_remember(&self, id: ObjectId, principal: &str) {
+    pub(crate) fn session_remember(&self, id: SessionId, principal: &str) {
         if let Ok(mut held) = self.session_principals.lock() {
             // Entries of closed connections are never looked up again (ids are not reused);
             // forget them all now and then rather than track every close.
@@ -355,7 +351,7 @@ impl CapabilityPool {
     }
 
     /// Forget what the session of connection `id` holds: it was reset, or may have changed.
-    pub(crate) fn session_forget(&self, id: ObjectId) {
+    pub(crate) fn session_forget(&self, id: SessionId) {
         if let Ok(mut held) = self.session_principals.lock() {
             held.remove(&id);
         }
@@ -365,35 +361,224 @@ impl CapabilityPool {
         self.connect_timeout
     }
 
-    /// A connection for one call.
-    pub(crate) async fn checkout(&self) -> Result<Object, DbError> {
-        self.checkouts.fetch_add(1, Ordering::Relaxed);
-        self.pool.get().await.map_err(|error| {
-            let error = match error {
-                PoolError::Timeout(TimeoutType::Wait) => DbError::PoolExhausted {
-                    capability: self.name.clone(),
-                    timeout: self.checkout_timeout,
-                    max_connections: self.max_connections,
-                },
-                PoolError::Timeout(TimeoutType::Create | TimeoutType::Recycle) => {
-                    DbError::ConnectTimeout {
-                        capability: self.name.clone(),
-                        timeout: self.connect_timeout,
-                    }
-                }
-                other => DbError::Unavailable {
-                    capability: self.name.clone(),
-                    reason: pool_error_reason(&other, self.connect_timeout),
-                },
+    /// A connection for one call, and the number of the pool it came from. Refused while the
+    /// URL's secret is past its max age.
+    pub(crate) async fn checkout(&self) -> Result<(Object, u64), DbError> {
+        if let Err(expired) = self.settings.url.check() {
+            let error = DbError::SecretExpired {
+                capability: self.name.clone(),
+                reason: expired.to_string(),
             };
-            tracing::warn!(capability = %self.name, role = %self.role, error = %error, "no database connection for a call");
-            error
-        })
+            tracing::error!(capability = %self.name, error = %error, "no database connection for a call");
+            return Err(error);
+        }
+        self.checkouts.fetch_add(1, Ordering::Relaxed);
+        // A rotation closes the pool a checkout may be waiting on: take the new one then.
+        let mut attempts = 0;
+        let error = loop {
+            let (pool, number) = self.pool();
+            match pool.get().await {
+                Ok(connection) => return Ok((connection, number)),
+                Err(PoolError::Closed) if attempts < 3 => attempts += 1,
+                Err(error) => break error,
+            }
+        };
+        let error = match error {
+            PoolError::Timeout(TimeoutType::Wait) => DbError::PoolExhausted {
+                capability: self.name.clone(),
+                timeout: self.checkout_timeout,
+                max_connections: self.max_connections,
+            },
+            PoolError::Timeout(TimeoutType::Create | TimeoutType::Recycle) => {
+                DbError::ConnectTimeout {
+                    capability: self.name.clone(),
+                    timeout: self.connect_timeout,
+                }
+            }
+            other => DbError::Unavailable {
+                capability: self.name.clone(),
+                reason: pool_error_reason(&other, self.connect_timeout),
+            },
+        };
+        tracing::warn!(capability = %self.name, role = %self.role(), error = %error, "no database connection for a call");
+        Err(error)
+    }
+
+    /// Move to the URL the secret holds now: open a pool with it, check the role behind it as
+    /// at startup, and only then let it serve new checkouts, closing the old pool (its
+    /// connections in use finish their calls and are dropped as they come back). If the check
+    /// fails, the old pool keeps serving and the failure is logged at ERROR.
+    async fn rotate(&self) -> Result<(), String> {
+        let Ok(url) = self.settings.url.current() else {
+            // Expired: checkouts refuse; nothing to move to until a good value arrives.
+            return Ok(());
+        };
+        let result = async {
+            let pg = self.settings.connection_config(&url)?;
+            let role = pg.get_user().unwrap_or_default().to_owned();
+            let candidate = build_pool(&self.settings, pg, &self.connector, &self.key_slot)?;
+            let checked = self.check_candidate(&candidate, &role).await;
+            match checked {
+                Ok(()) => Ok((candidate, role)),
+                Err(reason) => {
+                    candidate.close();
+                    Err(format!("role `{role}`: {reason}"))
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok((candidate, role)) => {
+                let old = {
+                    let mut current = match self.current.write() {
+                        Ok(current) => current,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                    let number = current.1 + 1;
+                    std::mem::replace(&mut *current, (candidate, number))
+                };
+                if let Ok(mut held) = self.role.write() {
+                    *held = role.clone();
+                }
+                old.0.close();
+                tracing::info!(
+                    capability = %self.name,
+                    role = %role,
+                    secret = %self.settings.url.name(),
+                    "database URL rotated: new connections use the new URL, the old ones retire as they return"
+                );
+                Ok(())
+            }
+            Err(reason) => {
+                tracing::error!(
+                    capability = %self.name,
+                    secret = %self.settings.url.name(),
+                    reason = %reason,
+                    retry = ?ROTATION_RETRY,
+                    "the database URL changed, but connections with the new URL failed the startup check; the previous connections keep serving"
+                );
+                Err(reason)
+            }
+        }
+    }
+
+    /// Run the startup privilege check on a connection of `candidate`, and insist on the
+    /// envelope the capability has: what each call sends was decided at startup.
+    async fn check_candidate(&self, candidate: &Pool, role: &str) -> Result<(), String> {
+        let connection = candidate.get().await.map_err(|e| {
+            format!(
+                "cannot connect: {}",
+                pool_error_reason(&e, self.connect_timeout)
+            )
+        })?;
+        let offending: Vec<Privilege> =
+            privileges::check(&connection, &self.settings, role, self.access)
+                .await
+                .map_err(|e| e.to_string())?;
+        let envelope = envelope::learn(
+            &connection,
+            self.access,
+            offending.is_empty(),
+            self.settings.principal,
+        )
+        .await
+        .map_err(|e| PgReason(&e).to_string())?;
+        if !offending.is_empty() {
+            let error = PrivilegeError {
+                capability: self.name.clone(),
+                role: role.to_owned(),
+                access: self.access,
+                offending,
+            };
+            match self.settings.privilege_check {
+                PrivilegeCheck::Enforce => return Err(error.to_string()),
+                PrivilegeCheck::WarnOnly => tracing::warn!(
+                    capability = %self.name,
+                    role = %role,
+                    privileges = %error.list(),
+                    "rotating despite the privilege check, because `privilege_check = \"warn-only\"`: {error}"
+                ),
+            }
+        }
+        if envelope != self.envelope {
+            return Err(format!(
+                "the new role needs a different per-call envelope ({envelope:?}) than the one the capability started with ({:?}); restart to adopt it",
+                self.envelope
+            ));
+        }
+        Ok(())
     }
 }
 
+/// Rotate `pool` each time its URL's secret changes, retrying a rotation that failed its check.
+fn follow_url(pool: &Arc<CapabilityPool>) {
+    let weak: Weak<CapabilityPool> = Arc::downgrade(pool);
+    let mut changes = pool.settings.url.subscribe();
+    tokio::spawn(async move {
+        let mut retry = false;
+        loop {
+            if retry {
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_none() { return },
+                    () = tokio::time::sleep(ROTATION_RETRY) => {}
+                }
+            } else if changes.changed().await.is_none() {
+                return;
+            }
+            let Some(pool) = weak.upgrade() else { return };
+            retry = pool.rotate().await.is_err();
+        }
+    });
+}
+
+/// A deadpool pool logging in with `pg`, registering the signing key (once known) on every new
+/// connection.
+fn build_pool(
+    settings: &CapabilitySettings,
+    pg: tokio_postgres::Config,
+    connector: &Connector,
+    key_slot: &Arc<OnceLock<[u8; KEY_LEN]>>,
+) -> Result<Pool, String> {
+    // Fast recycling only checks that the connection is open: every handle resets its
+    // session itself when the call ends (see `extract`), before the connection returns.
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match connector {
+        Connector::Plain => Manager::from_config(pg, tokio_postgres::NoTls, manager_config),
+        #[cfg(feature = "tls")]
+        Connector::Tls(tls) => Manager::from_config(pg, tls.clone(), manager_config),
+    };
+    let register = {
+        let key_slot = key_slot.clone();
+        Hook::async_fn(move |client, _| {
+            let key = key_slot.get().copied();
+            Box::pin(async move {
+                if let Some(key) = key {
+                    envelope::register_key(client, &key)
+                        .await
+                        .map_err(HookError::Backend)?;
+                }
+                Ok(())
+            })
+        })
+    };
+    Pool::builder(manager)
+        // The connection returned last is handed out first: sequential calls keep using one
+        // backend, warm, while the others stay idle, instead of waking each in turn.
+        .queue_mode(QueueMode::Lifo)
+        .post_create(register)
+        .max_size(settings.max_connections)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(settings.checkout_timeout))
+        .create_timeout(Some(settings.connect_timeout))
+        .recycle_timeout(Some(settings.connect_timeout))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(not(feature = "tls"))]
-fn unreachable_without_tls() -> Manager {
+fn unreachable_without_tls() -> Connector {
     // `CapabilitySection::resolve` refuses `tls` when the feature is off.
     unreachable!("a TLS CA file is configured but the `tls` feature is off")
 }

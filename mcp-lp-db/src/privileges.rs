@@ -357,6 +357,7 @@ pub enum RoleCheckError {
 pub(crate) async fn check(
     client: &Client,
     settings: &CapabilitySettings,
+    role: &str,
     access: DbAccess,
 ) -> Result<Vec<Privilege>, StartupError> {
     role_privileges(client, &settings.schemas, access)
@@ -369,7 +370,7 @@ pub(crate) async fn check(
             },
             RoleCheckError::Postgres(e) => StartupError::CheckFailed {
                 capability: settings.name.clone(),
-                role: settings.pg.get_user().unwrap_or_default().to_owned(),
+                role: role.to_owned(),
                 reason: PgReason(&e).to_string(),
             },
         })

@@ -12,7 +12,12 @@ Run by scripts/aws-emulator.sh with the emulator's root keys (the only time they
   sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity on the first three roles, which
   name it exactly in their trust policies;
 - the NON-ROOT IAM user `mcp-lp-test-harness`, with which tests put fixtures in the bucket,
-  check what is there, and read the emulator's CloudTrail (it can assume no role).
+  check what is there, read the emulator's CloudTrail, and create, rotate and delete the
+  `mcp-lp/rotating-*` secrets (it can assume no role).
+
+The first three roles' permission and trust policies and the server user's policy are the
+files in deploy/iam/ that docs/deployment.md tells operators to apply, with their `${...}`
+placeholders filled in: what the tests run against is what the guide ships.
 
 Writes the users' keys as an AWS shared-credentials file and everything else as JSON into the
 state directory given on the command line.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import string
 import sys
 from pathlib import Path
 
@@ -42,6 +48,16 @@ DOCUMENTS = {
     "private/q3-plan.md": "# Q3 plan\n\nShip the least-privilege document server.\n",
     "private/salaries.md": "# Salaries\n\nConfidential.\n",
 }
+
+
+DEPLOY_IAM = Path(__file__).resolve().parents[2] / "deploy" / "iam"
+
+
+def deployed_policy(name: str, **values: str) -> str:
+    """deploy/iam/NAME.json with its placeholders filled in; a placeholder left over is an error."""
+    text = (DEPLOY_IAM / f"{name}.json").read_text(encoding="utf-8")
+    filled = string.Template(text).substitute(values)
+    return json.dumps(json.loads(filled))
 
 
 def user_arn(name: str) -> str:
@@ -93,27 +109,25 @@ def main(endpoint: str, state_dir: Path) -> None:
 
     bucket_arn = f"arn:aws:s3:::{BUCKET}"
     objects_arn = f"{bucket_arn}/*"
+    values = {"ACCOUNT": ACCOUNT, "REGION": REGION, "BUCKET": BUCKET,
+              "PROCESS_PRINCIPAL_ARN": user_arn(SERVER_USER)}
+    deployed_trust = deployed_policy("tool-role-trust", **values)
     roles = {
-        "mcp-read-only": (SERVER_USER, [allow(["s3:GetObject"], [objects_arn]),
-                                        allow(["s3:ListBucket"], [bucket_arn])]),
-        "mcp-delete": (SERVER_USER, [allow(["s3:DeleteObject"], [objects_arn])]),
-        "mcp-secrets-reader": (SERVER_USER, [allow(
-            ["secretsmanager:GetSecretValue"],
-            [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:mcp-lp/*"])]),
-        "mcp-not-trusting": (OTHER_USER, [allow(["s3:GetObject"], [objects_arn])]),
+        name: (deployed_trust, deployed_policy(f"role-{name}", **values))
+        for name in ("mcp-read-only", "mcp-delete", "mcp-secrets-reader")
     }
+    roles["mcp-not-trusting"] = (trust(OTHER_USER), policy(allow(["s3:GetObject"], [objects_arn])))
 
     for name in (SERVER_USER, HARNESS_USER, OTHER_USER):
         iam.create_user(UserName=name)
-    for name, (trusted, statements) in roles.items():
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust(trusted))
-        iam.put_role_policy(RoleName=name, PolicyName="access", PolicyDocument=policy(*statements))
+    for name, (trust_policy, permissions) in roles.items():
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust_policy)
+        iam.put_role_policy(RoleName=name, PolicyName="access", PolicyDocument=permissions)
 
-    assumable = [role_arn(n) for n in ("mcp-read-only", "mcp-delete", "mcp-secrets-reader")]
     iam.put_user_policy(
         UserName=SERVER_USER,
         PolicyName="assume-mcp-roles",
-        PolicyDocument=policy(allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"], assumable)),
+        PolicyDocument=deployed_policy("process-identity", **values),
     )
     iam.put_user_policy(
         UserName=HARNESS_USER,
@@ -122,6 +136,9 @@ def main(endpoint: str, state_dir: Path) -> None:
             allow(["s3:PutObject", "s3:GetObject"], [objects_arn]),
             allow(["s3:ListBucket"], [bucket_arn]),
             allow(["cloudtrail:LookupEvents"], ["*"]),
+            allow(["secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
+                   "secretsmanager:DeleteSecret"],
+                  [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:mcp-lp/rotating-*"]),
         ),
     )
 

@@ -158,6 +158,15 @@ def trail_lines(errlog: Path) -> list[str]:
     return [line for line in log_lines(errlog) if json.loads(line).get("target") == AUDIT_TARGET]
 
 
+def secret_audit_events(errlog: Path) -> list[dict[str, Any]]:
+    """The audit events of secrets: resolved at startup, rotated, failed to refresh, expired."""
+    return [
+        event
+        for line in trail_lines(errlog)
+        if str((event := json.loads(line)).get("event", "")).startswith("secret_")
+    ]
+
+
 def audit_lines(errlog: Path) -> list[str]:
     """The audit events of tools/call requests."""
     return [line for line in trail_lines(errlog) if json.loads(line).get("event") == "tools/call"]

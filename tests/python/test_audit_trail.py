@@ -63,7 +63,7 @@ async def test_accepts_verify_of_the_untouched_trail(binary, workspace, errlog, 
     assert {e["key_id"] for e in events} == {"k2026"}
     # The secret is named by its reference, never its value.
     resolved = events[2]
-    assert resolved["name"] == "audit.keys[0].secret"
+    assert resolved["secret"] == "audit.keys[0].secret"
     assert "audit.key" in resolved["reference"]
     assert KEY not in trail.read_text(encoding="utf-8")
     assert KEY not in errlog.read_text(encoding="utf-8")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from notes_harness import audit_events, call_error, run_cli, text_of
+from notes_harness import audit_events, call_error, run_cli, secret_audit_events, text_of
 from records_harness import (  # noqa: F401  (connect_records is a fixture)
     EXAMPLE_DIR,
     connect_records,
@@ -82,6 +82,20 @@ async def test_insert_record_hidden_and_refused_without_grant(binary: Path, tmp_
     assert denied[0]["decision"] == "deny"
     assert denied[0]["db"] == "records-write"
     assert denied[0]["principal"] == principal
+
+
+async def test_accepts_secret_references_audited_by_name_not_value(binary: Path, tmp_path: Path, connect_records) -> None:
+    principal = unique_principal("erin")
+    errlog = tmp_path / "server.jsonl"
+    async with connect_records(binary, write_config(tmp_path, principal), errlog) as session:
+        await session.call_tool("queryRecords", {})
+
+    resolved = {e["secret"]: e for e in secret_audit_events(errlog) if e["event"] == "secret_resolved"}
+    assert set(resolved) == {"db.records-read.url", "db.records-write.url"}
+    assert str(url_file("records-read")) in resolved["db.records-read.url"]["reference"]
+    log = errlog.read_text(encoding="utf-8")
+    for name in ("records-read", "records-write"):
+        assert password_in(url_file(name)) not in log
 
 
 async def test_insert_record_with_grant_inserts_and_is_audited(binary: Path, tmp_path: Path, connect_records) -> None:

@@ -2,6 +2,8 @@
 //! signed with it, an mcp-lp server started by `serve_http` as `serve --http` starts it, and raw
 //! JSON-RPC requests where the status line and headers are what is under test.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
@@ -35,52 +37,101 @@ async fn loopback_listener() -> (tokio::net::TcpListener, u16) {
     (listener, port)
 }
 
-/// A stand-in authorization server: one Ed25519 key published as a JWKS on loopback.
+/// A stand-in authorization server: Ed25519 keys published as a JWKS on loopback, with
+/// `Cache-Control: max-age=1`. It starts with one key, `test`; [`AuthServer::publish`] and
+/// [`AuthServer::withdraw`] rotate them.
 pub struct AuthServer {
     /// Its issuer identifier, `http://127.0.0.1:<port>`.
     pub issuer: String,
-    pkcs8: Vec<u8>,
+    /// Every key it ever made, by id: (PKCS#8 document, public JWK).
+    keys: Mutex<HashMap<String, (Vec<u8>, Value)>>,
+    /// The ids of the keys in the published set.
+    published: Arc<Mutex<Vec<Value>>>,
+}
+
+/// An Ed25519 key from a fixed seed (the key exists only for tests): PKCS#8 v1 is a fixed
+/// prefix and the seed. Its PKCS#8 document and public JWK with id `kid`.
+fn ed25519_key(kid: &str, seed: u8) -> (Vec<u8>, Value) {
+    let seed = [seed; 32];
+    let public = Ed25519KeyPair::from_seed_unchecked(&seed)
+        .expect("key")
+        .public_key()
+        .as_ref()
+        .to_vec();
+    let mut pkcs8 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    pkcs8.extend_from_slice(&seed);
+    let jwk =
+        json!({"kty": "OKP", "crv": "Ed25519", "x": b64url(&public), "kid": kid, "alg": "EdDSA"});
+    (pkcs8, jwk)
 }
 
 impl AuthServer {
     /// Publish the key set and return the server.
     pub async fn start() -> Self {
-        // A fixed seed: the key exists only for tests. PKCS#8 v1 is a fixed prefix + seed.
-        let seed = [9u8; 32];
-        let public = Ed25519KeyPair::from_seed_unchecked(&seed)
-            .expect("key")
-            .public_key()
-            .as_ref()
-            .to_vec();
-        let mut pkcs8 = vec![
-            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
-            0x04, 0x20,
-        ];
-        pkcs8.extend_from_slice(&seed);
-        let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": b64url(&public), "kid": "test", "alg": "EdDSA"}]});
+        let (pkcs8, jwk) = ed25519_key("test", 9);
+        let published = Arc::new(Mutex::new(vec![jwk.clone()]));
         let (listener, port) = loopback_listener().await;
+        let set = published.clone();
         let app = axum::Router::new().route(
             "/jwks.json",
-            axum::routing::get(move || async move { axum::Json(jwks) }),
+            axum::routing::get(move || {
+                let keys = set.lock().expect("key set").clone();
+                async move {
+                    (
+                        [(http::header::CACHE_CONTROL, "max-age=1")],
+                        axum::Json(json!({ "keys": keys })),
+                    )
+                }
+            }),
         );
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
             issuer: format!("http://127.0.0.1:{port}"),
-            pkcs8,
+            keys: Mutex::new(HashMap::from([("test".to_owned(), (pkcs8, jwk))])),
+            published,
         }
+    }
+
+    /// Make key `kid` from `seed` (if new) and add it to the published set.
+    pub fn publish(&self, kid: &str, seed: u8) {
+        let mut keys = self.keys.lock().expect("keys");
+        let (_, jwk) = keys
+            .entry(kid.to_owned())
+            .or_insert_with(|| ed25519_key(kid, seed));
+        let jwk = jwk.clone();
+        let mut published = self.published.lock().expect("key set");
+        published.retain(|k| k["kid"] != kid);
+        published.push(jwk);
+    }
+
+    /// Remove key `kid` from the published set; tokens it signs can still be made.
+    pub fn withdraw(&self, kid: &str) {
+        self.published
+            .lock()
+            .expect("key set")
+            .retain(|k| k["kid"] != kid);
     }
 
     /// A token for `audience` naming `sub` with the space-separated `scope`, valid for an hour.
     pub fn token(&self, audience: &str, sub: &str, scope: &str) -> String {
+        self.token_signed_by("test", audience, sub, scope)
+    }
+
+    /// As [`AuthServer::token`], signed by key `kid`.
+    pub fn token_signed_by(&self, kid: &str, audience: &str, sub: &str, scope: &str) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("clock")
             .as_secs();
         let claims = json!({"iss": self.issuer, "aud": audience, "sub": sub, "exp": now + 3600, "scope": scope});
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some("test".into());
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&self.pkcs8))
-            .expect("token")
+        header.kid = Some(kid.into());
+        let keys = self.keys.lock().expect("keys");
+        let (pkcs8, _) = keys.get(kid).expect("a key made by this server");
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(pkcs8)).expect("token")
     }
 }
 
@@ -91,11 +142,21 @@ pub async fn serve<S: ToolSet>(
     auth: &AuthServer,
     extra: &str,
 ) -> String {
+    serve_with_auth(server, auth, extra, "").await
+}
+
+/// As [`serve`], with `auth_extra` keys in `[http.auth]`.
+pub async fn serve_with_auth<S: ToolSet>(
+    server: impl Into<Server<S>>,
+    auth: &AuthServer,
+    extra: &str,
+    auth_extra: &str,
+) -> String {
     let (probe, port) = loopback_listener().await;
     drop(probe);
     let url = format!("http://127.0.0.1:{port}/mcp");
     let text = format!(
-        "{extra}\n[http]\nlisten = \"127.0.0.1:{port}\"\nresource = \"{url}\"\n[http.auth]\nissuer = \"{issuer}\"\njwks_uri = \"{issuer}/jwks.json\"\n",
+        "{extra}\n[http]\nlisten = \"127.0.0.1:{port}\"\nresource = \"{url}\"\n[http.auth]\nissuer = \"{issuer}\"\njwks_uri = \"{issuer}/jwks.json\"\n{auth_extra}\n",
         issuer = auth.issuer
     );
     let config = Config::from_toml(&text, "test.toml").expect("test configuration");

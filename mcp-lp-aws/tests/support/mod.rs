@@ -102,6 +102,21 @@ impl Seed {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    /// A Secrets Manager client for the non-root harness user, who may create, rotate and
+    /// delete the `mcp-lp/rotating-*` secrets and nothing else there.
+    pub fn harness_secrets(&self) -> aws_sdk_secretsmanager::Client {
+        let (id, secret) = self.keys("mcp-lp-test-harness");
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new(
+                self.region.clone(),
+            ))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(id, secret, None, None, "harness"))
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
+    }
+
     /// Put a fresh object under `prefix` and return its key.
     pub async fn put_fixture(&self, prefix: &str, body: &str) -> String {
         static N: AtomicUsize = AtomicUsize::new(0);

@@ -50,3 +50,16 @@ pub const RECEIPT_META_KEY: &str = "io.mcp-lp/audit";
 pub fn record(record: &Record<'_>) -> Recorded {
     trail().record(record)
 }
+
+/// Record a secret's lifecycle: `secret_resolved`, `secret_rotated`, `secret_refresh_failed` or
+/// `secret_expired`, naming the secret and its reference, never the value.
+pub(crate) fn secret_event(kind: &str, name: &str, reference: &str, reason: Option<&str>) {
+    let mut event = Record::new(kind)
+        .str("secret", name)
+        .str("reference", reference)
+        .opt_str("reason", reason);
+    if matches!(kind, "secret_refresh_failed" | "secret_expired") {
+        event = event.warn();
+    }
+    record(&event);
+}

@@ -263,7 +263,7 @@ impl AuditTrail {
         for (key, reference) in config.resolved_secrets() {
             trail.record(
                 &Record::new("secret_resolved")
-                    .str("name", key)
+                    .str("secret", key)
                     .str("reference", reference),
             );
         }

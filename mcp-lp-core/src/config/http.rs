@@ -87,6 +87,13 @@ pub struct AuthSection {
         deserialize_with = "super::de_duration_value"
     )]
     pub jwks_min_refresh: Duration,
+    /// The most time between two scheduled fetches of the key set. Between the two bounds, the
+    /// key set's own `Cache-Control: max-age` decides.
+    #[serde(
+        default = "default_jwks_max_refresh",
+        deserialize_with = "super::de_duration_value"
+    )]
+    pub jwks_max_refresh: Duration,
 }
 
 impl HttpSection {
@@ -135,6 +142,12 @@ impl HttpSection {
                         format!("`{alg}` is not accepted; use any of RS256, ES256, EdDSA (HMAC and `none` never are)"),
                     ));
                 }
+            }
+            if auth.jwks_max_refresh < auth.jwks_min_refresh || auth.jwks_min_refresh.is_zero() {
+                problems.push((
+                    "http.auth.jwks_max_refresh".into(),
+                    "jwks_min_refresh must be longer than zero and jwks_max_refresh at least as long".into(),
+                ));
             }
             if auth.algorithms.is_empty() {
                 problems.push((
@@ -191,6 +204,10 @@ fn default_leeway() -> Duration {
 
 fn default_jwks_refresh() -> Duration {
     Duration::from_secs(30)
+}
+
+fn default_jwks_max_refresh() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 
 #[cfg(test)]

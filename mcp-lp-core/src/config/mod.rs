@@ -18,6 +18,10 @@
 //! [secrets]                      # references, resolved at startup, never values
 //! signing-key = { file = "/vault/secrets/signing-key" }
 //!
+//! [secrets_refresh]              # how secrets refresh under a running server
+//! max_age = "1h"                 # last good value kept this long after refreshes fail
+//! poll = "30s"                   # secret files re-read this often without a reported change
+//!
 //! [dev]                          # risky switches, each named for what it allows
 //! allow_env_secrets = false
 //!
@@ -49,10 +53,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rmcp::model::ProtocolVersion;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use sha2::{Digest as _, Sha256};
@@ -71,7 +76,8 @@ use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::policy::{DbAccess, ToolPolicy};
 use crate::principal::Principal;
 use crate::rate::Rate;
-use crate::sealed_state::{DEFAULT_STATE_TTL, SealingKey, StateSealer};
+use crate::sealed_state::{DEFAULT_STATE_TTL, MIN_KEY_BYTES, SealingKey, StateSealer};
+use crate::secret_refresh::{RefreshSettings, RefreshingSecret, Validator};
 
 /// The environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "MCP_LP_CONFIG";
@@ -88,6 +94,8 @@ pub struct Config {
     limits: LimitsSection,
     tools: BTreeMap<String, ToolSection>,
     secrets: BTreeMap<String, SecretString>,
+    secret_refs: BTreeMap<String, SecretRef>,
+    refresh: RefreshSettings,
     db: toml::Table,
     state: Option<toml::Table>,
     aws: toml::Table,
@@ -120,6 +128,8 @@ struct RawConfig {
     tools: BTreeMap<String, ToolSection>,
     #[serde(default)]
     secrets: BTreeMap<String, SecretRef>,
+    #[serde(default)]
+    secrets_refresh: RefreshSection,
     #[serde(default)]
     dev: DevSection,
     #[serde(default)]
@@ -179,6 +189,16 @@ struct ToolSection {
     max_output_bytes: Option<NonZeroUsize>,
     max_argument_bytes: Option<NonZeroUsize>,
     rate: Option<Rate>,
+}
+
+/// `[secrets_refresh]`, see [`RefreshSettings`].
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshSection {
+    #[serde(default, deserialize_with = "de_duration")]
+    max_age: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    poll: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -254,6 +274,8 @@ impl Config {
             limits: LimitsSection::default(),
             tools: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            secret_refs: BTreeMap::new(),
+            refresh: RefreshSettings::default(),
             db: toml::Table::new(),
             state: None,
             aws: toml::Table::new(),
@@ -298,9 +320,30 @@ impl Config {
             return Err(at(key, ConfigErrorKind::InvalidValue, message));
         }
 
+        let mut refresh = RefreshSettings::default();
+        for (key, value) in [
+            ("max_age", raw.secrets_refresh.max_age),
+            ("poll", raw.secrets_refresh.poll),
+        ] {
+            let Some(value) = value else { continue };
+            if value.is_zero() {
+                return Err(at(
+                    format!("secrets_refresh.{key}"),
+                    ConfigErrorKind::InvalidValue,
+                    "must be longer than zero".into(),
+                ));
+            }
+            if key == "max_age" {
+                refresh.max_age = value;
+            } else {
+                refresh.poll = value;
+            }
+        }
+
         let base = path.parent().unwrap_or(Path::new("."));
         let mut secrets = BTreeMap::new();
         let mut resolved_secrets = Vec::new();
+        let secret_refs = raw.secrets.clone();
         for (name, reference) in raw.secrets {
             let secret = reference
                 .resolve(base, raw.dev.allow_env_secrets)
@@ -341,13 +384,51 @@ impl Config {
                         format!("request_state.keys[{i}].secret"),
                         spec.secret.to_string(),
                     ));
-                    keys.push(SealingKey {
-                        id: spec.id,
-                        secret,
-                    });
+                    keys.push((spec.id, spec.secret, secret));
                 }
                 let ttl = section.ttl.unwrap_or(DEFAULT_STATE_TTL);
-                let sealer = StateSealer::new(&keys, ttl).map_err(|e| {
+                let configured: Vec<SealingKey> = keys
+                    .iter()
+                    .map(|(id, _, secret)| SealingKey {
+                        id: id.clone(),
+                        secret: secret.clone(),
+                    })
+                    .collect();
+                let checked = StateSealer::new(&configured, ttl).map_err(|e| {
+                    at(
+                        "request_state.keys".into(),
+                        ConfigErrorKind::InvalidValue,
+                        e.to_string(),
+                    )
+                })?;
+                drop(checked);
+                // Each key file is watched; a rotated key must be long enough to replace one.
+                let validate: Validator = Arc::new(|secret: &SecretString| {
+                    let bytes = secret.expose_secret().len();
+                    if bytes < MIN_KEY_BYTES {
+                        Err(format!(
+                            "the key is {bytes} bytes; a sealing key is at least {MIN_KEY_BYTES} bytes of random data"
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                });
+                let keys = keys
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (id, reference, secret))| {
+                        let secret = start_refreshing(
+                            path,
+                            refresh,
+                            format!("request_state.keys[{i}].secret"),
+                            &reference,
+                            secret,
+                            Some(validate.clone()),
+                        );
+                        (id, secret)
+                    })
+                    .collect();
+                let sealer = StateSealer::rotating(keys, ttl, refresh.poll).map_err(|e| {
                     at(
                         "request_state.keys".into(),
                         ConfigErrorKind::InvalidValue,
@@ -407,6 +488,8 @@ impl Config {
             limits: raw.limits,
             tools: raw.tools,
             secrets,
+            secret_refs,
+            refresh,
             db: raw.db,
             state: raw.state,
             aws: raw.aws,
@@ -483,6 +566,46 @@ impl Config {
     /// The resolved secret configured as `[secrets] name = { ... }`.
     pub fn secret(&self, name: &str) -> Option<&SecretString> {
         self.secrets.get(name)
+    }
+
+    /// The secret configured as `[secrets] name = { ... }`, refreshed under the running server
+    /// (see [`RefreshingSecret`]): a file is watched and re-read when it changes. Each call
+    /// starts its own watch; keep the result rather than calling it per use. Call it within a
+    /// Tokio runtime.
+    pub fn refreshing(&self, name: &str) -> Option<RefreshingSecret> {
+        let reference = self.secret_refs.get(name)?;
+        let value = self.secrets.get(name)?.clone();
+        Some(self.start_refreshing(format!("secrets.{name}"), reference, value, None))
+    }
+
+    /// `[secrets_refresh]`: how secrets refresh under the running server.
+    pub fn secrets_refresh(&self) -> RefreshSettings {
+        self.refresh
+    }
+
+    /// Keep `value`, resolved from `reference` at `key` in a provider's table (with
+    /// [`resolve_secret`](Self::resolve_secret)), refreshed under the running server: a file is
+    /// watched and re-read. Every refreshed value must pass `validate` (if any) before it
+    /// replaces the last good one. Call it within a Tokio runtime; outside one, the value never
+    /// refreshes.
+    pub fn keep_refreshed(
+        &self,
+        key: &str,
+        reference: &SecretRef,
+        value: SecretString,
+        validate: Option<Validator>,
+    ) -> RefreshingSecret {
+        self.start_refreshing(key.to_owned(), reference, value, validate)
+    }
+
+    fn start_refreshing(
+        &self,
+        key: String,
+        reference: &SecretRef,
+        value: SecretString,
+        validate: Option<Validator>,
+    ) -> RefreshingSecret {
+        start_refreshing(&self.path, self.refresh, key, reference, value, validate)
     }
 
     /// The application's own `[app]` table as `T`; a mismatch names the file and the `app.` key.
@@ -591,7 +714,7 @@ impl Config {
         let reference = reference.to_string();
         crate::audit::record(
             &crate::audit::Record::new("secret_resolved")
-                .str("name", key)
+                .str("secret", key)
                 .str("reference", &reference),
         );
         Ok(secret)
@@ -718,6 +841,28 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A refreshing secret for `reference`, resolved to `value`, watched when a Tokio runtime runs.
+fn start_refreshing(
+    path: &Path,
+    refresh: RefreshSettings,
+    key: String,
+    reference: &SecretRef,
+    value: SecretString,
+    validate: Option<Validator>,
+) -> RefreshingSecret {
+    let secret = match validate {
+        Some(validate) => {
+            RefreshingSecret::with_validator(key, reference, value, refresh.max_age, validate)
+        }
+        None => RefreshingSecret::new(key, reference, value, refresh.max_age),
+    };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let base = path.parent().unwrap_or(Path::new("."));
+        secret.watch_file(reference, base, refresh.poll);
+    }
+    secret
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

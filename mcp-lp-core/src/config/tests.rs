@@ -155,6 +155,37 @@ fn resolves_relative_secret_file_next_to_config() {
     assert_eq!(config.secret("key").unwrap().expose_secret(), "s3cr3t");
 }
 
+#[tokio::test]
+async fn accepts_secret_file_rewritten_under_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key.txt"), "first\n").unwrap();
+    let path = dir.path().join("mcp-lp.toml");
+    std::fs::write(
+        &path,
+        "[secrets_refresh]\npoll = \"1s\"\n\n[secrets]\nkey = { file = \"key.txt\" }\n",
+    )
+    .unwrap();
+    let config = Config::load(&path).unwrap();
+    let secret = config.refreshing("key").unwrap();
+    assert_eq!(secret.name(), "secrets.key");
+    let mut changes = secret.subscribe();
+    std::fs::write(dir.path().join("key.tmp"), "second\n").unwrap();
+    std::fs::rename(dir.path().join("key.tmp"), dir.path().join("key.txt")).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), changes.changed())
+        .await
+        .expect("the new file is read")
+        .expect("the secret is alive");
+    assert_eq!(secret.current().unwrap().expose_secret(), "second");
+    // The startup value stays what it was; the refreshing secret is the one to use.
+    assert_eq!(config.secret("key").unwrap().expose_secret(), "first");
+}
+
+#[test]
+fn rejects_zero_secrets_refresh_durations() {
+    let err = load("[secrets_refresh]\nmax_age = \"0s\"\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("secrets_refresh.max_age"), "{err}");
+}
+
 #[test]
 fn rejects_syntax_error_with_line() {
     let err = load("[stdio]\nprincipal = \n").unwrap_err();

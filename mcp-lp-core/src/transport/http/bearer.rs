@@ -55,8 +55,9 @@ const MAX_CACHED_TOKENS: usize = 10_000;
 ///
 /// A client presents the same token on every request, so a validated token is remembered, by
 /// its SHA-256, until its own `exp` (plus leeway): the signature is checked once per token, not
-/// once per call. A key removed from the key set therefore stops new tokens at once and cached
-/// ones at their expiry.
+/// once per call. Each remembered token keeps the id of the key that verified it: once the key
+/// set no longer holds that key, the token is forgotten and refused, however long before its
+/// expiry.
 pub(crate) struct BearerValidator {
     issuer: String,
     audience: String,
@@ -64,8 +65,18 @@ pub(crate) struct BearerValidator {
     principal_claim: String,
     scope_claim: String,
     leeway_secs: u64,
-    jwks: Jwks,
-    validated: Mutex<HashMap<TokenDigest, (Arc<Principal>, u64)>>,
+    jwks: Arc<Jwks>,
+    validated: Mutex<HashMap<TokenDigest, Validated>>,
+}
+
+/// A token verified earlier.
+struct Validated {
+    principal: Arc<Principal>,
+    exp: u64,
+    /// The key that verified it.
+    kid: String,
+    /// The key set it was last seen in, by [`Jwks::generation`].
+    generation: u64,
 }
 
 /// The SHA-256 of a token: how a validated token is remembered without keeping the token.
@@ -107,34 +118,63 @@ impl BearerValidator {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if let Ok(cache) = self.validated.lock()
-            && let Some((principal, exp)) = cache.get(&digest)
-        {
-            if now <= exp.saturating_add(self.leeway_secs) {
-                return Ok(Arc::clone(principal));
+        let generation = self.jwks.generation();
+        let remembered = self.validated.lock().ok().and_then(|cache| {
+            cache
+                .get(&digest)
+                .map(|v| (Arc::clone(&v.principal), v.exp, v.kid.clone(), v.generation))
+        });
+        if let Some((principal, exp, kid, seen)) = remembered {
+            if now > exp.saturating_add(self.leeway_secs) {
+                return Err(TokenError::Expired);
             }
-            return Err(TokenError::Expired);
+            if seen == generation {
+                return Ok(principal);
+            }
+            // The key set changed since: the token stands only if its key is still in it.
+            if self.jwks.holds(&kid).await {
+                if let Ok(mut cache) = self.validated.lock()
+                    && let Some(entry) = cache.get_mut(&digest)
+                {
+                    entry.generation = generation;
+                }
+                return Ok(principal);
+            }
+            if let Ok(mut cache) = self.validated.lock() {
+                // Purge every token of the withdrawn key, not only this one.
+                cache.retain(|_, v| v.kid != kid);
+            }
+            return Err(TokenError::UnknownKey);
         }
-        let (principal, exp) = self.verify(token).await?;
+        let (principal, exp, kid) = self.verify(token).await?;
         let principal = Arc::new(principal);
         if let Ok(mut cache) = self.validated.lock() {
             if cache.len() >= MAX_CACHED_TOKENS {
                 cache.clear();
             }
-            cache.insert(digest, (Arc::clone(&principal), exp));
+            cache.insert(
+                digest,
+                Validated {
+                    principal: Arc::clone(&principal),
+                    exp,
+                    kid,
+                    generation,
+                },
+            );
         }
         Ok(principal)
     }
 
-    /// Check the token's signature and claims; the principal and the token's `exp`.
-    async fn verify(&self, token: &str) -> Result<(Principal, u64), TokenError> {
+    /// Check the token's signature and claims; the principal, the token's `exp` and the id of
+    /// the key that verified it.
+    async fn verify(&self, token: &str) -> Result<(Principal, u64, String), TokenError> {
         // `alg: none` and unknown algorithms fail to parse here.
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
         if !self.algorithms.contains(&header.alg) {
             return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
         }
-        let key = match &header.kid {
-            Some(kid) => self.jwks.key(kid).await,
+        let (kid, key) = match &header.kid {
+            Some(kid) => self.jwks.key(kid).await.map(|key| (kid.clone(), key)),
             None => self.jwks.only_key().await,
         }
         .ok_or(TokenError::UnknownKey)?;
@@ -180,7 +220,7 @@ impl BearerValidator {
             .into_iter()
             .filter_map(|scope| Grant::new(scope).ok())
             .fold(Principal::new(id), Principal::with_grant);
-        Ok((principal, exp))
+        Ok((principal, exp, kid))
     }
 }
 

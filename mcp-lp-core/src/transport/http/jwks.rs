@@ -1,10 +1,16 @@
-//! The authorization server's signing keys: fetched once at startup, cached, and refetched when
-//! a token names a key the cache lacks — at most once per `jwks_min_refresh`, so forged key ids
-//! cannot turn the server into a request amplifier against the authorization server.
+//! The authorization server's signing keys: fetched at startup, then again on a timer (the key
+//! set's `Cache-Control: max-age`, bounded by `jwks_min_refresh` and `jwks_max_refresh`) and
+//! when a token names a key the cache lacks — at most once per `jwks_min_refresh`, so forged key
+//! ids cannot turn the server into a request amplifier against the authorization server. A key
+//! the set no longer holds stops verifying at once; the bearer validator forgets the tokens it
+//! verified with it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -51,13 +57,23 @@ pub(crate) struct Jwks {
     uri: String,
     client: reqwest::Client,
     keys: RwLock<Arc<HashMap<String, VerificationKey>>>,
+    /// Counts key sets: one more each time a fetched set replaces the cached one.
+    generation: AtomicU64,
     last_fetch: Mutex<Instant>,
     min_refresh: Duration,
+    max_refresh: Duration,
+}
+
+/// A fetched key set and how long its server says it stays fresh.
+struct Fetched {
+    keys: HashMap<String, VerificationKey>,
+    max_age: Option<Duration>,
 }
 
 impl Jwks {
-    /// Find the key set (configured or discovered from the issuer) and load it.
-    pub(crate) async fn start(auth: &AuthSection) -> Result<Self, JwksError> {
+    /// Find the key set (configured or discovered from the issuer), load it, and keep it
+    /// refreshed on a timer for as long as the returned handle lives.
+    pub(crate) async fn start(auth: &AuthSection) -> Result<Arc<Self>, JwksError> {
         let client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -70,14 +86,83 @@ impl Jwks {
             Some(uri) => uri.clone(),
             None => discover(&client, &auth.issuer).await?,
         };
-        let keys = fetch(&client, &uri).await?;
-        Ok(Self {
+        let fetched = fetch(&client, &uri).await?;
+        let jwks = Arc::new(Self {
             uri,
             client,
-            keys: RwLock::new(Arc::new(keys)),
+            keys: RwLock::new(Arc::new(fetched.keys)),
+            generation: AtomicU64::new(0),
             last_fetch: Mutex::new(Instant::now()),
             min_refresh: auth.jwks_min_refresh,
-        })
+            max_refresh: auth.jwks_max_refresh,
+        });
+        let first = jwks.next_refresh(fetched.max_age);
+        tokio::spawn(refresh_on_timer(Arc::downgrade(&jwks), first));
+        Ok(jwks)
+    }
+
+    /// The number of the cached key set; it changes whenever a fetched set replaces it.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether the cached set still holds the key with id `kid`.
+    pub(crate) async fn holds(&self, kid: &str) -> bool {
+        self.keys.read().await.contains_key(kid)
+    }
+
+    /// When to fetch again: the set's own max age, within the configured bounds.
+    fn next_refresh(&self, max_age: Option<Duration>) -> Duration {
+        max_age
+            .unwrap_or(self.max_refresh)
+            .clamp(self.min_refresh, self.max_refresh)
+    }
+
+    /// Fetch the set now and cache it; how long until the next scheduled fetch.
+    async fn refresh(&self) -> Duration {
+        let mut last = self.last_fetch.lock().await;
+        *last = Instant::now();
+        match fetch(&self.client, &self.uri).await {
+            Ok(fetched) => {
+                self.replace(fetched.keys).await;
+                self.next_refresh(fetched.max_age)
+            }
+            Err(error) => {
+                tracing::warn!(%error, retry = ?self.min_refresh, "refetching the signing keys failed; keeping the cached set");
+                self.min_refresh
+            }
+        }
+    }
+
+    /// Cache `keys` in place of the current set. An empty set is refused (kept as a failed
+    /// fetch): it would refuse every token, which is what the issuer's outage, not its
+    /// rotation, looks like.
+    async fn replace(&self, keys: HashMap<String, VerificationKey>) {
+        if keys.is_empty() {
+            tracing::warn!(uri = %self.uri, "the signing key set fetched is empty; keeping the cached set");
+            return;
+        }
+        let mut current = self.keys.write().await;
+        let removed: Vec<&str> = current
+            .keys()
+            .filter(|kid| !keys.contains_key(*kid))
+            .map(String::as_str)
+            .collect();
+        let added: Vec<&str> = keys
+            .keys()
+            .filter(|kid| !current.contains_key(*kid))
+            .map(String::as_str)
+            .collect();
+        if !removed.is_empty() || !added.is_empty() {
+            tracing::info!(
+                uri = %self.uri,
+                added = ?added,
+                removed = ?removed,
+                "the signing keys changed; tokens signed by a removed key are refused from now on"
+            );
+        }
+        *current = Arc::new(keys);
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The key with id `kid`, refetching the set once if it is unknown and the last fetch is
@@ -96,9 +181,9 @@ impl Jwks {
         }
         *last = Instant::now();
         match fetch(&self.client, &self.uri).await {
-            Ok(keys) => {
-                let found = keys.get(kid).cloned();
-                *self.keys.write().await = Arc::new(keys);
+            Ok(fetched) => {
+                let found = fetched.keys.get(kid).cloned();
+                self.replace(fetched.keys).await;
                 found
             }
             Err(error) => {
@@ -108,13 +193,47 @@ impl Jwks {
         }
     }
 
-    /// Whether the set holds exactly one key, and which: for tokens without a `kid`.
-    pub(crate) async fn only_key(&self) -> Option<VerificationKey> {
+    /// Whether the set holds exactly one key, and which (with its id): for tokens without a
+    /// `kid`.
+    pub(crate) async fn only_key(&self) -> Option<(String, VerificationKey)> {
         let keys = self.keys.read().await;
         (keys.len() == 1)
-            .then(|| keys.values().next().cloned())
+            .then(|| {
+                keys.iter()
+                    .next()
+                    .map(|(kid, key)| (kid.clone(), key.clone()))
+            })
             .flatten()
     }
+}
+
+/// Refetch the key set of `jwks` on its schedule until it is dropped.
+async fn refresh_on_timer(jwks: Weak<Jwks>, mut delay: Duration) {
+    loop {
+        tokio::time::sleep(delay).await;
+        let Some(jwks) = jwks.upgrade() else { return };
+        delay = jwks.refresh().await;
+    }
+}
+
+/// `max-age` of a `Cache-Control` header; `no-cache` and `no-store` count as zero.
+fn cache_max_age(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get(http::header::CACHE_CONTROL)?.to_str().ok()?;
+    let mut max_age = None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-cache" || lower == "no-store" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(seconds) = lower.strip_prefix("max-age=") {
+            max_age = seconds
+                .trim_matches('"')
+                .parse()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    max_age
 }
 
 /// RFC 8414 metadata, then OpenID Connect discovery, for the issuer's `jwks_uri`. The metadata
@@ -174,6 +293,15 @@ fn split_origin(uri: &str) -> (&str, &str) {
 }
 
 async fn get_json(client: &reqwest::Client, uri: &str) -> Result<serde_json::Value, JwksError> {
+    get_json_with_headers(client, uri)
+        .await
+        .map(|(json, _)| json)
+}
+
+async fn get_json_with_headers(
+    client: &reqwest::Client,
+    uri: &str,
+) -> Result<(serde_json::Value, http::HeaderMap), JwksError> {
     let fetch_error = |e: reqwest::Error| JwksError::Fetch {
         uri: uri.to_owned(),
         reason: e.to_string(),
@@ -194,20 +322,15 @@ async fn get_json(client: &reqwest::Client, uri: &str) -> Result<serde_json::Val
             ),
         });
     }
-    response
-        .error_for_status()
-        .map_err(fetch_error)?
-        .json()
-        .await
-        .map_err(fetch_error)
+    let response = response.error_for_status().map_err(fetch_error)?;
+    let headers = response.headers().clone();
+    let json = response.json().await.map_err(fetch_error)?;
+    Ok((json, headers))
 }
 
 /// Fetch the key set and keep the keys usable with the accepted algorithms, by key id.
-async fn fetch(
-    client: &reqwest::Client,
-    uri: &str,
-) -> Result<HashMap<String, VerificationKey>, JwksError> {
-    let document = get_json(client, uri).await?;
+async fn fetch(client: &reqwest::Client, uri: &str) -> Result<Fetched, JwksError> {
+    let (document, headers) = get_json_with_headers(client, uri).await?;
     let set: JwkSet = serde_json::from_value(document).map_err(|e| JwksError::Invalid {
         uri: uri.to_owned(),
         what: "JSON Web Key Set",
@@ -240,7 +363,10 @@ async fn fetch(
         let kid = jwk.common.key_id.clone().unwrap_or_default();
         keys.insert(kid, VerificationKey { key, algorithm });
     }
-    Ok(keys)
+    Ok(Fetched {
+        keys,
+        max_age: cache_max_age(&headers),
+    })
 }
 
 #[cfg(test)]
@@ -335,6 +461,24 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains("redirects are not followed"), "{text}");
         assert!(text.contains("/jwks.json"), "{text}");
+    }
+
+    #[test]
+    fn reads_max_age_from_cache_control() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(cache_max_age(&headers), None);
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            "public, max-age=300".parse().unwrap(),
+        );
+        assert_eq!(cache_max_age(&headers), Some(Duration::from_secs(300)));
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            "max-age=300, no-cache".parse().unwrap(),
+        );
+        assert_eq!(cache_max_age(&headers), Some(Duration::ZERO));
+        headers.insert(http::header::CACHE_CONTROL, "max-age=lots".parse().unwrap());
+        assert_eq!(cache_max_age(&headers), None);
     }
 
     #[test]
