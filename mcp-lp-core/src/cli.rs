@@ -98,6 +98,9 @@ enum AuditCommand {
         /// store's audit table, instead of files
         #[arg(long)]
         db: bool,
+        /// The files are captured stderr: pass over the log lines between the events
+        #[arg(long)]
+        mixed: bool,
     },
 }
 
@@ -161,8 +164,14 @@ where
             by,
         } => approve::<S>(cli.config, &owner, &review_by, by),
         Command::Audit {
-            action: AuditCommand::Verify { files, anchors, db },
-        } => match verify(cli.config, build, files, anchors, db).await {
+            action:
+                AuditCommand::Verify {
+                    files,
+                    anchors,
+                    db,
+                    mixed,
+                },
+        } => match verify(cli.config, build, files, anchors, db, mixed).await {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
@@ -209,6 +218,7 @@ async fn verify<S, F, Fut>(
     files: Vec<PathBuf>,
     mut anchors: Vec<PathBuf>,
     db: bool,
+    mixed: bool,
 ) -> Result<bool, BuildError>
 where
     S: ToolSet,
@@ -252,7 +262,11 @@ where
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         anchor_lines.extend(parse_anchors(&file.display().to_string(), &text)?);
     }
-    let report = Verifier::new(config.audit_keys().iter().cloned()).verify(&lines, &anchor_lines);
+    let mut verifier = Verifier::new(config.audit_keys().iter().cloned());
+    if mixed {
+        verifier = verifier.allowing_other_lines();
+    }
+    let report = verifier.verify(&lines, &anchor_lines);
     std::io::stdout().write_all(report.to_string().as_bytes())?;
     Ok(report.passed())
 }

@@ -131,6 +131,46 @@ async fn verify_rejects_edited_event() {
 }
 
 #[tokio::test]
+async fn verify_rejects_event_edited_into_another_kind_of_line() {
+    let dir = tempfile::tempdir().expect("test setup");
+    let written = write_trail(dir.path(), "t", key("k1"), 3).await;
+    let mut lines = read_lines(&written.trail);
+    // The last event made to look like an ordinary log line, so that a reader passing over
+    // log lines would drop it.
+    let last = lines.len() - 1;
+    lines[last] = lines[last].replace(
+        "\"target\":\"mcp_lp::audit\"",
+        "\"target\":\"mcp_lp::auditx\"",
+    );
+    let none = dir.path().join("none");
+    let report = verify_lines(&lines, &none, &[key("k1")]);
+    assert_eq!(
+        failure(&report),
+        (FailureKind::Modified, Some(4)),
+        "{report}"
+    );
+    let mut lines = read_lines(&written.trail);
+    lines[last] = "{\"level\":\"INFO\",\"message\":\"nothing to see\"}".to_owned();
+    let report = verify_lines(&lines, &none, &[key("k1")]);
+    assert_eq!(failure(&report).0, FailureKind::Modified, "{report}");
+
+    // Captured stderr holds other logs between the events: passed over when asked.
+    let mut mixed = read_lines(&written.trail);
+    mixed.insert(
+        2,
+        "{\"level\":\"INFO\",\"target\":\"mcp_lp::cli\",\"message\":\"serving\"}".to_owned(),
+    );
+    mixed.insert(0, "plain text from a panic".to_owned());
+    let trail = lines_of("stderr", &mixed.join("\n"));
+    let report = Verifier::new([key("k1")])
+        .allowing_other_lines()
+        .verify(&trail, &[]);
+    assert!(report.passed(), "{report}");
+    let report = Verifier::new([key("k1")]).verify(&trail, &[]);
+    assert!(!report.passed(), "{report}");
+}
+
+#[tokio::test]
 async fn verify_rejects_deleted_event() {
     let dir = tempfile::tempdir().expect("test setup");
     let written = write_trail(dir.path(), "t", key("k1"), 10).await;

@@ -5,7 +5,7 @@
 //! - [`chain`]: each event carries `seq`, the previous event's hash (`prev`) and its own
 //!   `hash`, an HMAC-SHA256 over its RFC 8785 canonical JSON. A process instance starts its
 //!   chain with a `start` event.
-//! - [`trail`]: the process's [`AuditTrail`]. It writes every event to stderr (through
+//! - [`trail`](mod@trail): the process's [`AuditTrail`]. It writes every event to stderr (through
 //!   `tracing`, on [`AUDIT_TARGET`]) and to its durable sinks, under a [`FailurePolicy`], and
 //!   anchors the chain's head in a second place.
 //! - [`file_sink`]: the append-only file sink; the PostgreSQL sink lives in the state crate

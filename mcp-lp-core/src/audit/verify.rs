@@ -170,6 +170,8 @@ pub struct TrailLine {
 #[derive(Debug, Default)]
 pub struct Verifier {
     keys: HashMap<String, ChainKey>,
+    /// Whether lines that are not audit events (other logs) may stand between events.
+    mixed: bool,
 }
 
 struct Entry {
@@ -191,7 +193,20 @@ impl Verifier {
     pub fn new(keys: impl IntoIterator<Item = ChainKey>) -> Self {
         let mut map: HashMap<_, _> = keys.into_iter().map(|k| (k.id().to_owned(), k)).collect();
         map.insert(UNKEYED.to_owned(), ChainKey::unkeyed());
-        Self { keys: map }
+        Self {
+            keys: map,
+            mixed: false,
+        }
+    }
+
+    /// Pass over lines that are not audit events, as a captured stderr holds other logs
+    /// between them. By default every line of a trail must be an audit event (or a rotated
+    /// file's header, on its first line): an event edited into something else is a
+    /// modification, not a line to skip.
+    #[must_use]
+    pub fn allowing_other_lines(mut self) -> Self {
+        self.mixed = true;
+        self
     }
 
     /// Verify `lines` (the trail's files in order, or its table in insertion order) and
@@ -211,7 +226,7 @@ impl Verifier {
         anchors: &[(String, Anchor)],
         report: &mut Report,
     ) -> Result<(), Failure> {
-        let entries = parse(lines)?;
+        let entries = parse(lines, self.mixed)?;
         let anchored: HashSet<(&str, u64)> = anchors
             .iter()
             .map(|(_, a)| (a.instance.as_str(), a.seq))
@@ -429,9 +444,11 @@ impl Verifier {
     }
 }
 
-/// The audit events of `lines`: other JSON lines (logs, file headers) are passed over; a line
-/// that is not JSON is a modification.
-fn parse(lines: &[TrailLine]) -> Result<Vec<Entry>, Failure> {
+/// The audit events of `lines`. A rotated file's header (`file_start`) is passed over on the
+/// first line of its file; other lines are passed over only when `mixed`, else they are
+/// modifications. A line carrying any of the chain's fields is an event, whatever its `target`.
+fn parse(lines: &[TrailLine], mixed: bool) -> Result<Vec<Entry>, Failure> {
+    const CHAIN: &[&str] = &["seq", "prev", "hash", "instance", "key_id"];
     let mut entries = Vec::with_capacity(lines.len());
     for line in lines {
         let text = line.text.trim_end_matches(['\r', '\n']);
@@ -446,12 +463,21 @@ fn parse(lines: &[TrailLine]) -> Result<Vec<Entry>, Failure> {
             detail: detail.to_owned(),
         };
         let Ok(Value::Object(event)) = serde_json::from_str::<Value>(text) else {
+            if mixed {
+                continue;
+            }
             return Err(unreadable("the line is not a JSON object"));
         };
-        if event.get("target").and_then(Value::as_str) != Some(AUDIT_TARGET)
-            || !event.contains_key("seq")
-        {
-            continue;
+        let is_event = event.get("target").and_then(Value::as_str) == Some(AUDIT_TARGET)
+            || CHAIN.iter().any(|field| event.contains_key(*field));
+        if !is_event {
+            let header = event.len() == 1
+                && event.contains_key("file_start")
+                && line.location.ends_with(":1");
+            if header || mixed {
+                continue;
+            }
+            return Err(unreadable("the line is not an audit event"));
         }
         let (Some(instance), Some(seq)) = (
             event.get("instance").and_then(Value::as_str),
