@@ -31,6 +31,17 @@ done
 
 # One invocation for all of them: cargo resolves each crate's dependencies on its siblings against
 # the packages made before it (a temporary local registry), not against crates.io.
+# Cargo unpacks the crates of its temporary registry (and of the starter's) under
+# $CARGO_HOME/registry/src/<hash>/, and reuses an unpacked crate of the same name and version:
+# sources packaged by an earlier run would be built instead of these. Remove ours first.
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+for dir in "$cargo_home"/registry/src/*/; do
+    [[ "$dir" == *index.crates.io* ]] && continue
+    for crate in "${CRATES[@]}"; do
+        rm -rf "$dir$crate-"[0-9]*
+    done
+done
+
 say "cargo package ${package_args[*]} ${verify:-(verifying each in dependency order)}"
 cargo package "${package_args[@]}" --allow-dirty $verify
 
