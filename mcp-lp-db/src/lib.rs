@@ -116,7 +116,7 @@ pub use crate::config::{
 pub use crate::envelope::{Envelope, PRINCIPAL_SCHEMA_SQL, ReadOnly};
 pub use crate::error::{DbError, PgReason, StartupError};
 pub use crate::extract::{PgRead, PgWrite};
-pub use crate::pool::{Databases, PoolStats};
+pub use crate::pool::{Databases, PoolStats, target};
 pub use crate::privileges::{
     Privilege, PrivilegeError, RoleAttribute, RoleCheckError, role_privileges,
 };

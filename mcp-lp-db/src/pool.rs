@@ -594,8 +594,10 @@ fn pool_error_reason(error: &PoolError, connect_timeout: Duration) -> String {
     }
 }
 
-/// `host:port/database`, for messages.
-fn target(pg: &tokio_postgres::Config) -> String {
+/// `host:port/database` of a connection configuration, for messages: never the user's
+/// password or other parameters. Other stores that log in as their own role (mcp-lp-state)
+/// name their database the same way.
+pub fn target(pg: &tokio_postgres::Config) -> String {
     let host = match pg.get_hosts().first() {
         Some(Host::Tcp(host)) => host.clone(),
         #[cfg(unix)]

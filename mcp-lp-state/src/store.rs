@@ -6,8 +6,7 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Pool, PoolError, QueueMode, RecyclingMethod, Runtime,
 };
 use mcp_lp::Config;
-use mcp_lp_db::PgReason;
-use tokio_postgres::config::Host;
+use mcp_lp_db::{PgReason, target};
 
 use crate::audit_sink::PgAuditSink;
 use crate::config::StateSettings;
@@ -113,17 +112,4 @@ pub(crate) fn pool_error_reason(error: &PoolError) -> String {
         PoolError::Backend(e) => PgReason(e).to_string(),
         other => other.to_string(),
     }
-}
-
-/// `host:port/database`, for messages.
-fn target(pg: &tokio_postgres::Config) -> String {
-    let host = match pg.get_hosts().first() {
-        Some(Host::Tcp(host)) => host.clone(),
-        #[cfg(unix)]
-        Some(Host::Unix(path)) => path.display().to_string(),
-        None => "localhost".to_owned(),
-    };
-    let port = pg.get_ports().first().copied().unwrap_or(5432);
-    let database = pg.get_dbname().or(pg.get_user()).unwrap_or_default();
-    format!("{host}:{port}/{database}")
 }
