@@ -57,7 +57,7 @@ fn setup() -> &'static Setup {
             let toml = format!(
                 "[http]\nresource = \"{AUDIENCE}\"\n[http.auth]\nissuer = \"{issuer}\"\n\
                  jwks_uri = \"{issuer}/jwks.json\"\nalgorithms = [\"EdDSA\", \"ES256\"]\n\
-                 leeway = \"{LEEWAY}s\"\njwks_min_refresh = \"3600s\"\n"
+                 leeway = \"{LEEWAY}s\"\njwks_min_refresh = \"3600s\"\njwks_max_refresh = \"3600s\"\n"
             );
             let config = Config::from_toml(&toml, "fuzz.toml").unwrap();
             let auth = config.http().unwrap().auth.clone().unwrap();
