@@ -193,6 +193,29 @@ fn next_rotated(path: &Path) -> io::Result<PathBuf> {
     Ok(dir.join(format!("{name}.{:06}", highest + 1)))
 }
 
+impl FileSink {
+    /// Run `work` on the file off the async threads; its error names the file.
+    fn blocking(
+        &self,
+        work: impl FnOnce(&mut FileState) -> io::Result<()> + Send + 'static,
+    ) -> BoxFuture<'static, Result<(), AuditSinkError>> {
+        let state = Arc::clone(&self.state);
+        let description = self.description.clone();
+        Box::pin(async move {
+            let done = tokio::task::spawn_blocking(move || {
+                let mut state = state.lock().map_err(|_| io::Error::other("poisoned"))?;
+                work(&mut state)
+            })
+            .await;
+            match done {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(AuditSinkError(format!("{description}: {e}"))),
+                Err(e) => Err(AuditSinkError(format!("{description}: {e}"))),
+            }
+        })
+    }
+}
+
 impl AuditSink for FileSink {
     fn describe(&self) -> String {
         self.description.clone()
@@ -202,37 +225,11 @@ impl AuditSink for FileSink {
         &'a mut self,
         batch: &'a [SealedEvent],
     ) -> BoxFuture<'a, Result<(), AuditSinkError>> {
-        let state = Arc::clone(&self.state);
         let batch = batch.to_vec();
-        let description = self.description.clone();
-        Box::pin(async move {
-            let written = tokio::task::spawn_blocking(move || {
-                let mut state = state.lock().map_err(|_| io::Error::other("poisoned"))?;
-                state.append(&batch)
-            })
-            .await;
-            match written {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(AuditSinkError(format!("{description}: {e}"))),
-                Err(e) => Err(AuditSinkError(format!("{description}: {e}"))),
-            }
-        })
+        self.blocking(move |state| state.append(&batch))
     }
 
     fn idle(&mut self) -> BoxFuture<'_, Result<(), AuditSinkError>> {
-        let state = Arc::clone(&self.state);
-        let description = self.description.clone();
-        Box::pin(async move {
-            let synced = tokio::task::spawn_blocking(move || {
-                let mut state = state.lock().map_err(|_| io::Error::other("poisoned"))?;
-                state.sync()
-            })
-            .await;
-            match synced {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(AuditSinkError(format!("{description}: {e}"))),
-                Err(e) => Err(AuditSinkError(format!("{description}: {e}"))),
-            }
-        })
+        self.blocking(FileState::sync)
     }
 }

@@ -109,6 +109,19 @@ struct Writer {
     failing: Arc<Mutex<Option<String>>>,
 }
 
+impl Writer {
+    /// Whether the sink recorded event `seq` (and so every earlier one) within `timeout`.
+    async fn recorded_up_to(&self, seq: u64, timeout: Duration) -> bool {
+        let mut recorded = self.recorded.clone();
+        let waited = tokio::time::timeout(
+            timeout,
+            recorded.wait_for(|last| last.as_ref().is_some_and(|(s, _)| *s >= seq)),
+        )
+        .await;
+        matches!(waited, Ok(Ok(_)))
+    }
+}
+
 /// An event's place in the trail, returned by [`AuditTrail::record`].
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -147,15 +160,12 @@ impl Recorded {
         if inner.options.policy == FailurePolicy::Buffer {
             return Ok(());
         }
+        let seq = self.seq;
         for writer in &self.trail.writers() {
-            let mut recorded = writer.recorded.clone();
-            let seq = self.seq;
-            let waited = tokio::time::timeout(
-                inner.options.write_timeout,
-                recorded.wait_for(|last| last.as_ref().is_some_and(|(s, _)| *s >= seq)),
-            )
-            .await;
-            if !matches!(waited, Ok(Ok(_))) {
+            if !writer
+                .recorded_up_to(seq, inner.options.write_timeout)
+                .await
+            {
                 let reason = writer
                     .failing
                     .lock()
@@ -418,15 +428,10 @@ impl AuditTrail {
     /// Record `shutdown`, wait for the durable sinks to record it, and anchor the head.
     pub async fn shutdown(&self, reason: &str) {
         let recorded = self.record(&Record::new("shutdown").str("reason", reason));
-        let timeout = self.inner.options.write_timeout;
         for writer in &self.writers() {
-            let mut progress = writer.recorded.clone();
-            let seq = recorded.seq;
-            let _ = tokio::time::timeout(
-                timeout,
-                progress.wait_for(|last| last.as_ref().is_some_and(|(s, _)| *s >= seq)),
-            )
-            .await;
+            writer
+                .recorded_up_to(recorded.seq, self.inner.options.write_timeout)
+                .await;
         }
         if let Err(e) = self.anchor().await {
             tracing::error!(error = %e, "could not write the audit anchor");
