@@ -42,6 +42,7 @@ ENV_FILE="$PG_ROOT/env"
 SCHEMA="$REPO_ROOT/examples/records-server/schema.sql"
 PRINCIPAL_SQL="$REPO_ROOT/mcp-lp-db/src/principal.sql"
 AUDIT_SQL="$REPO_ROOT/mcp-lp-state/src/audit.sql"
+GOVERNANCE_SQL="$REPO_ROOT/mcp-lp-state/src/governance.sql"
 HOST=127.0.0.1
 
 if ((EUID == 0)); then
@@ -234,7 +235,7 @@ GRANT CONNECT ON DATABASE records TO mcp_lp_state;
 SQL
     {
         printf 'SET client_min_messages = warning;\n\\set state_owner mcp_lp_state_owner\n\\set state_role mcp_lp_state\n'
-        cat "$AUDIT_SQL"
+        cat "$AUDIT_SQL" "$GOVERNANCE_SQL"
     } | psql_super -d records >/dev/null
     write_url admin mcp_lp_admin mcp_lp_test
     write_url records-read records_reader records

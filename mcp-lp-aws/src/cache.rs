@@ -150,6 +150,15 @@ impl<K: Eq + Hash + Clone, X> CredentialCache<K, X> {
         slot
     }
 
+    /// Drop every session whose key `drop` names; the number dropped. A session in use by a
+    /// call keeps its credentials until the call ends, and is never handed out again.
+    pub(crate) fn drop_where(&self, drop: impl Fn(&K) -> bool) -> usize {
+        let mut slots = lock(&self.slots);
+        let before = slots.map.len();
+        slots.map.retain(|key, _| !drop(key));
+        before - slots.map.len()
+    }
+
     /// What the cache has done so far.
     pub(crate) fn stats(&self) -> CacheStats {
         let c = &self.context.counters;

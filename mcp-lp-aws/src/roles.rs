@@ -195,6 +195,34 @@ impl Session {
     }
 }
 
+// A revoked tool or principal keeps no AWS session: its next call, once allowed again, assumes
+// the role afresh, and until then nothing is minted for it.
+impl mcp_lp::revocation::Evict for AwsRoles {
+    fn evict(&self, list: &mcp_lp::revocation::RevocationList, tools: &[mcp_lp::ToolPolicy]) {
+        if list.is_empty() {
+            return;
+        }
+        let refused = |key: &SessionKey| {
+            let tool_refused = tools
+                .iter()
+                .filter(|t| t.role == Some(key.role) && (key.tool.is_empty() || t.name == key.tool))
+                .any(|t| list.refusing_tool(t).is_some());
+            tool_refused
+                || key
+                    .principal
+                    .as_deref()
+                    .is_some_and(|p| list.refuses_principal(p))
+        };
+        let dropped = self.0.cache.drop_where(refused);
+        if dropped > 0 {
+            tracing::warn!(
+                sessions = dropped,
+                "revocation: dropped cached AWS sessions"
+            );
+        }
+    }
+}
+
 impl AwsRoles {
     fn empty() -> Self {
         Self(Arc::new(Inner {

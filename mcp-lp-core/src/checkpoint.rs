@@ -34,12 +34,14 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use crate::audit::{ArgumentDigest, AuditEvent, AuditSink, Decision, Outcome, Recorded};
 use crate::authorize::{Authorized, Denial, authorize};
 use crate::config::{Config, ConfigError};
+use crate::last_used::LastUsed;
 use crate::limits::Limits;
 use crate::policy::{ToolPolicy, ToolSet};
 use crate::principal::Principal;
 #[cfg(feature = "http")]
 use crate::rate::Counted;
 use crate::rate::{RateLimited, RateLimiter};
+use crate::revocation::{Evict, Refused, Revocations};
 use crate::sealed_state::{Binding, DEFAULT_STATE_TTL, StateSealer};
 use crate::transport::LineTransport;
 
@@ -139,6 +141,9 @@ pub struct Server<S> {
     service: S,
     providers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
     audit_sinks: Vec<Box<dyn AuditSink>>,
+    revocations: Option<Revocations>,
+    evictors: Vec<Arc<dyn Evict>>,
+    last_used: Option<LastUsed>,
 }
 
 impl<S: ToolSet> Server<S> {
@@ -148,7 +153,44 @@ impl<S: ToolSet> Server<S> {
             service,
             providers: HashMap::new(),
             audit_sinks: Vec::new(),
+            revocations: None,
+            evictors: Vec::new(),
+            last_used: None,
         }
+    }
+
+    /// Keep last-used records here instead of in this process's memory only, such as in the
+    /// `[state]` store, which `review` reads.
+    #[must_use]
+    pub fn last_used(mut self, last_used: LastUsed) -> Self {
+        self.last_used = Some(last_used);
+        self
+    }
+
+    /// The last-used records given with [`Server::last_used`], if any.
+    pub(crate) fn given_last_used(&self) -> Option<&LastUsed> {
+        self.last_used.as_ref()
+    }
+
+    /// Follow this revocation list instead of the file next to the configuration, such as
+    /// the `[state]` store's, which every replica shares.
+    #[must_use]
+    pub fn revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// The revocation list given with [`Server::revocations`], if any.
+    pub(crate) fn given_revocations(&self) -> Option<&Revocations> {
+        self.revocations.as_ref()
+    }
+
+    /// Have `evictor` drop what a revocation takes away, such as cached AWS sessions
+    /// (mcp-lp-aws's `AwsRoles`).
+    #[must_use]
+    pub fn evict_on_revocation(mut self, evictor: impl Evict) -> Self {
+        self.evictors.push(Arc::new(evictor));
+        self
     }
 
     /// The durable audit sinks given with [`Server::audit_to`].
@@ -210,6 +252,8 @@ struct Shared<S> {
     protocol_versions: Vec<ProtocolVersion>,
     /// The pinned manifest's digest, owner and review date, for the server's `_meta`.
     manifest: Option<serde_json::Value>,
+    revocations: Revocations,
+    last_used: LastUsed,
 }
 
 /// An MCP server handler that puts the checkpoint around the tools of `S`.
@@ -312,9 +356,19 @@ impl<S: ToolSet> Checkpoint<S> {
             service,
             providers,
             audit_sinks,
+            revocations,
+            evictors,
+            last_used,
         } = server.into();
         config.check_tools(S::policies())?;
         crate::manifest::hold_to_manifest::<S>(config)?;
+        let revocations = match revocations {
+            Some(revocations) => revocations,
+            None => Revocations::from_config(config)?,
+        };
+        for evictor in evictors {
+            revocations.evict_with(evictor, S::policies());
+        }
         // Fail closed: a trail the operator asked to keep in PostgreSQL must not quietly go
         // only to stderr because the server never attached the store's sink.
         if config.audit().postgres && audit_sinks.is_empty() {
@@ -356,6 +410,8 @@ impl<S: ToolSet> Checkpoint<S> {
                     "review_by": m.review_by,
                 })
             }),
+            revocations,
+            last_used: last_used.unwrap_or_else(LastUsed::in_memory),
         };
         for sink in audit_sinks {
             crate::audit::trail().attach(sink);
@@ -423,7 +479,19 @@ impl<S: ToolSet> Checkpoint<S> {
         self.shared
             .tools
             .get(tool.name.as_ref())
-            .is_some_and(|entry| authorize(entry.policy, principal, now).is_ok())
+            .is_some_and(|entry| {
+                authorize(entry.policy, principal, now).is_ok()
+                    && self
+                        .shared
+                        .revocations
+                        .check(principal.id(), entry.policy)
+                        .is_ok()
+            })
+    }
+
+    /// The revocation list this checkpoint follows.
+    pub fn revocation_list(&self) -> &Revocations {
+        &self.shared.revocations
     }
 
     /// Refuse a call to `tool` that `principal` may not make, or may not make yet under the
@@ -858,6 +926,34 @@ impl<S: ToolSet> Checkpoint<S> {
         event.db = policy.db;
         event.requires = &entry.requires;
 
+        if let Err(refused) = self.shared.revocations.check(principal.id(), policy) {
+            let reason = format!(
+                "tool `{}` is refused for {}: {refused}",
+                policy.name,
+                principal.id()
+            );
+            event.reason = Some(&reason);
+            event.outcome = Outcome::Revoked;
+            let recorded = event.finish();
+            let revoked = match &refused {
+                Refused::Revoked(r) => serde_json::json!({
+                    "kind": r.target.kind(),
+                    "name": r.target.name(),
+                    "reason": r.reason,
+                    "by": r.by,
+                    "at": r.at.to_string(),
+                }),
+                Refused::StoreUnreachable { store, .. } => {
+                    serde_json::json!({ "store_unreachable": store })
+                }
+            };
+            let data = serde_json::json!({ "tool": policy.name, "revoked": revoked });
+            return (
+                Err(ErrorData::new(FORBIDDEN, reason.clone(), Some(data))),
+                recorded,
+            );
+        }
+
         let authorized = match authorize(policy, &principal, SystemTime::now()) {
             Ok(authorized) => authorized,
             Err(denial) => {
@@ -931,6 +1027,7 @@ impl<S: ToolSet> Checkpoint<S> {
         {
             result.request_state = Some(self.shared.sealer.seal(&binding, &state));
         }
+        self.shared.last_used.note(policy.name, principal.id());
         event.decision = Decision::Allow;
         event.outcome = outcome;
         event.output_bytes = output_bytes;

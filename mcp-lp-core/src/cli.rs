@@ -25,6 +25,7 @@ use crate::checkpoint::{Checkpoint, Server};
 use crate::config::{CONFIG_ENV, Config, ConfigError};
 use crate::manifest::Manifest;
 use crate::policy::ToolSet;
+use crate::revocation::{FileRevocations, Revocation, RevocationStore, Target};
 
 /// The log filter when `RUST_LOG` is not set. rmcp's own protocol chatter stays at warn: at
 /// debug it logs whole messages, tool arguments included.
@@ -77,11 +78,90 @@ enum Command {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Revoke a principal, a grant, a tool or everything, at the next call of every server
+    /// that follows the revocation list (the file next to the configuration, or `[state]`)
+    Revoke {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Why; refused callers and the audit trail see it
+        #[arg(long)]
+        reason: String,
+        /// Who revokes [default: the USER environment variable]
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Lift a revocation
+    Unrevoke {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Print the revocations in force
+    Revocations,
+    /// Print per tool: owner, approval, review date, last use and by whom, the configured
+    /// grants outstanding with their expiry, and revocations
+    Review,
     /// Work with the audit trail
     Audit {
         #[command(subcommand)]
         action: AuditCommand,
     },
+}
+
+/// Exactly one of what a revocation can name.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct TargetArgs {
+    /// Every call of this principal
+    #[arg(long)]
+    principal: Option<String>,
+    /// This grant, for every holder: the tools that require it
+    #[arg(long)]
+    grant: Option<String>,
+    /// This tool, for every caller
+    #[arg(long)]
+    tool: Option<String>,
+    /// Everything (breakglass)
+    #[arg(long)]
+    all: bool,
+}
+
+impl TargetArgs {
+    /// The target, checked against the server's tools so that a typo revokes nothing silently.
+    fn target<S: ToolSet>(self) -> Result<Target, BuildError> {
+        let policies = S::policies();
+        if let Some(principal) = self.principal {
+            if principal.trim().is_empty() || principal.chars().any(char::is_control) {
+                return Err("--principal must name a principal".into());
+            }
+            return Ok(Target::Principal(principal));
+        }
+        if let Some(grant) = self.grant {
+            if let Some(reason) = crate::grant::grant_syntax_error(&grant) {
+                return Err(format!("--grant `{grant}`: {reason}").into());
+            }
+            if !policies
+                .iter()
+                .any(|p| p.requires.contains(&grant.as_str()))
+            {
+                return Err(
+                    format!("--grant `{grant}`: no tool of this server requires it").into(),
+                );
+            }
+            return Ok(Target::Grant(grant));
+        }
+        if let Some(tool) = self.tool {
+            if !policies.iter().any(|p| p.name == tool) {
+                let names: Vec<_> = policies.iter().map(|p| p.name).collect();
+                return Err(format!(
+                    "--tool `{tool}`: no such tool; the tools are {}",
+                    names.join(", ")
+                )
+                .into());
+            }
+            return Ok(Target::Tool(tool));
+        }
+        Ok(Target::All)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +243,12 @@ where
             review_by,
             by,
         } => approve::<S>(cli.config, &owner, &review_by, by),
+        Command::Revoke { target, reason, by } => {
+            revoke::<S, F, Fut>(cli.config, build, target, reason, by).await
+        }
+        Command::Unrevoke { target } => unrevoke::<S, F, Fut>(cli.config, build, target).await,
+        Command::Revocations => revocations::<S, F, Fut>(cli.config, build).await,
+        Command::Review => review::<S, F, Fut>(cli.config, build).await,
         Command::Audit {
             action:
                 AuditCommand::Verify {
@@ -441,6 +527,219 @@ fn approve<S: ToolSet>(
     if let Some(drift) = before {
         for line in drift {
             report += &format!("  was: {line}\n");
+        }
+    }
+    std::io::stdout().write_all(report.as_bytes())?;
+    Ok(())
+}
+
+/// The revocation list the server follows: the file next to the configuration, or the
+/// `[state]` store the server is built with.
+async fn revocation_store<S, F, Fut>(
+    path: Option<PathBuf>,
+    build: F,
+) -> Result<Arc<dyn RevocationStore>, BuildError>
+where
+    S: ToolSet,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
+{
+    let config = Arc::new(load(path)?);
+    if !config.has_state() {
+        return Ok(Arc::new(FileRevocations::new(config.revocations_path())));
+    }
+    let server = build(Arc::clone(&config)).await?;
+    server
+        .given_revocations()
+        .map(|r| Arc::clone(r.store()))
+        .ok_or_else(|| {
+            "[state] is configured, but the server follows no shared revocation list (Server::revocations)".into()
+        })
+}
+
+async fn revoke<S, F, Fut>(
+    path: Option<PathBuf>,
+    build: F,
+    target: TargetArgs,
+    reason: String,
+    by: Option<String>,
+) -> Result<(), BuildError>
+where
+    S: ToolSet,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
+{
+    let target = target.target::<S>()?;
+    if reason.trim().is_empty() {
+        return Err("--reason must say why: refused callers and the audit trail see it".into());
+    }
+    let by = by
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|b| !b.trim().is_empty())
+        .ok_or("name who revokes with --by (USER is not set)")?;
+    let store = revocation_store::<S, F, Fut>(path, build).await?;
+    let revocation = Revocation::now(target, reason, by);
+    let line = format!(
+        "revoked {} in {}: {} (by {})\n",
+        revocation.target,
+        store.describe(),
+        revocation.reason,
+        revocation.by
+    );
+    store.revoke(revocation).await?;
+    std::io::stdout().write_all(line.as_bytes())?;
+    Ok(())
+}
+
+async fn unrevoke<S, F, Fut>(
+    path: Option<PathBuf>,
+    build: F,
+    target: TargetArgs,
+) -> Result<(), BuildError>
+where
+    S: ToolSet,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
+{
+    let target = target.target::<S>()?;
+    let store = revocation_store::<S, F, Fut>(path, build).await?;
+    let line = if store.unrevoke(target.clone()).await? {
+        format!(
+            "lifted the revocation of {target} in {}\n",
+            store.describe()
+        )
+    } else {
+        return Err(format!("{target} is not revoked in {}", store.describe()).into());
+    };
+    std::io::stdout().write_all(line.as_bytes())?;
+    Ok(())
+}
+
+async fn revocations<S, F, Fut>(path: Option<PathBuf>, build: F) -> Result<(), BuildError>
+where
+    S: ToolSet,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
+{
+    let store = revocation_store::<S, F, Fut>(path, build).await?;
+    let list = store.list().await?;
+    let mut report = format!("{} revocations in {}\n", list.len(), store.describe());
+    for r in list {
+        report += &format!("  {}: {} (by {} at {})\n", r.target, r.reason, r.by, r.at);
+    }
+    std::io::stdout().write_all(report.as_bytes())?;
+    Ok(())
+}
+
+async fn review<S, F, Fut>(path: Option<PathBuf>, build: F) -> Result<(), BuildError>
+where
+    S: ToolSet,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
+{
+    let config = Arc::new(load(path)?);
+    config.check_tools(S::policies())?;
+    // Without [state], last uses live in the serving process's memory: nothing to read here.
+    let (uses, revoked) = if config.has_state() {
+        let server = build(Arc::clone(&config)).await?;
+        let uses = match server.given_last_used() {
+            Some(last_used) => Some(last_used.read().await?),
+            None => None,
+        };
+        let revoked = match server.given_revocations() {
+            Some(r) => r.store().list().await?,
+            None => Vec::new(),
+        };
+        (uses, revoked)
+    } else {
+        let store = FileRevocations::new(config.revocations_path());
+        (None, store.list().await?)
+    };
+    let revoked = crate::revocation::RevocationList::new(revoked);
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let mut report = String::new();
+    match config.manifest() {
+        None => {
+            report += &format!(
+                "manifest: none pinned at {}; `approve --owner ... --review-by ...` pins one\n",
+                config.manifest_path().display()
+            );
+        }
+        Some(m) => {
+            let due = m
+                .review_by
+                .parse::<jiff::civil::Date>()
+                .is_ok_and(|d| d < today);
+            report += &format!(
+                "manifest: {}, owner {}, approved by {} at {}, review due {}{}\n",
+                config.manifest_path().display(),
+                m.owner,
+                m.approved_by,
+                m.approved_at,
+                m.review_by,
+                if due { " (OVERDUE)" } else { "" }
+            );
+        }
+    }
+    let stdio = config.stdio_principal();
+    let now = SystemTime::now();
+    for policy in S::policies() {
+        report += &format!("tool {}\n", policy.name);
+        if let Some(m) = config.manifest() {
+            report += &format!(
+                "  owner {}, approved at {}, review due {}\n",
+                m.owner, m.approved_at, m.review_by
+            );
+        }
+        report += &match &uses {
+            None => "  last used: not recorded here (without [state], last uses stay in the serving process's memory)\n".to_owned(),
+            Some(uses) => match uses.iter().filter(|u| u.tool == policy.name).max_by_key(|u| u.at) {
+                None => "  last used: never\n".to_owned(),
+                Some(u) => {
+                    let callers = uses.iter().filter(|x| x.tool == policy.name).count();
+                    format!("  last used: {} by {} ({callers} principals in all)\n", u.at, u.principal)
+                }
+            },
+        };
+        for grant in policy.requires {
+            let held: Vec<String> = stdio
+                .grants()
+                .iter()
+                .filter(|g| g.name() == *grant && g.is_active(now))
+                .map(|g| {
+                    format!(
+                        "{} (stdio) until {}",
+                        stdio.id(),
+                        g.expires_at()
+                            .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                            .map_or_else(|| "no expiry".to_owned(), |t| t.to_string())
+                    )
+                })
+                .collect();
+            report += &format!(
+                "  grant {grant}: {}\n",
+                if held.is_empty() {
+                    "no configured holder (HTTP callers hold it by token scope)".to_owned()
+                } else {
+                    held.join(", ")
+                }
+            );
+        }
+        if let Some(r) = revoked.refusing_tool(policy) {
+            report += &format!(
+                "  REVOKED: {}: {} (by {} at {})\n",
+                r.target, r.reason, r.by, r.at
+            );
+        }
+    }
+    for r in revoked.entries() {
+        if let crate::revocation::Target::Principal(p) = &r.target {
+            report += &format!(
+                "principal {p} REVOKED: {} (by {} at {})\n",
+                r.reason, r.by, r.at
+            );
         }
     }
     std::io::stdout().write_all(report.as_bytes())?;

@@ -58,7 +58,7 @@ pub const DEFAULT_POLL: Duration = Duration::from_secs(30);
 
 /// After a change is reported in a watched directory, wait this long for the writer's other
 /// events (a rename is several) before reading, so one rotation is one read.
-const SETTLE: Duration = Duration::from_millis(50);
+pub(crate) const SETTLE: Duration = Duration::from_millis(50);
 
 /// `[secrets_refresh]`: how secrets refresh under a running server.
 ///
@@ -422,7 +422,7 @@ impl RefreshingSecret {
     }
 }
 
-fn watch_directory(
+pub(crate) fn watch_directory(
     dir: &Path,
     changed: mpsc::Sender<()>,
 ) -> Result<notify::RecommendedWatcher, notify::Error> {

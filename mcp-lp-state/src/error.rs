@@ -43,7 +43,7 @@ pub enum StateError {
     },
     /// The role holds more than the store's tables need.
     #[error(
-        "state store: role `{role}` holds what the state role must not: {}. It may only INSERT and SELECT mcp_lp_audit.events and use its id sequence; revoke the rest, or give [state] a role without them",
+        "state store: role `{role}` holds what the state role must not: {}. It may only INSERT and SELECT mcp_lp_audit.events and use its id sequence, and read and write mcp_lp_governance's revocations and last_used; revoke the rest, or give [state] a role without them",
         list(.offending)
     )]
     Privileges {

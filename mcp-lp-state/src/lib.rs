@@ -2,7 +2,9 @@
 //!
 //! Replicas of one server share what must not live in one process's memory. This crate keeps
 //! it in PostgreSQL, logging in as its own role from the `[state]` table, which the startup
-//! privilege check holds to the store's own tables. Today it holds the audit trail:
+//! privilege check holds to the store's own tables. It holds the revocation list every
+//! replica follows ([`PgRevocations`], `mcp_lp_governance.revocations`, each change pushed by
+//! `LISTEN/NOTIFY`), when each tool was last used, and the audit trail:
 //! [`PgAuditSink`] writes every sealed event to `mcp_lp_audit.events` (see
 //! [`AUDIT_SCHEMA_SQL`]), a table the role may INSERT into and SELECT from, and nothing else:
 //! no UPDATE, DELETE or TRUNCATE, and it is not the owner. Each replica writes its own chain
@@ -26,12 +28,10 @@
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
 //!     mcp_lp::cli::run(|config| async move {
-//!         let mut server = mcp_lp::Server::new(Hello);
-//!         // `[audit] postgres = true`: refuse to start unless [state]'s role is insert-only.
-//!         if let Some(store) = mcp_lp_state::StateStore::connect_for_audit(&config).await? {
-//!             server = server.audit_to(store.audit_sink());
-//!         }
-//!         Ok(server)
+//!         let server = mcp_lp::Server::new(Hello);
+//!         // With [state]: refuse to start unless its role holds only what the store needs;
+//!         // share its revocation list, and with `[audit] postgres = true` its audit table.
+//!         Ok(mcp_lp_state::StateStore::attach(server, &config).await?)
 //!     })
 //!     .await
 //! }
@@ -55,7 +55,9 @@
 mod audit_sink;
 mod config;
 mod error;
+mod last_used;
 mod privileges;
+mod revocations;
 mod store;
 
 pub use crate::audit_sink::PgAuditSink;
@@ -63,11 +65,18 @@ pub use crate::config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT,
 };
 pub use crate::error::StateError;
-pub use crate::privileges::{AUDIT_SCHEMA, AUDIT_TABLE};
+pub use crate::last_used::PgLastUsed;
+pub use crate::privileges::{
+    AUDIT_SCHEMA, AUDIT_TABLE, GOVERNANCE_SCHEMA, LAST_USED_TABLE, REVOCATIONS_TABLE,
+};
+pub use crate::revocations::PgRevocations;
 pub use crate::store::StateStore;
 
-/// The audit table's SQL: schema `mcp_lp_audit`, owned by a role that never logs in, table
-/// `events`, and the grants of the `[state]` role. Run it with psql as a superuser, with the
-/// variables `state_owner` and `state_role`:
-/// `psql -v state_owner=mcp_lp_state_owner -v state_role=mcp_lp_state -f audit.sql`.
-pub const AUDIT_SCHEMA_SQL: &str = include_str!("audit.sql");
+/// The store's SQL: schema `mcp_lp_audit` with the audit table `events`, schema
+/// `mcp_lp_governance` with `revocations` (and the trigger that notifies replicas of every
+/// change) and `last_used`, all owned by a role that never logs in, and the grants of the
+/// `[state]` role. Run it with psql as a superuser, with the variables `state_owner` and
+/// `state_role`: `psql -v state_owner=mcp_lp_state_owner -v state_role=mcp_lp_state -f ...`
+/// (the text is `audit.sql` then `governance.sql`).
+pub const STATE_SCHEMA_SQL: &str =
+    concat!(include_str!("audit.sql"), include_str!("governance.sql"));

@@ -14,8 +14,29 @@ pub const AUDIT_SCHEMA: &str = "mcp_lp_audit";
 /// The audit table, `schema.table`.
 pub const AUDIT_TABLE: &str = "mcp_lp_audit.events";
 
-/// What the role may hold on tables: `(table, privilege)`.
-const TABLE_GRANTS: &[(&str, &str)] = &[(AUDIT_TABLE, "INSERT"), (AUDIT_TABLE, "SELECT")];
+/// The schema of the governance tables.
+pub const GOVERNANCE_SCHEMA: &str = "mcp_lp_governance";
+
+/// The revocation list every replica follows.
+pub const REVOCATIONS_TABLE: &str = "mcp_lp_governance.revocations";
+
+/// When each tool was last used, by whom.
+pub const LAST_USED_TABLE: &str = "mcp_lp_governance.last_used";
+
+/// What the role may hold on tables, and must: `(table, privilege)`. The audit table is
+/// insert-only; the revocation list is the operators' to change; last-used rows are updated
+/// in place.
+const TABLE_GRANTS: &[(&str, &str)] = &[
+    (AUDIT_TABLE, "INSERT"),
+    (AUDIT_TABLE, "SELECT"),
+    (REVOCATIONS_TABLE, "SELECT"),
+    (REVOCATIONS_TABLE, "INSERT"),
+    (REVOCATIONS_TABLE, "UPDATE"),
+    (REVOCATIONS_TABLE, "DELETE"),
+    (LAST_USED_TABLE, "SELECT"),
+    (LAST_USED_TABLE, "INSERT"),
+    (LAST_USED_TABLE, "UPDATE"),
+];
 
 /// Every privilege the role holds on a table, view or foreign table outside the system
 /// schemas; SELECT, INSERT, UPDATE and REFERENCES count at column level.
@@ -58,12 +79,12 @@ pub(crate) async fn check(client: &Client, role: &str) -> Result<(), StateError>
         role: role.to_owned(),
         problem,
     };
-    let schemas = [AUDIT_SCHEMA.to_owned()];
+    let schemas = [AUDIT_SCHEMA.to_owned(), GOVERNANCE_SCHEMA.to_owned()];
     let mut offending = match mcp_lp_db::role_privileges(client, &schemas, DbAccess::Write).await {
         Ok(offending) => offending,
         Err(RoleCheckError::UnknownSchema { schema, database }) => {
             return Err(missing(format!(
-                "schema `{schema}` does not exist in database `{database}`, or the role has no USAGE on it; apply mcp-lp-state's audit.sql"
+                "schema `{schema}` does not exist in database `{database}`, or the role has no USAGE on it; apply mcp-lp-state's audit.sql and governance.sql"
             )));
         }
         Err(e) => {
@@ -123,7 +144,7 @@ pub(crate) async fn check(client: &Client, role: &str) -> Result<(), StateError>
         .collect();
     if !lacking.is_empty() {
         return Err(missing(format!(
-            "it lacks {}; grant them (see mcp-lp-state's audit.sql)",
+            "it lacks {}; grant them (see mcp-lp-state's audit.sql and governance.sql)",
             lacking.join(", ")
         )));
     }

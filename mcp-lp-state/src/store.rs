@@ -11,7 +11,11 @@ use mcp_lp_db::{PgReason, target};
 use crate::audit_sink::PgAuditSink;
 use crate::config::StateSettings;
 use crate::error::StateError;
+use crate::last_used::PgLastUsed;
 use crate::privileges;
+use crate::revocations::PgRevocations;
+use mcp_lp::last_used::LastUsed;
+use mcp_lp::revocation::Revocations;
 
 /// The shared PostgreSQL store of a server's replicas, from `[state]`. Cloning is cheap and
 /// shares the pool.
@@ -26,6 +30,7 @@ use crate::privileges;
 #[derive(Clone)]
 pub struct StateStore {
     pool: Pool,
+    pg: tokio_postgres::Config,
     role: String,
     target: String,
 }
@@ -78,22 +83,56 @@ impl StateStore {
         privileges::check(&connection, &role).await?;
         drop(connection);
         tracing::info!(role = %role, database = %target, max_connections = settings.max_connections, "state store ready");
-        Ok(Self { pool, role, target })
+        Ok(Self {
+            pool,
+            pg: settings.pg,
+            role,
+            target,
+        })
     }
 
-    /// [`StateStore::connect`] when `[audit] postgres = true`, else `None`; refuses when the
-    /// audit table is asked for and there is no `[state]`.
-    pub async fn connect_for_audit(config: &Config) -> Result<Option<Self>, StateError> {
-        if !config.audit().postgres {
-            return Ok(None);
+    /// Connect to `[state]` when it is configured, and give `server` what the store keeps for
+    /// replicas: the shared revocation list, last-used records, and the audit table when
+    /// `[audit] postgres = true`. Without `[state]`, `server` is returned as it is (and one
+    /// asking for the audit table is refused).
+    pub async fn attach<S: mcp_lp::ToolSet>(
+        server: mcp_lp::Server<S>,
+        config: &Config,
+    ) -> Result<mcp_lp::Server<S>, StateError> {
+        if !config.has_state() {
+            if config.audit().postgres {
+                return Err(StateError::NotConfigured {
+                    path: config.path().to_owned(),
+                    why: "`[audit] postgres = true` writes the trail to its audit table".into(),
+                });
+            }
+            return Ok(server);
         }
-        if StateSettings::from_config(config)?.is_none() {
-            return Err(StateError::NotConfigured {
-                path: config.path().to_owned(),
-                why: "`[audit] postgres = true` writes the trail to its audit table".into(),
-            });
+        let store = Self::connect(config).await?;
+        let mut server = server
+            .revocations(store.revocations(config).await?)
+            .last_used(LastUsed::writing_to(store.last_used()));
+        if config.audit().postgres {
+            server = server.audit_to(store.audit_sink());
         }
-        Self::connect(config).await.map(Some)
+        Ok(server)
+    }
+
+    /// The last-used table, written in batches by [`LastUsed::writing_to`].
+    pub fn last_used(&self) -> PgLastUsed {
+        PgLastUsed::new(self.pool.clone(), &self.target)
+    }
+
+    /// The shared revocation list, read now and followed from now on: every change reaches
+    /// this replica by `LISTEN/NOTIFY`. Refuses when it cannot be read.
+    pub async fn revocations(&self, config: &Config) -> Result<Revocations, StateError> {
+        let store = PgRevocations::new(self.pool.clone(), self.pg.clone(), &self.target);
+        Revocations::follow(store, config.fail_closed_after())
+            .await
+            .map_err(|e| StateError::CheckFailed {
+                role: self.role.clone(),
+                reason: e.to_string(),
+            })
     }
 
     /// A durable audit sink writing to the audit table, for [`mcp_lp::Server::audit_to`].

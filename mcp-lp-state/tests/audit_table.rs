@@ -9,7 +9,7 @@ use std::time::Duration;
 use mcp_lp::Config;
 use mcp_lp::audit::verify::{FailureKind, Verifier};
 use mcp_lp::audit::{AuditSink, AuditTrail, ChainKey, Record, SealedEvent, TrailOptions};
-use mcp_lp_state::{AUDIT_SCHEMA_SQL, StateError, StateStore};
+use mcp_lp_state::{STATE_SCHEMA_SQL, StateError, StateStore};
 use secrecy::SecretString;
 
 /// The admin URL file: `$MCP_LP_PG_ADMIN_URL_FILE`, else the script's default location.
@@ -84,10 +84,13 @@ impl AuditDb {
             ))
             .await
             .expect("create the roles");
-        let sql = AUDIT_SCHEMA_SQL
+        let sql = STATE_SCHEMA_SQL
             .replace(":\"state_owner\"", &format!("\"{owner}\""))
             .replace(":\"state_role\"", &format!("\"{writer}\""));
-        admin.batch_execute(&sql).await.expect("apply audit.sql");
+        admin
+            .batch_execute(&sql)
+            .await
+            .expect("apply the state schema");
 
         let dir = tempfile::tempdir().expect("temporary directory");
         let (host, port) = match (db_url.get_hosts().first(), db_url.get_ports().first()) {

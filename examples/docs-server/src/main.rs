@@ -170,7 +170,9 @@ async fn main() -> std::process::ExitCode {
         let docs = Docs {
             bucket: settings.bucket,
         };
-        Ok(mcp_lp::Server::new(docs).provide(aws.roles()))
+        Ok(mcp_lp::Server::new(docs)
+            .provide(aws.roles())
+            .evict_on_revocation(aws.roles()))
     })
     .await
 }

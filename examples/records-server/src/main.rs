@@ -147,13 +147,10 @@ impl Records {
 async fn main() -> std::process::ExitCode {
     mcp_lp::cli::run(|config| async move {
         let databases = Databases::connect::<Records>(&config).await?;
-        let mut server = mcp_lp::Server::new(Records).provide(databases);
-        // `[audit] postgres = true`: the trail goes to the [state] store's audit table too,
-        // through a role that may only INSERT and SELECT it.
-        if let Some(store) = mcp_lp_state::StateStore::connect_for_audit(&config).await? {
-            server = server.audit_to(store.audit_sink());
-        }
-        Ok(server)
+        let server = mcp_lp::Server::new(Records).provide(databases);
+        // With `[state]`, replicas share its revocation list; with `[audit] postgres = true`
+        // the trail goes to its insert-only audit table too.
+        Ok(mcp_lp_state::StateStore::attach(server, &config).await?)
     })
     .await
 }

@@ -56,6 +56,9 @@ pub enum Outcome {
     RateLimited,
     /// The audit trail could not record calls, so the call did not run.
     AuditUnavailable,
+    /// A revocation covers the call, or the revocation store has been out of reach too long
+    /// for a privileged tool.
+    Revoked,
     /// The `tools/call` request's parameters could not be read (a `name` that is not a string,
     /// a repeated key, arguments that are not an object).
     InvalidParams,
@@ -77,6 +80,7 @@ impl Outcome {
             Self::StateRejected => "state_rejected",
             Self::RateLimited => "rate_limited",
             Self::InvalidParams => "invalid_params",
+            Self::Revoked => "revoked",
             Self::AuditUnavailable => "audit_unavailable",
         }
     }

@@ -106,6 +106,8 @@ pub struct Config {
     manifest_path: PathBuf,
     manifest: Option<Manifest>,
     review_overdue: ReviewOverdue,
+    revocations_path: PathBuf,
+    fail_closed_after: Duration,
     protocol_versions: Vec<ProtocolVersion>,
     request_state: Option<StateSealer>,
     audit: AuditSettings,
@@ -221,6 +223,9 @@ struct GovernanceSection {
     manifest: Option<PathBuf>,
     #[serde(default)]
     review_overdue: ReviewOverdue,
+    revocations: Option<PathBuf>,
+    #[serde(default, deserialize_with = "de_duration")]
+    fail_closed_after: Option<Duration>,
 }
 
 /// What a manifest past its review date does at startup.
@@ -286,6 +291,8 @@ impl Config {
             manifest_path: PathBuf::from(MANIFEST_FILE),
             manifest: None,
             review_overdue: ReviewOverdue::Refuse,
+            revocations_path: PathBuf::from(crate::revocation::REVOCATIONS_FILE),
+            fail_closed_after: crate::revocation::DEFAULT_FAIL_CLOSED_AFTER,
             protocol_versions: ProtocolVersion::KNOWN_VERSIONS.to_vec(),
             request_state: None,
             audit: AuditSettings::default(),
@@ -473,6 +480,23 @@ impl Config {
                 .as_deref()
                 .unwrap_or(Path::new(MANIFEST_FILE)),
         );
+        let revocations_path = base.join(
+            raw.governance
+                .revocations
+                .as_deref()
+                .unwrap_or(Path::new(crate::revocation::REVOCATIONS_FILE)),
+        );
+        let fail_closed_after = raw
+            .governance
+            .fail_closed_after
+            .unwrap_or(crate::revocation::DEFAULT_FAIL_CLOSED_AFTER);
+        if fail_closed_after.is_zero() {
+            return Err(at(
+                "governance.fail_closed_after".into(),
+                ConfigErrorKind::InvalidValue,
+                "must be longer than zero: it is how long privileged tools keep serving while the revocation store cannot be read".into(),
+            ));
+        }
         let manifest = Manifest::load(&manifest_path).map_err(|e| {
             at(
                 "governance.manifest".into(),
@@ -500,6 +524,8 @@ impl Config {
             manifest_path,
             manifest,
             review_overdue: raw.governance.review_overdue,
+            revocations_path,
+            fail_closed_after,
             protocol_versions,
             request_state,
             audit,
@@ -525,6 +551,23 @@ impl Config {
     /// manifest start, with a warning named in every audit event.
     pub fn allows_unapproved_tools(&self) -> bool {
         self.allow_unapproved_tools
+    }
+
+    /// Where a single process keeps its revocation list (`[governance] revocations`, by
+    /// default `mcp-lp.revocations.json` next to the configuration file).
+    pub fn revocations_path(&self) -> &Path {
+        &self.revocations_path
+    }
+
+    /// How long privileged tools keep serving while the revocation store cannot be read:
+    /// `[governance] fail_closed_after`.
+    pub fn fail_closed_after(&self) -> Duration {
+        self.fail_closed_after
+    }
+
+    /// Whether a `[state]` table is configured: replicas then share governance state there.
+    pub fn has_state(&self) -> bool {
+        self.state.is_some()
     }
 
     /// What a manifest past its review date does: `[governance] review_overdue`.

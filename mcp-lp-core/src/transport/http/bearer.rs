@@ -108,6 +108,17 @@ impl BearerValidator {
     }
 
     /// The issuer tokens must come from.
+    /// Forget every remembered token of a principal `revoked` names: its next request is
+    /// validated again, and refused by the checkpoint while the revocation stands.
+    pub(crate) fn forget(&self, revoked: impl Fn(&str) -> bool) -> usize {
+        let Ok(mut cache) = self.validated.lock() else {
+            return 0;
+        };
+        let before = cache.len();
+        cache.retain(|_, v| !revoked(v.principal.id()));
+        before - cache.len()
+    }
+
     pub(crate) fn issuer(&self) -> &str {
         &self.issuer
     }

@@ -120,6 +120,28 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         max_request_bytes: section.max_request_bytes.get(),
     });
 
+    // A revoked principal keeps neither its remembered tokens nor its sessions.
+    let mut revocations = gate.checkpoint.revocation_list().subscribe();
+    let evicting = Arc::downgrade(&gate);
+    tokio::spawn(async move {
+        while revocations.changed().await.is_ok() {
+            let list = Arc::clone(&revocations.borrow_and_update());
+            let Some(gate) = evicting.upgrade() else {
+                return;
+            };
+            let revoked = |principal: &str| list.refuses_principal(principal);
+            let tokens = gate.validator.as_ref().map_or(0, |v| v.forget(revoked));
+            let sessions = gate.sessions.close_of(revoked).await;
+            if tokens + sessions > 0 {
+                tracing::warn!(
+                    tokens,
+                    sessions,
+                    "revocation: forgot validated tokens and closed sessions of revoked principals"
+                );
+            }
+        }
+    });
+
     let metadata_route = get(move || {
         let metadata = Arc::clone(&metadata);
         async move { axum::Json((*metadata).clone()) }

@@ -59,6 +59,33 @@ impl SessionOwners {
         }
     }
 
+    /// Close every session of a principal `revoked` names, in rmcp too: a revoked principal
+    /// keeps no session open.
+    pub(crate) async fn close_of(&self, revoked: impl Fn(&str) -> bool) -> usize {
+        let closing: Vec<String> = match self.table.lock() {
+            Ok(mut table) => {
+                let ids: Vec<String> = table
+                    .sessions
+                    .iter()
+                    .filter(|(_, owned)| revoked(&owned.owner))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in &ids {
+                    table.unbind(id);
+                }
+                ids
+            }
+            Err(_) => return 0,
+        };
+        for id in &closing {
+            let _ = self
+                .manager
+                .close_session(&SessionId::from(id.clone()))
+                .await;
+        }
+        closing.len()
+    }
+
     /// Make room for a new session of `principal`, closing in rmcp the sessions that must go;
     /// `Err` with when to retry when the server is full of sessions in use.
     pub(crate) async fn make_room(&self, principal: &str) -> Result<(), Duration> {

@@ -1,0 +1,203 @@
+//! The revocation list of one process: a JSON file next to the configuration, watched.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::{Revocation, RevocationError, RevocationFeed, RevocationStore, Target};
+
+/// How often the file is read even when no change is reported, for file systems that report
+/// none.
+const POLL: Duration = Duration::from_secs(2);
+
+/// A revocation list kept in a JSON file (`[governance] revocations`, by default
+/// `mcp-lp.revocations.json` next to the configuration). `revoke` and `unrevoke` replace the
+/// file by rename, so a reader never sees half of it; the server watches its directory.
+///
+/// A missing file is an empty list. A file that cannot be read or parsed is an unreachable
+/// store: the last list read stays in force.
+#[derive(Debug, Clone)]
+pub struct FileRevocations {
+    path: PathBuf,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListFile {
+    revocations: Vec<Revocation>,
+}
+
+impl FileRevocations {
+    /// The list kept at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// Where the list is kept.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn unavailable(&self, reason: impl Into<String>) -> RevocationError {
+        RevocationError::Unavailable {
+            store: self.describe(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The list as the file holds it now.
+    pub(crate) fn read_now(&self) -> Result<Vec<Revocation>, RevocationError> {
+        self.read()
+    }
+
+    fn read(&self) -> Result<Vec<Revocation>, RevocationError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.unavailable(e.to_string())),
+        };
+        let file: ListFile = serde_json::from_str(&text)
+            .map_err(|e| self.unavailable(format!("not a revocation list: {e}")))?;
+        Ok(file.revocations)
+    }
+
+    fn write(&self, revocations: Vec<Revocation>) -> Result<(), RevocationError> {
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
+        let mut text = serde_json::to_string_pretty(&ListFile { revocations })
+            .map_err(|e| self.unavailable(e.to_string()))?;
+        text.push('\n');
+        let name = self
+            .path
+            .file_name()
+            .map_or_else(|| "revocations".into(), |n| n.to_string_lossy());
+        let temporary = dir.join(format!(".{name}.{}", std::process::id()));
+        std::fs::write(&temporary, text)
+            .and_then(|()| std::fs::File::open(&temporary)?.sync_all())
+            .and_then(|()| std::fs::rename(&temporary, &self.path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&temporary);
+                self.unavailable(format!("cannot write it: {e}"))
+            })
+    }
+}
+
+impl RevocationStore for FileRevocations {
+    fn describe(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Revocation>, RevocationError>> {
+        Box::pin(async move { self.read() })
+    }
+
+    fn revoke(&self, revocation: Revocation) -> BoxFuture<'_, Result<(), RevocationError>> {
+        Box::pin(async move {
+            let mut list = self.read()?;
+            list.retain(|r| r.target != revocation.target);
+            list.push(revocation);
+            self.write(list)
+        })
+    }
+
+    fn unrevoke(&self, target: Target) -> BoxFuture<'_, Result<bool, RevocationError>> {
+        Box::pin(async move {
+            let mut list = self.read()?;
+            let before = list.len();
+            list.retain(|r| r.target != target);
+            if list.len() == before {
+                return Ok(false);
+            }
+            self.write(list).map(|()| true)
+        })
+    }
+
+    fn follow(self: Arc<Self>, feed: RevocationFeed) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let (tx, mut changed) = mpsc::channel(1);
+            let dir = self
+                .path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            // The directory, not the file: a rename replaces the file's inode.
+            let _watcher = crate::secret_refresh::watch_directory(&dir, tx)
+                .map_err(|e| {
+                    tracing::warn!(directory = %dir.display(), error = %e, poll = ?POLL, "cannot watch the revocation list's directory; reading it on the polling interval only");
+                })
+                .ok();
+            let mut ticks = tokio::time::interval(POLL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    Some(()) = changed.recv() => {
+                        tokio::time::sleep(crate::secret_refresh::SETTLE).await;
+                        while changed.try_recv().is_ok() {}
+                    }
+                    _ = ticks.tick() => {}
+                }
+                let open = match self.read() {
+                    Ok(list) => feed.publish(list),
+                    Err(e) => feed.unreachable(e.to_string()),
+                };
+                if !open {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn revocation(target: Target) -> Revocation {
+        Revocation {
+            target,
+            reason: "incident 42".into(),
+            by: "oncall".into(),
+            at: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[tokio::test]
+    async fn accepts_missing_file_as_empty_list_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileRevocations::new(dir.path().join("revocations.json"));
+        assert!(store.list().await.unwrap().is_empty());
+        store
+            .revoke(revocation(Target::Tool("delete_note".into())))
+            .await
+            .unwrap();
+        store.revoke(revocation(Target::All)).await.unwrap();
+        store
+            .revoke(revocation(Target::Tool("delete_note".into())))
+            .await
+            .unwrap();
+        assert_eq!(store.list().await.unwrap().len(), 2);
+        assert!(store.unrevoke(Target::All).await.unwrap());
+        assert!(!store.unrevoke(Target::All).await.unwrap());
+        assert_eq!(
+            store.list().await.unwrap(),
+            vec![revocation(Target::Tool("delete_note".into()))]
+        );
+    }
+
+    #[tokio::test]
+    async fn rejects_malformed_file_as_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revocations.json");
+        std::fs::write(&path, "{\"revocations\": [ {\"kind\": \"al").unwrap();
+        let err = FileRevocations::new(&path).list().await.unwrap_err();
+        assert!(err.to_string().contains("not a revocation list"), "{err}");
+        assert!(err.to_string().contains("revocations.json"), "{err}");
+    }
+}
