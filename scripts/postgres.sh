@@ -15,9 +15,10 @@
 # What `start` provides:
 #   database `records`      the records example's schema, roles and row-level security policy
 #                           (examples/records-server/schema.sql), with login roles
-#                           records_reader and records_writer; and mcp-lp-state's audit table
-#                           (mcp-lp-state/src/audit.sql), owned by mcp_lp_state_owner, which
-#                           never logs in, written by the insert-only login role mcp_lp_state
+#                           records_reader and records_writer; and mcp-lp-state's tables
+#                           (mcp-lp-state/src/audit.sql, governance.sql), owned by
+#                           mcp_lp_state_owner, which never logs in, used by the login role
+#                           mcp_lp_state (insert-only on the audit table)
 #   database `mcp_lp_test`  for tests, which create their own roles in it as `mcp_lp_admin`
 #   .cache/pg/secrets/*.url one connection URL per login role, password included, mode 0600:
 #                           admin.url (mcp_lp_admin, a superuser), records-read.url,
@@ -222,8 +223,8 @@ SQL
         printf 'SET client_min_messages = warning;\n\\set reader_password %s\n\\set writer_password %s\n' "$reader_pw" "$writer_pw"
         cat "$PRINCIPAL_SQL" "$SCHEMA"
     } | psql_super -d records >/dev/null
-    # mcp-lp-state's audit table in the same database: an owner that never logs in, and a
-    # login role that may only INSERT and SELECT it.
+    # mcp-lp-state's tables in the same database: an owner that never logs in, and a login
+    # role that may only INSERT and SELECT the audit table, and use the governance tables.
     local state_pw
     state_pw="$(password_of mcp_lp_state)"
     psql_super -d records >/dev/null <<SQL
