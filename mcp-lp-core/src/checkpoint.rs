@@ -489,6 +489,11 @@ impl<S: ToolSet> Checkpoint<S> {
             })
     }
 
+    /// The last uses this checkpoint notes.
+    pub fn last_uses(&self) -> &LastUsed {
+        &self.shared.last_used
+    }
+
     /// The revocation list this checkpoint follows.
     pub fn revocation_list(&self) -> &Revocations {
         &self.shared.revocations

@@ -413,7 +413,9 @@ where
         tools = S::policies().len(),
         "serving MCP over stdio"
     );
+    let last_uses = checkpoint.last_uses().clone();
     let served = checkpoint.serve_stdio().await;
+    last_uses.flush().await;
     let reason = match &served {
         Ok(()) => "stdin closed",
         Err(_) => "stdio transport failed",

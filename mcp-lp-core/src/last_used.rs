@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +49,8 @@ struct Inner {
     /// Uses not yet written to the store.
     pending: Mutex<HashMap<(&'static str, String), jiff::Timestamp>>,
     store: Option<Arc<dyn LastUsedStore>>,
+    /// Whether the last write failed, so that a failing store is logged once, not every second.
+    failing: AtomicBool,
 }
 
 impl fmt::Debug for LastUsed {
@@ -65,6 +68,7 @@ impl LastUsed {
             seen: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             store: None,
+            failing: AtomicBool::new(false),
         }))
     }
 
@@ -75,44 +79,17 @@ impl LastUsed {
         let this = Self(Arc::new(Inner {
             seen: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
-            store: Some(Arc::clone(&store)),
+            store: Some(store),
+            failing: AtomicBool::new(false),
         }));
         let weak = Arc::downgrade(&this.0);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(FLUSH_EVERY);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
             loop {
                 ticks.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                let drained: Vec<_> = match inner.pending.lock() {
-                    Ok(mut pending) => pending.drain().collect(),
-                    Err(_) => return,
-                };
-                if drained.is_empty() {
-                    continue;
-                }
-                let batch = drained
-                    .iter()
-                    .map(|((tool, principal), at)| Use {
-                        tool: (*tool).to_owned(),
-                        principal: principal.clone(),
-                        at: *at,
-                    })
-                    .collect();
-                match store.write(batch).await {
-                    Ok(()) => {
-                        if std::mem::take(&mut failing) {
-                            tracing::info!(store = %store.describe(), "last-used records written again");
-                        }
-                    }
-                    Err(e) => {
-                        if !std::mem::replace(&mut failing, true) {
-                            tracing::warn!(store = %store.describe(), error = %e, "cannot write last-used records; keeping them for the next attempt");
-                        }
-                        inner.requeue(drained);
-                    }
-                }
+                inner.flush().await;
             }
         });
         this
@@ -159,6 +136,12 @@ impl LastUsed {
         Ok(uses)
     }
 
+    /// Write what is noted and not yet written, now: at shutdown, so that the last second's
+    /// uses are not lost.
+    pub async fn flush(&self) {
+        self.0.flush().await;
+    }
+
     /// Whether uses go beyond this process.
     pub fn is_shared(&self) -> bool {
         self.0.store.is_some()
@@ -166,6 +149,38 @@ impl LastUsed {
 }
 
 impl Inner {
+    async fn flush(&self) {
+        let Some(store) = &self.store else { return };
+        let drained: Vec<_> = match self.pending.lock() {
+            Ok(mut pending) => pending.drain().collect(),
+            Err(_) => return,
+        };
+        if drained.is_empty() {
+            return;
+        }
+        let batch = drained
+            .iter()
+            .map(|((tool, principal), at)| Use {
+                tool: (*tool).to_owned(),
+                principal: principal.clone(),
+                at: *at,
+            })
+            .collect();
+        match store.write(batch).await {
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(store = %store.describe(), "last-used records written again");
+                }
+            }
+            Err(e) => {
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(store = %store.describe(), error = %e, "cannot write last-used records; keeping them for the next attempt");
+                }
+                self.requeue(drained);
+            }
+        }
+    }
+
     /// Put back uses whose write failed, unless a later use of the same pair came since.
     fn requeue(&self, drained: Vec<((&'static str, String), jiff::Timestamp)>) {
         let Ok(mut pending) = self.pending.lock() else {

@@ -120,6 +120,7 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         max_request_bytes: section.max_request_bytes.get(),
     });
 
+    let last_uses = gate.checkpoint.last_uses().clone();
     // A revoked principal keeps neither its remembered tokens nor its sessions.
     let mut revocations = gate.checkpoint.revocation_list().subscribe();
     let evicting = Arc::downgrade(&gate);
@@ -168,13 +169,15 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         "serving MCP over streamable HTTP"
     );
     crate::audit::trail().end_startup();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             stop_signal().await;
             shutdown.cancel();
         })
         .await
-        .map_err(HttpError::Serve)
+        .map_err(HttpError::Serve);
+    last_uses.flush().await;
+    served
 }
 
 /// SIGINT, or SIGTERM (what container runtimes send): either stops the server gracefully, so
