@@ -1034,7 +1034,7 @@ fn timestamp_text(at: SystemTime) -> String {
 /// A lifetime as configuration writes it: `90d` when it is whole days, else like `36h`.
 pub(crate) fn lifetime_text(lifetime: Duration) -> String {
     let secs = lifetime.as_secs();
-    if secs % 86_400 == 0 && lifetime.subsec_nanos() == 0 {
+    if secs.is_multiple_of(86_400) && lifetime.subsec_nanos() == 0 {
         format!("{}d", secs / 86_400)
     } else {
         jiff::SignedDuration::try_from(lifetime)
