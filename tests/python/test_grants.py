@@ -108,7 +108,7 @@ def test_refuses_start_with_grant_without_expiry(binary, workspace):
     for command in (["check"], []):
         done = run_cli(binary, "--config", str(config), *command)
         assert done.returncode != 0, f"{command}: {done.stdout}"
-        assert "stdio.grants[0]" in done.stderr, done.stderr
+        assert f"{config}:3: key `stdio.grants[0]`" in done.stderr, done.stderr
         assert "grant `notes:delete` has no expiry" in done.stderr, done.stderr
         assert "[governance] max_grant_lifetime (90d)" in done.stderr, done.stderr
         assert '{ name = "notes:delete", expires = ' in done.stderr, done.stderr

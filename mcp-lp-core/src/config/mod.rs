@@ -274,7 +274,12 @@ impl Config {
         })?;
         let raw: RawConfig = serde_path_to_error::deserialize(deserializer)
             .map_err(|e| serde_error(path, Some(text), "", e))?;
-        let mut config = Self::resolve(raw, path, now)?;
+        let mut config = Self::resolve(raw, path, now).map_err(|mut err| {
+            if err.line.is_none() {
+                err.line = grant_line(text, err.key.as_deref());
+            }
+            err
+        })?;
         config.digest = crate::audit::chain::hex(&Sha256::digest(text.as_bytes()));
         Ok(config)
     }
@@ -905,6 +910,25 @@ fn start_refreshing(
         secret.watch_file(reference, base, refresh.poll);
     }
     secret
+}
+
+/// The line of the `[stdio] grants` entry `key` (`stdio.grants[i]`) in `text`, for the
+/// problems found after deserializing, which has no positions left.
+fn grant_line(text: &str, key: Option<&str>) -> Option<usize> {
+    let index: usize = key?
+        .strip_prefix("stdio.grants[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()?;
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let grant = document
+        .get_ref()
+        .get("stdio")?
+        .get_ref()
+        .get("grants")?
+        .get_ref()
+        .get(index)?;
+    Some(line_of(text, grant.span().start))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

@@ -50,16 +50,17 @@ fn accepts_expiring_grants_that_count_until_they_expire() {
 #[test]
 fn refuses_grant_without_expiry() {
     let err = load_at(
-        "[stdio]\ngrants = [{ name = \"notes:read\", expires = 2026-12-01T00:00:00Z }, \"notes:delete\"]\n",
+        "[stdio]\ngrants = [\n  { name = \"notes:read\", expires = 2026-12-01T00:00:00Z },\n  \"notes:delete\",\n]\n",
         LOADED,
     )
     .unwrap_err();
     assert_eq!(err.kind, ConfigErrorKind::MissingKey);
     assert_eq!(err.key.as_deref(), Some("stdio.grants[1]"));
+    assert_eq!(err.line, Some(4));
     let text = err.to_string();
     assert!(
         text.starts_with(
-            "/etc/mcp-lp/test.toml: key `stdio.grants[1]`: grant `notes:delete` has no expiry"
+            "/etc/mcp-lp/test.toml:4: key `stdio.grants[1]`: grant `notes:delete` has no expiry"
         ),
         "{text}"
     );
@@ -88,6 +89,7 @@ fn refuses_grant_beyond_max_lifetime() {
     .unwrap_err();
     assert_eq!(err.kind, ConfigErrorKind::InvalidValue);
     assert_eq!(err.key.as_deref(), Some("stdio.grants[0]"));
+    assert_eq!(err.line, Some(2));
     let text = err.to_string();
     assert!(
         text.contains(
