@@ -456,6 +456,10 @@ where
             manifest.approved_at
         ),
     };
+    report += &format!(
+        "grants: each expires within {} of startup ([governance] max_grant_lifetime)\n",
+        crate::config::lifetime_text(config.max_grant_lifetime())
+    );
     for grant in principal.grants() {
         let state = if grant.is_active(now) {
             "active"

@@ -91,7 +91,8 @@ pub use crate::authorize::{Authorized, Denial, authorize};
 pub use crate::checkpoint::{CallScope, Checkpoint, FORBIDDEN, RATE_LIMITED, ServeError, Server};
 pub use crate::config::{
     ALLOWED_ALGORITHMS, ANONYMOUS, AuditSettings, AuthSection, CONFIG_ENV, Config, ConfigError,
-    ConfigErrorKind, HttpSection, ReviewOverdue, SecretError, SecretRef,
+    ConfigErrorKind, DEFAULT_MAX_GRANT_LIFETIME, HttpSection, ReviewOverdue, SecretError,
+    SecretRef,
 };
 pub use crate::grant::{Grant, GrantError, MAX_GRANT_LEN, grant_syntax_error};
 pub use crate::limits::Limits;

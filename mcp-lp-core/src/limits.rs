@@ -43,20 +43,35 @@ impl Default for Limits {
     }
 }
 
-/// Parse a duration such as `30s`, `500ms`, `2m` or `1h 30m`.
+/// Parse a duration such as `30s`, `500ms`, `2m`, `1h 30m` or `90d`.
 ///
 /// The one parser for durations, shared by configuration and the `#[tool(timeout = "...")]`
-/// attribute (which applies the same rules at compile time).
+/// attribute (which applies the same rules at compile time). A day is 24 hours and a week 7
+/// days: these are lengths of time, not calendar spans, so months and years are refused.
 ///
 /// ```
 /// use std::time::Duration;
 /// assert_eq!(mcp_lp::limits::parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+/// assert_eq!(mcp_lp::limits::parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
 /// assert!(mcp_lp::limits::parse_duration("0s").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let signed: jiff::SignedDuration = text.parse().map_err(|_| {
-        format!("`{text}` is not a duration; write one like \"30s\", \"500ms\" or \"2m\"")
-    })?;
+    let signed = match text.parse::<jiff::SignedDuration>() {
+        Ok(signed) => signed,
+        // SignedDuration takes units up to hours; days and weeks go through a span.
+        Err(_) => text
+            .parse::<jiff::Span>()
+            .ok()
+            .and_then(|span| {
+                span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                    .ok()
+            })
+            .ok_or_else(|| {
+                format!(
+                    "`{text}` is not a duration; write one like \"30s\", \"500ms\", \"2m\" or \"90d\""
+                )
+            })?,
+    };
     match Duration::try_from(signed) {
         Ok(d) if !d.is_zero() => Ok(d),
         _ => Err(format!("duration `{text}` must be greater than zero")),
@@ -72,11 +87,20 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert_eq!(
+            parse_duration("2w 1d"),
+            Ok(Duration::from_secs(15 * 86_400))
+        );
+        assert_eq!(
+            parse_duration("1d 12h"),
+            Ok(Duration::from_secs(36 * 3_600))
+        );
     }
 
     #[test]
     fn rejects_zero_negative_and_garbage_durations() {
-        for text in ["0s", "-5s", "soon", "", "30"] {
+        for text in ["0s", "-5s", "-1d", "soon", "", "30", "1y", "2mo"] {
             assert!(parse_duration(text).is_err(), "{text}");
         }
     }

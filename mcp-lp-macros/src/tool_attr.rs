@@ -233,7 +233,19 @@ fn timeout(meta: &Meta) -> syn::Result<u64> {
             ),
         )
     };
-    let signed: jiff::SignedDuration = lit.value().parse().map_err(|_| bad())?;
+    let text = lit.value();
+    // As `parse_duration`: units up to hours, then days and weeks of 24 hours.
+    let signed = match text.parse::<jiff::SignedDuration>() {
+        Ok(signed) => signed,
+        Err(_) => text
+            .parse::<jiff::Span>()
+            .ok()
+            .and_then(|span| {
+                span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                    .ok()
+            })
+            .ok_or_else(bad)?,
+    };
     let duration = std::time::Duration::try_from(signed).map_err(|_| bad())?;
     if duration.is_zero() {
         return Err(bad());

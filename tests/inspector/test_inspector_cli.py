@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests" / "python"))
 
+from notes_harness import grants_toml  # noqa: E402
 from printed_commands import INSPECTOR, inspector_commands  # noqa: E402
 
 README_BINARY = "target/debug/notes-server"
@@ -117,7 +118,7 @@ def test_refuses_delete_note_through_inspector_cli_without_grant(notes_copy: Pat
 def test_accepts_delete_note_through_inspector_cli_with_grant(notes_copy: Path):
     # The same line with the operator's grant deletes: the refusal above is the grant's doing.
     config = notes_copy / "mcp-lp.toml"
-    config.write_text(config.read_text().replace("grants = []", 'grants = ["notes:delete"]'))
+    config.write_text(config.read_text().replace("grants = []", f"grants = {grants_toml('notes:delete')}"))
     _, cli = inspector_commands(server_binary(), config)
     listed = run_printed(cli, notes_copy)
     assert listed.returncode == 0, listed.stdout + listed.stderr

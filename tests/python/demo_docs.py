@@ -39,7 +39,7 @@ from docs_harness import (
     server_env,
 )
 from demo_output import call, heading, print_config, print_connection
-from notes_harness import text_of
+from notes_harness import grants_toml, text_of
 
 
 def structured(result) -> str:
@@ -94,7 +94,7 @@ async def main(binary: Path) -> None:
         await scene(
             binary, seed, "b",
             "the operator grants docs:delete: deleteDocument runs with the delete role",
-            configs.write("alice-b@example.com", grants='["docs:delete"]', name="mcp-lp-b.toml"),
+            configs.write("alice-b@example.com", grants=grants_toml("docs:delete"), name="mcp-lp-b.toml"),
             [("deleteDocument", {"key": "private/q3-plan.md"}), ("listDocuments", {"prefix": "private/"})],
             "alice-b@example.com",
         )
@@ -102,7 +102,7 @@ async def main(binary: Path) -> None:
             binary, seed, "c",
             "deleteDocument mapped to the READ-ONLY role: the emulator refuses the delete",
             configs.write(
-                "alice-c@example.com", grants='["docs:delete"]',
+                "alice-c@example.com", grants=grants_toml("docs:delete"),
                 delete_role=seed["roles"]["mcp-read-only"], name="mcp-lp-c.toml",
             ),
             [("deleteDocument", {"key": "private/salaries.md"}), ("readDocument", {"key": "private/salaries.md"})],

@@ -25,7 +25,7 @@ from mcp.client.stdio import stdio_client
 from mcp.types import ElicitResult
 
 from demo_output import call, heading, print_config, print_connection
-from notes_harness import EXAMPLE_DIR, Workspace, audit_events, connect, open_client, server_binary
+from notes_harness import EXAMPLE_DIR, Workspace, audit_events, connect, grants_toml, open_client, server_binary
 from printed_commands import inspector_commands, shell_line
 
 
@@ -92,7 +92,7 @@ async def main(binary: Path, example: Path) -> None:
         await scene(
             binary, workspace, "b",
             "the operator grants notes:delete: delete_note runs",
-            workspace.write_config(grants='["notes:delete"]', name="mcp-lp-b.toml"),
+            workspace.write_config(grants=grants_toml("notes:delete"), name="mcp-lp-b.toml"),
             [("delete_note", {"name": "q3-plan"}), ("list_notes", None)],
         )
         await scene(
@@ -121,8 +121,8 @@ async def main(binary: Path, example: Path) -> None:
     print(f"  {shell_line(cli)}")
     print(f"\nValidate a configuration first: {shlex.join([*command, 'check'])}")
     print(
-        f'To allow deletes, add "notes:delete" to `grants` in {config.name};'
-        "\nthey then act on the real notes next to it."
+        f'To allow deletes, add {{ name = "notes:delete", expires = <a date within 90 days> }}'
+        f" to `grants` in {config.name};\nthey then act on the real notes next to it."
     )
 
 if __name__ == "__main__":

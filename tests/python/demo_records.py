@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 
 from demo_output import call, heading, print_config, print_connection
-from notes_harness import audit_events, run_cli
+from notes_harness import audit_events, grants_toml, run_cli
 from records_harness import EXAMPLE_DIR, connect, records_binary, url_file, write_config
 
 
@@ -67,7 +67,7 @@ async def main(binary: Path) -> None:
         await scene(
             binary, workdir, "b",
             "the operator grants alice records:write: insertRecord runs, as role records_writer",
-            write_config(workdir, "alice@example.com", '["records:write"]', name="alice-write.toml"),
+            write_config(workdir, "alice@example.com", grants_toml("records:write"), name="alice-write.toml"),
             [
                 ("insertRecord", {"title": f"demo {stamp}", "body": "inserted by the demo"}),
                 ("queryRecords", {"title_contains": "demo", "limit": 3}),

@@ -14,6 +14,7 @@ import subprocess
 import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -54,6 +55,14 @@ def server_binary() -> Path:
 def toml_str(value: str) -> str:
     """A TOML basic string holding `value` (JSON string escapes are valid TOML)."""
     return json.dumps(value)
+
+
+def grants_toml(*names: str, days: int = 7) -> str:
+    """`[stdio] grants` as TOML source: each of `names` expiring `days` from now. A configured
+    grant must expire within [governance] max_grant_lifetime (90 days by default), so a grant is
+    never written as a bare name."""
+    expires = (datetime.now(timezone.utc) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "[" + ", ".join(f"{{ name = {toml_str(name)}, expires = {expires} }}" for name in names) + "]"
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from notes_harness import audit_events, run_cli, trail_events, trail_lines
+from notes_harness import audit_events, grants_toml, run_cli, trail_events, trail_lines
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +24,7 @@ def audit_config(workspace, receipts: bool = True) -> Path:
     (workspace.root / "anchors").mkdir(exist_ok=True)
     return workspace.write_config(
         principal="auditor@example.com",
-        grants='["notes:delete"]',
+        grants=grants_toml("notes:delete"),
         extra=f"""
 [audit]
 keys = [{{ id = "k2026", secret = {{ file = "audit.key" }} }}]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from notes_harness import audit_events, call_error, text_of
+from notes_harness import audit_events, call_error, grants_toml, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +70,7 @@ async def test_rejects_unknown_tool(binary, workspace, errlog, connect):
 
 
 async def test_rejects_path_traversal_name(binary, workspace, errlog, connect):
-    config = workspace.write_config(grants='["notes:delete"]')
+    config = workspace.write_config(grants=grants_toml("notes:delete"))
     async with connect(binary, config, errlog) as session:
         for tool in ("read_note", "delete_note"):
             message = await call_error(session, tool, {"name": "../../etc/passwd"})
@@ -81,7 +81,7 @@ async def test_rejects_path_traversal_name(binary, workspace, errlog, connect):
 
 
 async def test_rejects_delete_of_missing_note_and_names_it(binary, workspace, errlog, connect):
-    config = workspace.write_config(grants='["notes:delete"]')
+    config = workspace.write_config(grants=grants_toml("notes:delete"))
     async with connect(binary, config, errlog) as session:
         message = await call_error(session, "delete_note", {"name": "no-such-note"})
         assert "no-such-note" in message and "argument `name`" in message, message

@@ -20,7 +20,7 @@ from docs_harness import (  # noqa: F401  (fixtures)
     server_secret_key,
     unique_principal,
 )
-from notes_harness import text_of
+from notes_harness import grants_toml, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.anyio
 async def test_rejects_secrets_and_session_tokens_in_trace_logs(docs_server, docs_config, seed, tmp_path, connect_docs):
     key = put_document("private/", "traced")
     principal = unique_principal("traced")
-    config = docs_config.write(principal, grants='["docs:delete"]')
+    config = docs_config.write(principal, grants=grants_toml("docs:delete"))
     errlog = tmp_path / "err.jsonl"
     since = now()
     async with connect_docs(docs_server, config, errlog, server_env(seed, RUST_LOG="trace")) as session:

@@ -19,7 +19,7 @@ from docs_harness import (  # noqa: F401  (fixtures)
     seed,
     unique_principal,
 )
-from notes_harness import call_error, text_of
+from notes_harness import call_error, grants_toml, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +49,7 @@ async def test_rejects_delete_with_read_role_credentials(docs_server, docs_confi
     key = put_document("private/", "keep me")
     config = docs_config.write(
         unique_principal("misconfigured"),
-        grants='["docs:delete"]',
+        grants=grants_toml("docs:delete"),
         delete_role=seed["roles"]["mcp-read-only"],
     )
     async with connect_docs(docs_server, config, tmp_path / "err.jsonl", env) as session:
@@ -84,7 +84,7 @@ async def test_accepts_delete_with_grant_attributed_to_principal(
 ):
     key = put_document("private/", "delete me")
     principal = unique_principal("granted")
-    config = docs_config.write(principal, grants='["docs:delete"]')
+    config = docs_config.write(principal, grants=grants_toml("docs:delete"))
     since = now()
     async with connect_docs(docs_server, config, tmp_path / "err.jsonl", env) as session:
         result = await session.call_tool("deleteDocument", {"key": key})
@@ -138,7 +138,7 @@ async def test_accepts_reads_across_credential_expiry(docs_server, docs_config, 
 async def test_rejects_unassumable_role_and_keeps_serving(docs_server, docs_config, env, tmp_path, seed, connect_docs):
     key = put_document("private/", "x")
     config = docs_config.write(
-        unique_principal("untrusted"), grants='["docs:delete"]', read_role=seed["roles"]["mcp-not-trusting"]
+        unique_principal("untrusted"), grants=grants_toml("docs:delete"), read_role=seed["roles"]["mcp-not-trusting"]
     )
     async with connect_docs(docs_server, config, tmp_path / "err.jsonl", env) as session:
         for _ in range(2):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from notes_harness import audit_events, text_of
+from notes_harness import audit_events, grants_toml, run_cli, text_of
 
 pytestmark = pytest.mark.anyio
 
 EXPIRED = '[{ name = "notes:delete", expires = 2020-01-01T00:00:00Z }]'
-FAR_FUTURE = '[{ name = "notes:delete", expires = 2099-01-01T00:00:00Z }]'
 FORBIDDEN = -32003
 
 
@@ -25,7 +24,7 @@ async def test_hides_delete_note_without_grant(binary, workspace, errlog, connec
 
 
 async def test_accepts_listing_delete_note_with_grant(binary, workspace, errlog, connect):
-    config = workspace.write_config(grants='["notes:delete"]')
+    config = workspace.write_config(grants=grants_toml("notes:delete"))
     async with connect(binary, config, errlog) as session:
         assert await tool_names(session) == ["delete_note", "list_notes", "preview_note", "read_note"]
 
@@ -57,7 +56,7 @@ async def test_rejects_delete_without_grant(binary, workspace, errlog, connect):
 
 
 async def test_accepts_delete_with_grant(binary, workspace, errlog, connect):
-    config = workspace.write_config(grants='["notes:delete"]')
+    config = workspace.write_config(grants=grants_toml("notes:delete"))
     assert workspace.note("q3-plan").exists()
     async with connect(binary, config, errlog) as session:
         result = await session.call_tool("delete_note", {"name": "q3-plan"})
@@ -85,7 +84,7 @@ async def test_rejects_delete_with_expired_grant(binary, workspace, errlog, conn
 
 
 async def test_accepts_delete_with_unexpired_grant(binary, workspace, errlog, connect):
-    config = workspace.write_config(grants=FAR_FUTURE)
+    config = workspace.write_config(grants=grants_toml("notes:delete", days=89))
     async with connect(binary, config, errlog) as session:
         assert "delete_note" in await tool_names(session)
         result = await session.call_tool("delete_note", {"name": "welcome"})
@@ -95,9 +94,37 @@ async def test_accepts_delete_with_unexpired_grant(binary, workspace, errlog, co
 
 async def test_rejects_grant_whose_name_only_resembles_notes_delete(binary, workspace, errlog, connect):
     """A grant that merely resembles `notes:delete` does not unlock it."""
-    config = workspace.write_config(grants='["notes:delete:all", "notes"]')
+    config = workspace.write_config(grants=grants_toml("notes:delete:all", "notes"))
     async with connect(binary, config, errlog) as session:
         assert "delete_note" not in await tool_names(session)
         with pytest.raises(MCPError):
             await session.call_tool("delete_note", {"name": "welcome"})
     assert workspace.note("welcome").exists()
+
+
+def test_refuses_start_with_grant_without_expiry(binary, workspace):
+    """A grant nobody set an end to is refused at startup, naming its key and the fix."""
+    config = workspace.write_config(grants='["notes:delete"]')
+    for command in (["check"], []):
+        done = run_cli(binary, "--config", str(config), *command)
+        assert done.returncode != 0, f"{command}: {done.stdout}"
+        assert f"{config}:3: key `stdio.grants[0]`" in done.stderr, done.stderr
+        assert "grant `notes:delete` has no expiry" in done.stderr, done.stderr
+        assert "[governance] max_grant_lifetime (90d)" in done.stderr, done.stderr
+        assert '{ name = "notes:delete", expires = ' in done.stderr, done.stderr
+
+
+def test_refuses_start_with_grant_beyond_max_lifetime(binary, workspace):
+    config = workspace.write_config(grants=grants_toml("notes:delete", days=91))
+    done = run_cli(binary, "--config", str(config), "check")
+    assert done.returncode != 0, done.stdout
+    assert "stdio.grants[0]" in done.stderr, done.stderr
+    assert "later than [governance] max_grant_lifetime (90d) allows" in done.stderr, done.stderr
+    # The operator may allow longer grants, and `check` says how long.
+    longer = workspace.write_config(
+        grants=grants_toml("notes:delete", days=91), extra='[governance]\nmax_grant_lifetime = "120d"\n'
+    )
+    done = run_cli(binary, "--config", str(longer), "check")
+    assert done.returncode == 0, done.stderr
+    assert "grants: each expires within 120d of startup" in done.stdout, done.stdout
+    assert "grant notes:delete (expires " in done.stdout and ": active" in done.stdout, done.stdout

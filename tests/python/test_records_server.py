@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from notes_harness import audit_events, call_error, run_cli, secret_audit_events, text_of
+from notes_harness import audit_events, call_error, grants_toml, run_cli, secret_audit_events, text_of
 from records_harness import (  # noqa: F401  (connect_records is a fixture)
     EXAMPLE_DIR,
     connect_records,
@@ -23,7 +23,7 @@ from records_harness import (  # noqa: F401  (connect_records is a fixture)
 
 pytestmark = pytest.mark.anyio
 
-WRITE = '["records:write"]'
+WRITE = grants_toml("records:write")
 
 
 @pytest.fixture(scope="module")

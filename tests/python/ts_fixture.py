@@ -5,8 +5,9 @@ server (http_harness), and the audit events on a server's stderr.
 
 Speaks JSON lines: one request on stdin, one answer on stdout, in order.
 
-  {"op": "stdio", "grants": "[]"}        -> {"config", "notes", "errlog"}: a workspace with a
-                                            [stdio] configuration (grants as TOML source)
+  {"op": "stdio", "grants": [...]}       -> {"config", "notes", "errlog"}: a workspace with a
+                                            [stdio] configuration holding these grant names,
+                                            each expiring in a week
   {"op": "http"}                          -> {"url", "base", "issuer", "notes", "errlog"}: a
                                             fresh workspace served by `serve --http`
   {"op": "token", "aud", "sub", "scope"}  -> {"token"}: an access token for `aud`
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from http_harness import KeyServer, Minter, free_port, http_config, serve_http
-from notes_harness import Workspace, audit_events, server_binary
+from notes_harness import Workspace, audit_events, grants_toml, server_binary
 
 
 class Fixtures:
@@ -40,9 +41,9 @@ class Fixtures:
         self.count += 1
         return Workspace.create(self.root / f"ws-{self.count}")
 
-    def stdio(self, grants: str = "[]", principal: str = "alice@example.com") -> dict[str, Any]:
+    def stdio(self, grants: list[str] | None = None, principal: str = "alice@example.com") -> dict[str, Any]:
         workspace = self.workspace()
-        config = workspace.write_config(grants=grants, principal=principal)
+        config = workspace.write_config(grants=grants_toml(*(grants or [])), principal=principal)
         return {"config": str(config), "notes": str(workspace.notes), "errlog": str(workspace.root / "stderr.jsonl")}
 
     def http(self) -> dict[str, Any]:

@@ -52,8 +52,8 @@ export class Fixtures {
     });
   }
 
-  /** A workspace with a [stdio] configuration; `grants` is TOML source. */
-  stdio(grants = '[]') {
+  /** A workspace with a [stdio] configuration holding `grants` (names), each expiring in a week. */
+  stdio(grants = []) {
     return this.request('stdio', { grants });
   }
 

@@ -281,7 +281,7 @@ async function assertTamperedRetryRefused(client) {
 
 describe('@modelcontextprotocol/client 2.x: notes-server over stdio, 2026-07-28 (auto)', () => {
   test('hides and refuses delete_note without a grant', async () => {
-    const ws = await fixtures.stdio('[]');
+    const ws = await fixtures.stdio([]);
     const { client, close } = await connectStdio(ws, MODERN.mode);
     try {
       assertNegotiated(client, MODERN);
@@ -297,7 +297,7 @@ describe('@modelcontextprotocol/client 2.x: notes-server over stdio, 2026-07-28 
   });
 
   test('accepts delete_note with the notes:delete grant', async () => {
-    const ws = await fixtures.stdio('["notes:delete"]');
+    const ws = await fixtures.stdio(['notes:delete']);
     const { client, close } = await connectStdio(ws, MODERN.mode);
     try {
       assertNegotiated(client, MODERN);
@@ -314,7 +314,7 @@ describe('@modelcontextprotocol/client 2.x: notes-server over stdio, 2026-07-28 
   });
 
   test('accepts a client pinned to 2026-07-28', async () => {
-    const ws = await fixtures.stdio('[]');
+    const ws = await fixtures.stdio([]);
     const { client, close } = await connectStdio(ws, PINNED.mode);
     try {
       assertNegotiated(client, MODERN);
@@ -325,7 +325,7 @@ describe('@modelcontextprotocol/client 2.x: notes-server over stdio, 2026-07-28 
   });
 
   test('accepts preview_note after the elicitation handler answers {lines: 1}', async () => {
-    const ws = await fixtures.stdio('[]');
+    const ws = await fixtures.stdio([]);
     const { client, wire, close } = await connectStdio(ws, MODERN.mode, 1);
     try {
       const result = await client.callTool({ name: 'preview_note', arguments: { name: 'welcome' } });
@@ -337,7 +337,7 @@ describe('@modelcontextprotocol/client 2.x: notes-server over stdio, 2026-07-28 
   });
 
   test('rejects a manual preview_note retry with a tampered requestState with -32602', async () => {
-    const ws = await fixtures.stdio('[]');
+    const ws = await fixtures.stdio([]);
     const { client, close } = await connectStdio(ws, MODERN.mode, 1);
     try {
       const accepted = await assertTamperedRetryRefused(client);
@@ -357,7 +357,7 @@ describe('@modelcontextprotocol/client 2.x: notes-server over stdio, 2026-07-28 
 
 describe('@modelcontextprotocol/client 2.x: notes-server over stdio, 2025-11-25 (legacy)', () => {
   test('hides and refuses delete_note without a grant', async () => {
-    const ws = await fixtures.stdio('[]');
+    const ws = await fixtures.stdio([]);
     const { client, close } = await connectStdio(ws, LEGACY.mode);
     try {
       assertNegotiated(client, LEGACY);
@@ -373,7 +373,7 @@ describe('@modelcontextprotocol/client 2.x: notes-server over stdio, 2025-11-25 
   });
 
   test('accepts delete_note with the notes:delete grant', async () => {
-    const ws = await fixtures.stdio('["notes:delete"]');
+    const ws = await fixtures.stdio(['notes:delete']);
     const { client, close } = await connectStdio(ws, LEGACY.mode);
     try {
       assertNegotiated(client, LEGACY);
@@ -387,7 +387,7 @@ describe('@modelcontextprotocol/client 2.x: notes-server over stdio, 2025-11-25 
   });
 
   test('accepts preview_note without asking a 2025-11-25 client', async () => {
-    const ws = await fixtures.stdio('[]');
+    const ws = await fixtures.stdio([]);
     const { client, wire, close } = await connectStdio(ws, LEGACY.mode, 1);
     try {
       const result = await client.callTool({ name: 'preview_note', arguments: { name: 'welcome' } });

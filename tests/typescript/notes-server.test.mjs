@@ -114,7 +114,7 @@ function assertAuthorizationRequest(provider, server, scope) {
 
 describe('notes-server over stdio', () => {
   test('hides and refuses delete_note without a grant', async () => {
-    const ws = await fixtures.stdio('[]');
+    const ws = await fixtures.stdio([]);
     const { client, transport, close } = await connectStdio(ws);
     try {
       assert.equal(transport.protocolVersion, PROTOCOL_VERSION);
@@ -142,7 +142,7 @@ describe('notes-server over stdio', () => {
   });
 
   test('accepts delete_note with the notes:delete grant', async () => {
-    const ws = await fixtures.stdio('["notes:delete"]');
+    const ws = await fixtures.stdio(['notes:delete']);
     const { client, close } = await connectStdio(ws);
     try {
       assert.deepEqual(await toolNames(client), ['delete_note', 'list_notes', 'preview_note', 'read_note']);

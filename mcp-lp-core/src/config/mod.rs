@@ -4,7 +4,10 @@
 //! ```toml
 //! [stdio]                        # who is calling when there is no token
 //! principal = "alice@example.com"
-//! grants = ["notes:read", { name = "notes:delete", expires = 2026-12-01T00:00:00Z }]
+//! grants = [{ name = "notes:delete", expires = 2026-12-01T00:00:00Z }]
+//!
+//! [governance]                   # what an operator may configure, and for how long
+//! max_grant_lifetime = "90d"     # every grant must expire within this much of startup
 //!
 //! [limits]                       # defaults for every tool
 //! timeout = "30s"
@@ -85,6 +88,10 @@ pub const CONFIG_ENV: &str = "MCP_LP_CONFIG";
 /// The principal used over stdio when the configuration names none. It holds no grants.
 pub const ANONYMOUS: &str = "anonymous";
 
+/// The longest a configured grant may live when `[governance] max_grant_lifetime` is not set:
+/// 90 days from the start that loads it.
+pub const DEFAULT_MAX_GRANT_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
+
 /// A loaded and validated configuration, with its secrets resolved.
 #[derive(Debug)]
 pub struct Config {
@@ -108,6 +115,7 @@ pub struct Config {
     review_overdue: ReviewOverdue,
     revocations_path: PathBuf,
     fail_closed_after: Duration,
+    max_grant_lifetime: Duration,
     protocol_versions: Vec<ProtocolVersion>,
     request_state: Option<StateSealer>,
     audit: AuditSettings,
@@ -216,7 +224,8 @@ struct DevSection {
     allow_unapproved_tools: bool,
 }
 
-/// `[governance]`: where the approved manifest is, and what an overdue review does.
+/// `[governance]`: where the approved manifest is, what an overdue review does, and how long a
+/// configured grant may live.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GovernanceSection {
@@ -226,6 +235,8 @@ struct GovernanceSection {
     revocations: Option<PathBuf>,
     #[serde(default, deserialize_with = "de_duration")]
     fail_closed_after: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    max_grant_lifetime: Option<Duration>,
 }
 
 /// What a manifest past its review date does at startup.
@@ -256,7 +267,11 @@ impl Config {
 
     /// Parse configuration text; `path` names it in messages and anchors relative secret files.
     pub fn from_toml(text: &str, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
+        Self::from_toml_at(text, path.as_ref(), SystemTime::now())
+    }
+
+    /// [`from_toml`](Self::from_toml) as if loaded at `now`, which bounds the grants' expiry.
+    fn from_toml_at(text: &str, path: &Path, now: SystemTime) -> Result<Self, ConfigError> {
         let deserializer = toml::de::Deserializer::parse(text).map_err(|e| {
             let mut err = ConfigError::new(path, None, ConfigErrorKind::Syntax, e.message());
             err.line = e.span().map(|span| line_of(text, span.start));
@@ -264,7 +279,12 @@ impl Config {
         })?;
         let raw: RawConfig = serde_path_to_error::deserialize(deserializer)
             .map_err(|e| serde_error(path, Some(text), "", e))?;
-        let mut config = Self::resolve(raw, path)?;
+        let mut config = Self::resolve(raw, path, now).map_err(|mut err| {
+            if err.line.is_none() {
+                err.line = grant_line(text, err.key.as_deref());
+            }
+            err
+        })?;
         config.digest = crate::audit::chain::hex(&Sha256::digest(text.as_bytes()));
         Ok(config)
     }
@@ -293,6 +313,7 @@ impl Config {
             review_overdue: ReviewOverdue::Refuse,
             revocations_path: PathBuf::from(crate::revocation::REVOCATIONS_FILE),
             fail_closed_after: crate::revocation::DEFAULT_FAIL_CLOSED_AFTER,
+            max_grant_lifetime: DEFAULT_MAX_GRANT_LIFETIME,
             protocol_versions: ProtocolVersion::KNOWN_VERSIONS.to_vec(),
             request_state: None,
             audit: AuditSettings::default(),
@@ -303,7 +324,7 @@ impl Config {
         }
     }
 
-    fn resolve(raw: RawConfig, path: &Path) -> Result<Self, ConfigError> {
+    fn resolve(raw: RawConfig, path: &Path, now: SystemTime) -> Result<Self, ConfigError> {
         let at =
             |key: String, kind, message: String| ConfigError::new(path, Some(key), kind, message);
 
@@ -314,6 +335,25 @@ impl Config {
                 ConfigErrorKind::InvalidValue,
                 "a principal is 1 to 256 characters with no control characters".into(),
             ));
+        }
+        let max_grant_lifetime = raw
+            .governance
+            .max_grant_lifetime
+            .unwrap_or(DEFAULT_MAX_GRANT_LIFETIME);
+        let latest = now.checked_add(max_grant_lifetime).ok_or_else(|| {
+            at(
+                "governance.max_grant_lifetime".into(),
+                ConfigErrorKind::InvalidValue,
+                format!(
+                    "{} is too long to count from now; the default is {}",
+                    lifetime_text(max_grant_lifetime),
+                    lifetime_text(DEFAULT_MAX_GRANT_LIFETIME)
+                ),
+            )
+        })?;
+        for (i, spec) in raw.stdio.grants.iter().enumerate() {
+            check_grant_lifetime(&spec.0, now, latest, max_grant_lifetime)
+                .map_err(|(kind, message)| at(format!("stdio.grants[{i}]"), kind, message))?;
         }
         let stdio_principal = raw
             .stdio
@@ -526,6 +566,7 @@ impl Config {
             review_overdue: raw.governance.review_overdue,
             revocations_path,
             fail_closed_after,
+            max_grant_lifetime,
             protocol_versions,
             request_state,
             audit,
@@ -573,6 +614,12 @@ impl Config {
     /// What a manifest past its review date does: `[governance] review_overdue`.
     pub fn review_overdue(&self) -> ReviewOverdue {
         self.review_overdue
+    }
+
+    /// The longest a configured grant may live, counted from the start that loads it:
+    /// `[governance] max_grant_lifetime`, by default [`DEFAULT_MAX_GRANT_LIFETIME`].
+    pub fn max_grant_lifetime(&self) -> Duration {
+        self.max_grant_lifetime
     }
 
     /// The `[audit]` table.
@@ -908,6 +955,25 @@ fn start_refreshing(
     secret
 }
 
+/// The line of the `[stdio] grants` entry `key` (`stdio.grants[i]`) in `text`, for the
+/// problems found after deserializing, which has no positions left.
+fn grant_line(text: &str, key: Option<&str>) -> Option<usize> {
+    let index: usize = key?
+        .strip_prefix("stdio.grants[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()?;
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let grant = document
+        .get_ref()
+        .get("stdio")?
+        .get_ref()
+        .get("grants")?
+        .get_ref()
+        .get(index)?;
+    Some(line_of(text, grant.span().start))
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)
         .map_or(0, |head| head.matches('\n').count())
@@ -962,6 +1028,85 @@ fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Dura
     limits::parse_duration(&text)
         .map(Some)
         .map_err(de::Error::custom)
+}
+
+/// Refuse a configured grant without an expiry, or one expiring after `latest` (`now` plus
+/// `lifetime`): a grant nobody set an end to outlives the reason it was given. A grant that has
+/// already expired is kept; it never counts, and `check` reports it.
+fn check_grant_lifetime(
+    grant: &Grant,
+    now: SystemTime,
+    latest: SystemTime,
+    lifetime: Duration,
+) -> Result<(), (ConfigErrorKind, String)> {
+    let limit = format!(
+        "[governance] max_grant_lifetime ({})",
+        lifetime_text(lifetime)
+    );
+    let example = format!(
+        "{{ name = \"{}\", expires = {} }}",
+        grant.name(),
+        example_expiry(now, latest, lifetime)
+    );
+    match grant.expires_at() {
+        None => Err((
+            ConfigErrorKind::MissingKey,
+            format!(
+                "grant `{}` has no expiry; every configured grant must expire within {limit}: write {example}",
+                grant.name()
+            ),
+        )),
+        Some(at) if at > latest => Err((
+            ConfigErrorKind::InvalidValue,
+            format!(
+                "grant `{}` expires {}, later than {limit} allows (at the latest {}): write {example}, or raise the limit",
+                grant.name(),
+                timestamp_text(at),
+                timestamp_text(latest)
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// An expiry within the limit for messages: the last midnight (UTC) before `latest` when the
+/// lifetime spans a day, else `latest` itself to the second.
+fn example_expiry(now: SystemTime, latest: SystemTime, lifetime: Duration) -> String {
+    let Ok(at) = jiff::Timestamp::try_from(latest) else {
+        return "<date>".to_owned();
+    };
+    let midnight = at
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp());
+    match midnight {
+        Ok(day) if lifetime >= Duration::from_secs(86_400) && SystemTime::from(day) > now => {
+            day.to_string()
+        }
+        _ => timestamp_text(latest),
+    }
+}
+
+/// `at` in RFC 3339, UTC, truncated to the second (never later than `at`).
+fn timestamp_text(at: SystemTime) -> String {
+    let second = jiff::TimestampRound::new()
+        .smallest(jiff::Unit::Second)
+        .mode(jiff::RoundMode::Trunc);
+    jiff::Timestamp::try_from(at)
+        .and_then(|t| t.round(second))
+        .map_or_else(|_| "?".to_owned(), |t| t.to_string())
+}
+
+/// A lifetime as configuration writes it: `90d` when it is whole days, else like `36h`.
+pub(crate) fn lifetime_text(lifetime: Duration) -> String {
+    let secs = lifetime.as_secs();
+    if secs.is_multiple_of(86_400) && lifetime.subsec_nanos() == 0 {
+        format!("{}d", secs / 86_400)
+    } else {
+        jiff::SignedDuration::try_from(lifetime)
+            .map_or_else(|_| format!("{lifetime:?}"), |d| format!("{d:#}"))
+    }
 }
 
 /// One entry of `[stdio] grants`: `"name"` or `{ name = "...", expires = <datetime> }`.

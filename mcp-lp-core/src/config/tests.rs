@@ -15,23 +15,224 @@ fn accepts_empty_file_as_anonymous_without_grants() {
     assert!(config.stdio_principal().grants().is_empty());
 }
 
+/// The instant the governance tests load their configuration at.
+const LOADED: &str = "2026-11-26T12:00:00Z";
+
+fn at(text: &str) -> SystemTime {
+    SystemTime::from(text.parse::<jiff::Timestamp>().unwrap())
+}
+
+fn load_at(text: &str, now: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_at(text, Path::new("/etc/mcp-lp/test.toml"), at(now))
+}
+
 #[test]
-fn accepts_plain_and_expiring_grants() {
-    let config = load(
+fn accepts_expiring_grants_that_count_until_they_expire() {
+    let config = load_at(
         r#"
         [stdio]
         principal = "alice@example.com"
-        grants = ["notes:read", { name = "notes:delete", expires = 2030-01-01T00:00:00Z }]
+        grants = [
+            { name = "notes:read", expires = 2027-01-01T00:00:00Z },
+            { name = "notes:delete", expires = 2026-12-01T00:00:00Z },
+        ]
         "#,
+        LOADED,
     )
     .unwrap();
     let alice = config.stdio_principal();
     assert_eq!(alice.id(), "alice@example.com");
-    let before = SystemTime::from("2029-12-31T23:59:59Z".parse::<jiff::Timestamp>().unwrap());
-    let after = SystemTime::from("2030-01-01T00:00:00Z".parse::<jiff::Timestamp>().unwrap());
-    assert!(alice.holds("notes:delete", before));
-    assert!(!alice.holds("notes:delete", after));
-    assert!(alice.holds("notes:read", after));
+    assert!(alice.holds("notes:delete", at("2026-11-30T23:59:59Z")));
+    assert!(!alice.holds("notes:delete", at("2026-12-01T00:00:00Z")));
+    assert!(alice.holds("notes:read", at("2026-12-01T00:00:00Z")));
+}
+
+#[test]
+fn refuses_grant_without_expiry() {
+    let err = load_at(
+        "[stdio]\ngrants = [\n  { name = \"notes:read\", expires = 2026-12-01T00:00:00Z },\n  \"notes:delete\",\n]\n",
+        LOADED,
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::MissingKey);
+    assert_eq!(err.key.as_deref(), Some("stdio.grants[1]"));
+    assert_eq!(err.line, Some(4));
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "/etc/mcp-lp/test.toml:4: key `stdio.grants[1]`: grant `notes:delete` has no expiry"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("[governance] max_grant_lifetime (90d)"),
+        "{text}"
+    );
+    // The fix the message suggests is itself accepted.
+    let fix = "{ name = \"notes:delete\", expires = 2027-02-24T00:00:00Z }";
+    assert!(text.ends_with(&format!("write {fix}")), "{text}");
+    let config = load_at(&format!("[stdio]\ngrants = [{fix}]\n"), LOADED).unwrap();
+    assert!(
+        config
+            .stdio_principal()
+            .holds("notes:delete", at("2027-02-23T23:59:59Z"))
+    );
+}
+
+#[test]
+fn refuses_grant_beyond_max_lifetime() {
+    // 90 days and one second after the load.
+    let err = load_at(
+        "[stdio]\ngrants = [{ name = \"notes:delete\", expires = 2027-02-24T12:00:01Z }]\n",
+        LOADED,
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::InvalidValue);
+    assert_eq!(err.key.as_deref(), Some("stdio.grants[0]"));
+    assert_eq!(err.line, Some(2));
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "grant `notes:delete` expires 2027-02-24T12:00:01Z, later than [governance] max_grant_lifetime (90d) allows (at the latest 2027-02-24T12:00:00Z)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("write { name = \"notes:delete\", expires = 2027-02-24T00:00:00Z }"),
+        "{text}"
+    );
+    // A grant for good, in all but name.
+    let err = load_at(
+        "[stdio]\ngrants = [{ name = \"notes:delete\", expires = 2099-01-01T00:00:00Z }]\n",
+        LOADED,
+    )
+    .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("stdio.grants[0]"));
+}
+
+#[test]
+fn accepts_grant_within_max_lifetime() {
+    // Exactly 90 days after the load is the latest allowed.
+    let config = load_at(
+        "[stdio]\ngrants = [{ name = \"notes:delete\", expires = 2027-02-24T12:00:00Z }]\n",
+        LOADED,
+    )
+    .unwrap();
+    assert_eq!(config.max_grant_lifetime(), DEFAULT_MAX_GRANT_LIFETIME);
+    let alice = config.stdio_principal();
+    assert!(alice.holds("notes:delete", at("2027-02-24T11:59:59Z")));
+    assert!(!alice.holds("notes:delete", at("2027-02-24T12:00:00Z")));
+}
+
+#[test]
+fn accepts_expired_grant_that_never_counts() {
+    let config = load_at(
+        "[stdio]\ngrants = [{ name = \"notes:delete\", expires = 2020-01-01T00:00:00Z }]\n",
+        LOADED,
+    )
+    .unwrap();
+    assert_eq!(config.stdio_principal().grants().len(), 1);
+    assert!(!config.stdio_principal().holds("notes:delete", at(LOADED)));
+}
+
+#[test]
+fn refuses_grant_beyond_configured_shorter_lifetime() {
+    let text = |expires: &str| {
+        format!(
+            "[governance]\nmax_grant_lifetime = \"7d\"\n\n[stdio]\ngrants = [{{ name = \"notes:delete\", expires = {expires} }}]\n"
+        )
+    };
+    // Within the default 90 days, but not within the configured week.
+    let err = load_at(&text("2026-12-04T12:00:00Z"), LOADED).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("stdio.grants[0]"));
+    let message = err.to_string();
+    assert!(
+        message.contains("max_grant_lifetime (7d) allows (at the latest 2026-12-03T12:00:00Z)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("expires = 2026-12-03T00:00:00Z }"),
+        "{message}"
+    );
+    let config = load_at(&text("2026-12-03T12:00:00Z"), LOADED).unwrap();
+    assert_eq!(config.max_grant_lifetime(), Duration::from_secs(7 * 86_400));
+}
+
+#[test]
+fn accepts_grant_within_configured_longer_lifetime() {
+    let grant = "[stdio]\ngrants = [{ name = \"notes:delete\", expires = 2027-06-01T00:00:00Z }]\n";
+    // Past the default 90 days ...
+    let err = load_at(grant, LOADED).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("stdio.grants[0]"));
+    // ... within a year the operator allows.
+    let config = load_at(
+        &format!("[governance]\nmax_grant_lifetime = \"365d\"\n\n{grant}"),
+        LOADED,
+    )
+    .unwrap();
+    assert_eq!(
+        config.max_grant_lifetime(),
+        Duration::from_secs(365 * 86_400)
+    );
+    assert!(
+        config
+            .stdio_principal()
+            .holds("notes:delete", at("2027-05-31T00:00:00Z"))
+    );
+}
+
+#[test]
+fn refuses_grant_without_expiry_suggesting_an_expiry_within_a_short_lifetime() {
+    let err = load_at(
+        "[governance]\nmax_grant_lifetime = \"30h\"\n\n[stdio]\ngrants = [\"notes:delete\"]\n",
+        LOADED,
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("max_grant_lifetime (30h)"), "{message}");
+    // The last midnight before the limit, 30 hours after the load.
+    assert!(
+        message.contains("expires = 2026-11-27T00:00:00Z }"),
+        "{message}"
+    );
+    // Under a day: the limit itself, to the second.
+    let err = load_at(
+        "[governance]\nmax_grant_lifetime = \"90m\"\n\n[stdio]\ngrants = [\"notes:delete\"]\n",
+        LOADED,
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("expires = 2026-11-26T13:30:00Z }"),
+        "{message}"
+    );
+}
+
+#[test]
+fn rejects_max_grant_lifetime_that_is_not_positive() {
+    for (value, expected) in [
+        ("0s", "must be greater than zero"),
+        ("-7d", "must be greater than zero"),
+        ("soon", "is not a duration"),
+        ("1y", "is not a duration"),
+    ] {
+        let err = load(&format!("[governance]\nmax_grant_lifetime = \"{value}\"\n")).unwrap_err();
+        assert_eq!(
+            err.key.as_deref(),
+            Some("governance.max_grant_lifetime"),
+            "{value}"
+        );
+        assert!(err.to_string().contains(expected), "{value}: {err}");
+    }
+    let err = load("[governance]\nmax_grant_lifetime = 90\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("governance.max_grant_lifetime"));
+}
+
+#[test]
+fn rejects_max_grant_lifetime_too_long_to_count() {
+    let err = load("[governance]\nmax_grant_lifetime = \"2562047788015215h\"\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("governance.max_grant_lifetime"));
+    assert!(err.to_string().contains("too long"), "{err}");
 }
 
 #[test]
