@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,7 +88,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="revocation-latency-") as tmp, KeyServer().serving() as keys:
         directory = Path(tmp)
         with balanced_records(binary, directory, keys, directory / "logs", args.replicas) as balanced:
-            token = Minter(keys, audience=balanced.url).token(sub=unique_principal("latency"), scope="records:write", exp=int(time.time()) + 3600)
+            minter = Minter(keys, audience=balanced.url)
+            token = minter.token(sub=unique_principal("latency"), scope="records:write", exp=int(time.time()) + 3600)
             callers = [ToolCaller(r.url, token) for r in balanced.replicas]
             config = directory / "replica-0.toml"
             revoked = False
@@ -118,16 +120,17 @@ def main() -> int:
                             applied[i].append(at - spawned)
                     print(f"trial {trial + 1:2}: cli {timed.cli_seconds * 1000:.0f} ms; " + ", ".join(
                         f"replica {i} {c}" for i, c in enumerate(cells)), flush=True)
-                    lifted = timed_verb(binary, config, ["unrevoke", "--all"], callers, TOOL, ARGUMENTS, done=accepted, pause=0.02)
+                    lifted = timed_verb(
+                        binary, config, ["unrevoke", "--all"], callers, TOOL, ARGUMENTS, done=accepted, pause=0.02
+                    )
                     revoked = False
                     if any(s is None for s in lifted.seconds):
                         sys.exit(f"error: a replica still refuses after `unrevoke --all`: {lifted.answers}")
                     time.sleep(0.2)
             finally:
                 if revoked:
-                    import subprocess
-
-                    subprocess.run([str(binary), "--config", str(config), "unrevoke", "--all"], capture_output=True, timeout=60)
+                    unrevoke = [str(binary), "--config", str(config), "unrevoke", "--all"]
+                    subprocess.run(unrevoke, capture_output=True, timeout=60)
                 for caller in callers:
                     caller.close()
 
@@ -144,7 +147,8 @@ def main() -> int:
     print(row("all", everything, sum(missing)))
     print(row("the CLI process alone (start to exit)", cli, 0))
     every_applied = [v for values in applied for v in values]
-    print(row("all, to the replica's `revocations_applied` audit event", every_applied, len(everything) + sum(missing) - len(every_applied)))
+    unapplied = len(everything) + sum(missing) - len(every_applied)
+    print(row("all, to the replica's `revocations_applied` audit event", every_applied, unapplied))
     print()
     print("Measured per replica: from just before the `revoke --all` CLI process is spawned to the "
           "reply of the first tools/call that replica refuses. Included: the CLI process start, its "

@@ -52,6 +52,7 @@ FORBIDDEN = -32003
 # How long a failing run waits for a revocation to arrive before it says so.
 DEADLINE = 20.0
 BY = "oncall@example.com"
+READ_WELCOME = {"name": "read_note", "arguments": {"name": "welcome"}}
 
 
 def grant(name: str) -> str:
@@ -101,7 +102,8 @@ async def test_rejects_revoked_grant_and_hides_its_tool_with_no_assume_role_afte
         assert before[0]["RoleArn"] == seed["roles"]["mcp-delete"]
 
         reason = "laptop of the delete-role holder lost"
-        out = cli_ok(run_docs_cli(docs_server, config, env, "revoke", "--grant", "docs:delete", "--reason", reason, "--by", BY))
+        revoke = ["revoke", "--grant", "docs:delete", "--reason", reason, "--by", BY]
+        out = cli_ok(run_docs_cli(docs_server, config, env, *revoke))
         assert "revoked grant docs:delete" in out, out
 
         async def delete_hidden() -> bool:
@@ -155,8 +157,9 @@ async def test_rejects_revoked_grant_and_hides_its_tool_with_no_assume_role_afte
 
 async def test_rejects_revoked_principal_in_both_client_modes(binary, workspace, tmp_path, connect):
     # Two servers whose configurations sit side by side follow the same revocation file.
-    alice = workspace.write_config(principal="alice@example.com", grants=f"[{grant('notes:delete')}]", name="alice.toml")
-    bob = workspace.write_config(principal="bob@example.com", grants=f"[{grant('notes:delete')}]", name="bob.toml")
+    grants = f"[{grant('notes:delete')}]"
+    alice = workspace.write_config(principal="alice@example.com", grants=grants, name="alice.toml")
+    bob = workspace.write_config(principal="bob@example.com", grants=grants, name="bob.toml")
     alice_log, bob_log = tmp_path / "alice.jsonl", tmp_path / "bob.jsonl"
     welcome = workspace.note("welcome").read_text(encoding="utf-8")
     all_tools = ["delete_note", "list_notes", "preview_note", "read_note"]
@@ -176,12 +179,14 @@ async def test_rejects_revoked_principal_in_both_client_modes(binary, workspace,
             return await tool_names(a) == []
 
         await until("alice's tools still listed after `revoke --principal`", nothing_listed)
-        for tool, arguments in [("read_note", {"name": "welcome"}), ("list_notes", None), ("delete_note", {"name": "welcome"})]:
+        calls = [("read_note", {"name": "welcome"}), ("list_notes", None), ("delete_note", {"name": "welcome"})]
+        for tool, arguments in calls:
             with pytest.raises(MCPError) as refused:
                 await a.call_tool(tool, arguments)
             error = refused.value.error
             assert error.code == FORBIDDEN, error
-            assert f"tool `{tool}` is refused for alice@example.com: principal alice@example.com is revoked: {reason}" in error.message, error.message
+            expected = f"tool `{tool}` is refused for alice@example.com: principal alice@example.com is revoked: {reason}"
+            assert expected in error.message, error.message
             assert error.data["revoked"]["kind"] == "principal", error.data
             assert error.data["revoked"]["name"] == "alice@example.com", error.data
         assert workspace.note("welcome").is_file(), "a revoked principal deleted a note"
@@ -230,7 +235,7 @@ async def test_closes_http_session_of_revoked_principal(binary, workspace: Works
         mallory_session = open_session(server.url, mallory)
         carol_session = open_session(server.url, carol)
         for token, session in ((mallory, mallory_session), (carol, carol_session)):
-            reply = post(server.url, rpc("tools/call", 2, {"name": "read_note", "arguments": {"name": "welcome"}}), token, session)
+            reply = post(server.url, rpc("tools/call", 2, READ_WELCOME), token, session)
             assert reply.status == 200 and "result" in reply.message, (reply.status, reply.message)
 
         reason = "token leaked in a paste"
@@ -245,7 +250,7 @@ async def test_closes_http_session_of_revoked_principal(binary, workspace: Works
 
         # The same token, in a new 2025-11-25 session and as a 2026-07-28 request: refused.
         fresh = open_session(server.url, mallory)
-        call = rpc("tools/call", 4, {"name": "read_note", "arguments": {"name": "welcome"}})
+        call = rpc("tools/call", 4, READ_WELCOME)
         for session, revision in ((fresh, "2025-11-25"), (None, STATELESS_PROTOCOL_VERSION)):
             reply = post(server.url, call, mallory, session, revision=revision)
             assert reply.message and "error" in reply.message, (revision, reply.status, reply.message)
@@ -265,7 +270,7 @@ async def test_closes_http_session_of_revoked_principal(binary, workspace: Works
                 assert refused.value.error.code == FORBIDDEN
 
         # carol's session is open and her calls are served.
-        reply = post(server.url, rpc("tools/call", 6, {"name": "read_note", "arguments": {"name": "welcome"}}), carol, carol_session)
+        reply = post(server.url, rpc("tools/call", 6, READ_WELCOME), carol, carol_session)
         assert reply.status == 200 and "result" in reply.message, (reply.status, reply.message)
         assert not reply.message["result"].get("isError"), reply.message
 
