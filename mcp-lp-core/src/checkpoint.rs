@@ -22,7 +22,8 @@ use std::borrow::Cow;
 
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
-    CompleteResult, ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+    CompleteResult, ContentBlock, ElicitRequest, ElicitRequestParams, ErrorCode,
+    GetPromptRequestParams, GetPromptResponse, InputRequest, InputRequiredResult,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
     ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool,
@@ -31,6 +32,10 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
+use crate::approval::{
+    self, ApprovalError, ApprovalRule, ApprovalStore, CallKey, FileApprovals, PendingCall,
+};
+use crate::audit::Record;
 use crate::audit::{ArgumentDigest, AuditEvent, AuditSink, Decision, Outcome, Recorded};
 use crate::authorize::{Authorized, Denial, authorize};
 use crate::config::{Config, ConfigError};
@@ -42,7 +47,7 @@ use crate::principal::Principal;
 use crate::rate::Counted;
 use crate::rate::{RateLimited, RateLimiter};
 use crate::revocation::{Evict, Refused, Revocations};
-use crate::sealed_state::{Binding, DEFAULT_STATE_TTL, StateSealer};
+use crate::sealed_state::{Binding, DEFAULT_STATE_TTL, StateRejected, StateSealer};
 use crate::transport::LineTransport;
 
 /// The JSON-RPC error code of a call refused for a missing grant.
@@ -144,6 +149,7 @@ pub struct Server<S> {
     revocations: Option<Revocations>,
     evictors: Vec<Arc<dyn Evict>>,
     last_used: Option<LastUsed>,
+    approvals: Option<Arc<dyn ApprovalStore>>,
 }
 
 impl<S: ToolSet> Server<S> {
@@ -156,7 +162,21 @@ impl<S: ToolSet> Server<S> {
             revocations: None,
             evictors: Vec::new(),
             last_used: None,
+            approvals: None,
         }
+    }
+
+    /// Keep pending approvals and their single-use ledger here, such as in the `[state]`
+    /// store that replicas share, instead of the directory next to the configuration.
+    #[must_use]
+    pub fn approvals(mut self, store: impl ApprovalStore) -> Self {
+        self.approvals = Some(Arc::new(store));
+        self
+    }
+
+    /// The approval store given with [`Server::approvals`], if any.
+    pub(crate) fn given_approvals(&self) -> Option<&Arc<dyn ApprovalStore>> {
+        self.approvals.as_ref()
     }
 
     /// Keep last-used records here instead of in this process's memory only, such as in the
@@ -229,6 +249,12 @@ struct ToolEntry {
     requires: String,
     /// `None` when the tool has no rate limit: the call path then does no rate work at all.
     rate: Option<RateLimiter>,
+    /// What a call needs before it runs, when it needs approval.
+    approval: Option<ApprovalRule>,
+    /// SHA-256 of the tool's definition, as the manifest has it: an approval is bound to it.
+    definition_sha256: String,
+    /// The tool's description, shown to approvers.
+    description: String,
 }
 
 /// Who calls run for.
@@ -254,6 +280,10 @@ struct Shared<S> {
     manifest: Option<serde_json::Value>,
     revocations: Revocations,
     last_used: LastUsed,
+    /// Where approvals are kept; `None` when no tool needs one.
+    approvals: Option<Arc<dyn ApprovalStore>>,
+    /// The approval page's URL up to the id, when the server has one (HTTP).
+    approval_page: Option<String>,
 }
 
 /// An MCP server handler that puts the checkpoint around the tools of `S`.
@@ -359,6 +389,7 @@ impl<S: ToolSet> Checkpoint<S> {
             revocations,
             evictors,
             last_used,
+            approvals,
         } = server.into();
         config.check_tools(S::policies())?;
         crate::manifest::hold_to_manifest::<S>(config)?;
@@ -379,19 +410,57 @@ impl<S: ToolSet> Checkpoint<S> {
                 "the trail is to go to the [state] store's audit table, but the server adds no durable audit sink: attach one with Server::audit_to(mcp_lp_state::StateStore::connect(&config).await?.audit_sink())".to_owned(),
             ));
         }
-        let tools = S::policies()
+        let router = S::tool_router();
+        let tools: HashMap<&'static str, ToolEntry> = S::policies()
             .iter()
             .map(|policy| {
                 let limits = config.limits_for(policy);
+                let tool = router.get(policy.name);
                 let entry = ToolEntry {
                     policy,
                     limits,
                     requires: policy.requires.join(" "),
                     rate: limits.rate.map(RateLimiter::new),
+                    approval: config.approval_for(policy),
+                    definition_sha256: crate::manifest::digest_of(&crate::manifest::definition(
+                        policy, tool,
+                    )),
+                    description: tool
+                        .and_then(|t| t.description.as_deref())
+                        .unwrap_or_default()
+                        .to_owned(),
                 };
                 (policy.name, entry)
             })
             .collect();
+        let approvals = if tools.values().any(|t| t.approval.is_some()) {
+            Some(match approvals {
+                Some(store) => store,
+                None if config.has_state() => {
+                    return Err(ConfigError::new(
+                        config.path(),
+                        Some("state".to_owned()),
+                        crate::config::ConfigErrorKind::Mismatch,
+                        "replicas sharing a [state] store share its approvals, but the server keeps none there: give it the store's with mcp_lp_state::StateStore::attach".to_owned(),
+                    ));
+                }
+                None => Arc::new(FileApprovals::new(config.approvals_path())),
+            })
+        } else {
+            None
+        };
+        #[cfg(feature = "http")]
+        let approval_page = config.http().map(|http| {
+            let resource = http.resource_uri();
+            let after_scheme = resource.find("://").map_or(0, |i| i + 3);
+            let origin = match resource[after_scheme..].find('/') {
+                Some(i) => &resource[..after_scheme + i],
+                None => resource.as_str(),
+            };
+            format!("{origin}/approvals/")
+        });
+        #[cfg(not(feature = "http"))]
+        let approval_page = None;
         let sealer = match config.request_state_sealer() {
             Some(sealer) => sealer.clone(),
             None => StateSealer::ephemeral(DEFAULT_STATE_TTL),
@@ -412,6 +481,8 @@ impl<S: ToolSet> Checkpoint<S> {
             }),
             revocations,
             last_used: last_used.unwrap_or_else(LastUsed::in_memory),
+            approvals,
+            approval_page,
         };
         for sink in audit_sinks {
             crate::audit::trail().attach(sink);
@@ -556,6 +627,186 @@ impl<S: ToolSet> Checkpoint<S> {
                 .and_then(|parts| parts.extensions.get::<Counted>())
                 .is_some_and(|counted| counted.tool == tool),
         }
+    }
+
+    /// Park a call that needs approval, or let it through on an approval of this very call.
+    #[allow(clippy::too_many_arguments)]
+    async fn approval_gate(
+        &self,
+        entry: &ToolEntry,
+        rule: &ApprovalRule,
+        principal: &Principal,
+        arguments: &ArgumentDigest,
+        binding: &Binding<'_>,
+        request: &CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+        mut approval_id: Option<String>,
+    ) -> Result<PendingCall, Parked> {
+        let tool = entry.policy.name;
+        let Some(store) = &self.shared.approvals else {
+            return Err(Parked::refused(
+                None,
+                format!("tool `{tool}` needs approval, and the server keeps no approvals"),
+                Outcome::ApprovalRefused,
+                None,
+            ));
+        };
+        let arguments_sha256 = arguments.hex();
+        let key = CallKey {
+            principal: principal.id(),
+            tool,
+            arguments_sha256: arguments_sha256.as_str(),
+            definition_sha256: &entry.definition_sha256,
+        };
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        // Without a page to send a 2026-07-28 client to, or for a 2025-11-25 client, the retry
+        // is the same call without state: it is found by what it is.
+        let by_state = modern && self.shared.approval_page.is_some();
+        if approval_id.is_none() && !by_state {
+            approval_id = store
+                .find(key)
+                .await
+                .map_err(|e| Parked::unavailable(tool, &e))?;
+        }
+        if let Some(id) = approval_id {
+            return match store.consume(&id, key).await {
+                Ok(call) => Ok(call),
+                Err(refused) => {
+                    if refused == ApprovalError::Expired {
+                        crate::audit::record(
+                            &Record::new("approval_expired")
+                                .str("approval", &id)
+                                .str("tool", tool)
+                                .str("principal", principal.id()),
+                        );
+                    }
+                    let reason = format!("tool `{tool}` did not run: {refused}");
+                    let data = serde_json::json!({
+                        "tool": tool,
+                        "approval": { "id": id, "status": refused.code(), "url": self.page_of(&id) },
+                    });
+                    let error = ErrorData::new(FORBIDDEN, reason.clone(), Some(data));
+                    Err(Parked::refused(
+                        Some(id),
+                        reason,
+                        Outcome::ApprovalRefused,
+                        Some(error),
+                    ))
+                }
+            };
+        }
+
+        let now = jiff::Timestamp::now();
+        let window = jiff::SignedDuration::try_from(rule.window)
+            .unwrap_or(jiff::SignedDuration::from_secs(600));
+        let expires = now.checked_add(window).unwrap_or(now);
+        let id = approval::new_id();
+        let mut why = entry.description.clone();
+        if why.is_empty() {
+            why = format!("tool `{tool}` changes what it is given");
+        }
+        let call = PendingCall {
+            id: id.clone(),
+            principal: principal.id().to_owned(),
+            tool: tool.to_owned(),
+            arguments_sha256: arguments_sha256.as_str().to_owned(),
+            definition_sha256: entry.definition_sha256.clone(),
+            arguments: serde_json::Value::Object(request.arguments.clone().unwrap_or_default()),
+            why,
+            grant: rule.grant.clone(),
+            min: rule.min,
+            self_approve: rule.self_approve,
+            requested_at: now.to_string(),
+            expires_at: expires.to_string(),
+            approvals: Vec::new(),
+            denial: None,
+            used_at: None,
+        };
+        store
+            .request(call)
+            .await
+            .map_err(|e| Parked::unavailable(tool, &e))?;
+        let expires_at = expires.to_string();
+        crate::audit::record(
+            &Record::new("approval_requested")
+                .str("approval", &id)
+                .str("tool", tool)
+                .str("principal", principal.id())
+                .str("args_sha256", arguments_sha256.as_str())
+                .str("definition_sha256", &entry.definition_sha256)
+                .str("grant", &rule.grant)
+                .int("min", u64::from(rule.min))
+                .str("expires_at", &expires_at),
+        );
+        let page = self.page_of(&id);
+        let message = match &page {
+            Some(url) => format!(
+                "Tool `{tool}` needs approval of this call by a person holding `{}`: open {url} to review it. It expires at {expires_at}.",
+                rule.grant
+            ),
+            None => format!(
+                "Tool `{tool}` needs approval of this call by a person holding `{}`: an operator approves it with `approvals approve {id}`, then call the tool again with the same arguments. It expires at {expires_at}.",
+                rule.grant
+            ),
+        };
+        let reason = format!("tool `{tool}` needs approval {id}");
+        let response = match page {
+            Some(url) if by_state => {
+                let question = InputRequest::Elicitation(ElicitRequest::new(
+                    ElicitRequestParams::UrlElicitationParams {
+                        meta: None,
+                        message,
+                        url,
+                        elicitation_id: id.clone(),
+                    },
+                ));
+                let requests = [("approval".to_owned(), question)].into_iter().collect();
+                let state = self
+                    .shared
+                    .sealer
+                    .seal(binding, &format!("{}{id}", approval::STATE_PREFIX));
+                Ok(InputRequiredResult::new(Some(requests), Some(state)).into())
+            }
+            Some(url) => {
+                let data = serde_json::json!({
+                    "elicitations": [{
+                        "mode": "url",
+                        "elicitationId": id,
+                        "url": url,
+                        "message": message,
+                    }],
+                    "approval": { "id": id, "url": url, "expires_at": expires_at },
+                });
+                Err(ErrorData::new(
+                    URL_ELICITATION_REQUIRED,
+                    message,
+                    Some(data),
+                ))
+            }
+            None => {
+                let data = serde_json::json!({
+                    "tool": tool,
+                    "approval": { "id": id, "expires_at": expires_at, "command": format!("approvals approve {id}") },
+                });
+                Err(ErrorData::new(FORBIDDEN, message, Some(data)))
+            }
+        };
+        Err(Parked {
+            id: Some(id),
+            reason,
+            outcome: Outcome::ApprovalRequired,
+            response,
+        })
+    }
+
+    /// The approval page of `id`, when the server serves one.
+    fn page_of(&self, id: &str) -> Option<String> {
+        self.shared
+            .approval_page
+            .as_ref()
+            .map(|page| format!("{page}{id}"))
     }
 
     async fn run(
@@ -997,14 +1248,32 @@ impl<S: ToolSet> Checkpoint<S> {
             tool: policy.name,
             arguments: &arguments,
         };
+        let mut approval_id: Option<String> = None;
         if let Some(sealed) = request.request_state.take() {
             match self.shared.sealer.open(&binding, &sealed) {
-                Ok(state) => request.request_state = Some(state),
+                Ok(state) => match state.strip_prefix(approval::STATE_PREFIX) {
+                    // The state this checkpoint handed out when it parked the call: the
+                    // client's answer to the approval page is no input for the tool.
+                    Some(id) if entry.approval.is_some() => {
+                        approval_id = Some(id.to_owned());
+                        request.input_responses = None;
+                    }
+                    _ => request.request_state = Some(state),
+                },
                 Err(rejected) => {
-                    let reason = format!(
-                        "the requestState sent to tool `{}` was refused: {rejected}; call the tool again without it",
-                        policy.name
-                    );
+                    let reason = if entry.approval.is_some()
+                        && rejected == StateRejected::OtherArguments
+                    {
+                        format!(
+                            "tool `{}` did not run: arguments differ from those approved; call it again without requestState to ask for approval of these",
+                            policy.name
+                        )
+                    } else {
+                        format!(
+                            "the requestState sent to tool `{}` was refused: {rejected}; call the tool again without it",
+                            policy.name
+                        )
+                    };
                     event.reason = Some(&reason);
                     event.outcome = Outcome::StateRejected;
                     let recorded = event.finish();
@@ -1017,6 +1286,45 @@ impl<S: ToolSet> Checkpoint<S> {
                 }
             }
         }
+
+        // A tool that needs approval runs only on an approval of this very call, used once.
+        // A round the approved run itself asked for carries the tool's own state instead.
+        let approved = match &entry.approval {
+            Some(rule) if request.request_state.is_none() => {
+                match self
+                    .approval_gate(
+                        entry,
+                        rule,
+                        &principal,
+                        &arguments,
+                        &binding,
+                        &request,
+                        &context,
+                        approval_id,
+                    )
+                    .await
+                {
+                    Ok(call) => Some(call),
+                    Err(parked) => {
+                        event.reason = Some(&parked.reason);
+                        event.approval = parked.id.as_deref();
+                        event.outcome = parked.outcome;
+                        let recorded = event.finish();
+                        return (parked.response, recorded);
+                    }
+                }
+            }
+            _ => None,
+        };
+        let approvers = approved.as_ref().map(|call| {
+            call.approvals
+                .iter()
+                .map(|v| v.by.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        event.approval = approved.as_ref().map(|call| call.id.as_str());
+        event.approvers = approvers.as_deref();
 
         let (outcome, output_bytes, mut response) = self
             .run(
@@ -1071,6 +1379,43 @@ pub(crate) async fn acknowledge(
     }
     response
 }
+
+/// A call the approval gate did not let through, and what to answer.
+struct Parked {
+    id: Option<String>,
+    reason: String,
+    outcome: Outcome,
+    response: Result<CallToolResponse, ErrorData>,
+}
+
+impl Parked {
+    fn refused(
+        id: Option<String>,
+        reason: String,
+        outcome: Outcome,
+        error: Option<ErrorData>,
+    ) -> Self {
+        let error = error.unwrap_or_else(|| ErrorData::new(FORBIDDEN, reason.clone(), None));
+        Self {
+            id,
+            reason,
+            outcome,
+            response: Err(error),
+        }
+    }
+
+    /// Fail closed: a call whose approval cannot be checked or recorded does not run.
+    fn unavailable(tool: &str, error: &ApprovalError) -> Self {
+        let reason = format!("tool `{tool}` did not run: {error}");
+        let data = serde_json::json!({ "tool": tool, "approval": { "status": error.code() } });
+        let error = ErrorData::internal_error(reason.clone(), Some(data));
+        Self::refused(None, reason, Outcome::ApprovalRefused, Some(error))
+    }
+}
+
+/// The JSON-RPC error a 2025-11-25 client gets when a call waits for a person to act on a
+/// page: `URLElicitationRequiredError`, with the elicitation in its data.
+pub const URL_ELICITATION_REQUIRED: ErrorCode = ErrorCode(-32042);
 
 /// Serving stopped because the transport failed.
 #[derive(Debug, thiserror::Error)]

@@ -19,6 +19,7 @@ use std::time::SystemTime;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+use crate::approval::{ApprovalStore, FileApprovals, PendingCall, Verdict};
 use crate::audit::{self, AuditTrail, Record};
 use crate::authorize::authorize;
 use crate::checkpoint::{Checkpoint, Server};
@@ -100,10 +101,45 @@ enum Command {
     /// Print per tool: owner, approval, review date, last use and by whom, the configured
     /// grants outstanding with their expiry, and revocations
     Review,
+    /// Approve or deny calls waiting for approval, from the store the server uses
+    Approvals {
+        #[command(subcommand)]
+        action: ApprovalsCommand,
+    },
     /// Work with the audit trail
     Audit {
         #[command(subcommand)]
         action: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApprovalsCommand {
+    /// Every call waiting for approval, or approved and not yet run
+    List,
+    /// One call: the tool, the requester, the arguments, why it is sensitive
+    Show {
+        /// The approval id
+        id: String,
+    },
+    /// Approve the call
+    Approve {
+        /// The approval id
+        id: String,
+        /// Who approves [default: the USER environment variable]
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Deny the call
+    Deny {
+        /// The approval id
+        id: String,
+        /// Who denies [default: the USER environment variable]
+        #[arg(long)]
+        by: Option<String>,
+        /// Why; the caller sees it
+        #[arg(long, default_value = "")]
+        reason: String,
     },
 }
 
@@ -249,6 +285,7 @@ where
         Command::Unrevoke { target } => unrevoke::<S, F, Fut>(cli.config, build, target).await,
         Command::Revocations => revocations::<S, F, Fut>(cli.config, build).await,
         Command::Review => review::<S, F, Fut>(cli.config, build).await,
+        Command::Approvals { action } => approvals::<S, F, Fut>(cli.config, build, action).await,
         Command::Audit {
             action:
                 AuditCommand::Verify {
@@ -635,6 +672,141 @@ where
     }
     std::io::stdout().write_all(report.as_bytes())?;
     Ok(())
+}
+
+/// The approval store the server uses: the directory next to the configuration, or the
+/// `[state]` store the server is built with.
+async fn approval_store<S, F, Fut>(
+    path: Option<PathBuf>,
+    build: F,
+) -> Result<Arc<dyn ApprovalStore>, BuildError>
+where
+    S: ToolSet,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
+{
+    let config = Arc::new(load(path)?);
+    if !config.has_state() {
+        return Ok(Arc::new(FileApprovals::new(config.approvals_path())));
+    }
+    let server = build(Arc::clone(&config)).await?;
+    server.given_approvals().cloned().ok_or_else(|| {
+        "[state] is configured, but the server keeps no approvals there (mcp_lp_state::StateStore::attach)".into()
+    })
+}
+
+fn describe_call(call: &PendingCall, now: jiff::Timestamp) -> String {
+    let approvers: Vec<&str> = call.approvals.iter().map(|v| v.by.as_str()).collect();
+    let arguments =
+        serde_json::to_string_pretty(&call.arguments).unwrap_or_else(|_| "?".to_owned());
+    format!(
+        "approval {}\n  tool {}, requested by {} at {}\n  status {}, expires at {}\n  why: {}\n  approvers need grant {}; {} of {} approved{}\n  arguments (sha256 {}):\n{}\n",
+        call.id,
+        call.tool,
+        call.principal,
+        call.requested_at,
+        call.standing(now),
+        call.expires_at,
+        call.why,
+        call.grant,
+        approvers.len(),
+        call.min,
+        if approvers.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", approvers.join(", "))
+        },
+        call.arguments_sha256,
+        arguments
+            .lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+async fn approvals<S, F, Fut>(
+    path: Option<PathBuf>,
+    build: F,
+    action: ApprovalsCommand,
+) -> Result<(), BuildError>
+where
+    S: ToolSet,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<Server<S>, BuildError>>,
+{
+    let store = approval_store::<S, F, Fut>(path, build).await?;
+    let now = jiff::Timestamp::now();
+    let who = |by: Option<String>| {
+        by.or_else(|| std::env::var("USER").ok())
+            .filter(|b| !b.trim().is_empty())
+            .ok_or("name who decides with --by (USER is not set)")
+    };
+    let report = match action {
+        ApprovalsCommand::List => {
+            let calls = store.list().await?;
+            let mut report = format!("{} calls in {}\n", calls.len(), store.describe());
+            for call in calls {
+                report += &format!(
+                    "  {}  {}  {}  {}  expires {}\n",
+                    call.id,
+                    call.tool,
+                    call.principal,
+                    call.standing(now),
+                    call.expires_at
+                );
+            }
+            report
+        }
+        ApprovalsCommand::Show { id } => describe_call(&store.get(&id).await?, now),
+        ApprovalsCommand::Approve { id, by } => {
+            let by = who(by)?;
+            let call = decide(&*store, &id, &by, true, String::new()).await?;
+            format!(
+                "approved by {by}\n{}",
+                describe_call(&call, jiff::Timestamp::now())
+            )
+        }
+        ApprovalsCommand::Deny { id, by, reason } => {
+            let by = who(by)?;
+            let call = decide(&*store, &id, &by, false, reason).await?;
+            format!(
+                "denied by {by}\n{}",
+                describe_call(&call, jiff::Timestamp::now())
+            )
+        }
+    };
+    std::io::stdout().write_all(report.as_bytes())?;
+    Ok(())
+}
+
+/// Give `by`'s verdict on the call `id`, and record it in the audit trail.
+pub(crate) async fn decide(
+    store: &dyn ApprovalStore,
+    id: &str,
+    by: &str,
+    approve: bool,
+    reason: String,
+) -> Result<PendingCall, crate::approval::ApprovalError> {
+    let verdict = Verdict {
+        by: by.to_owned(),
+        at: jiff::Timestamp::now().to_string(),
+        reason,
+    };
+    let reason = verdict.reason.clone();
+    let call = store.decide(id, verdict, approve).await?;
+    let event = if approve { "approved" } else { "denied" };
+    let recorded = audit::record(
+        &Record::new(event)
+            .str("approval", id)
+            .str("by", by)
+            .str("tool", &call.tool)
+            .str("principal", &call.principal)
+            .str("args_sha256", &call.arguments_sha256)
+            .opt_str("reason", (!reason.is_empty()).then_some(reason.as_str())),
+    );
+    let _ = recorded.durable().await;
+    Ok(call)
 }
 
 async fn review<S, F, Fut>(path: Option<PathBuf>, build: F) -> Result<(), BuildError>

@@ -54,6 +54,7 @@
 //! (hidden from these docs) is what `#[mcp_lp::server]` expands to: it may change in any release
 //! and must not be used directly.
 
+pub mod approval;
 pub mod audit;
 mod authorize;
 pub mod capability;
@@ -88,7 +89,9 @@ pub use rmcp::handler::server::wrapper::Json;
 pub use schemars;
 
 pub use crate::authorize::{Authorized, Denial, authorize};
-pub use crate::checkpoint::{CallScope, Checkpoint, FORBIDDEN, RATE_LIMITED, ServeError, Server};
+pub use crate::checkpoint::{
+    CallScope, Checkpoint, FORBIDDEN, RATE_LIMITED, ServeError, Server, URL_ELICITATION_REQUIRED,
+};
 pub use crate::config::{
     ALLOWED_ALGORITHMS, ANONYMOUS, AuditSettings, AuthSection, CONFIG_ENV, Config, ConfigError,
     ConfigErrorKind, DEFAULT_MAX_GRANT_LIFETIME, HttpSection, ReviewOverdue, SecretError,

@@ -148,6 +148,7 @@ pub fn definition(policy: &ToolPolicy, tool: Option<&Tool>) -> Value {
         "timeout_ms": policy.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
         "max_output_bytes": policy.max_output_bytes,
         "rate": policy.rate.map(|r| r.to_string()),
+        "approval": policy.approval,
     })
 }
 
@@ -318,6 +319,7 @@ fn changes(approved: &Value, served: &Value) -> Vec<String> {
         ("timeout_ms", "timeout_ms"),
         ("max_output_bytes", "max_output_bytes"),
         ("rate", "rate"),
+        ("approval", "approval"),
     ];
     let mut out = Vec::new();
     for (key, label) in FIELDS {

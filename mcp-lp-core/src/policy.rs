@@ -41,6 +41,9 @@ pub struct ToolPolicy {
     pub max_output_bytes: Option<usize>,
     /// The tool's own rate limit per principal, overriding the configured default.
     pub rate: Option<Rate>,
+    /// The grant a person must hold to approve each call, when every call needs approval:
+    /// `#[tool(approval = "docs:approve")]`. Configuration can require it of other tools.
+    pub approval: Option<&'static str>,
 }
 
 impl ToolPolicy {
@@ -55,7 +58,15 @@ impl ToolPolicy {
             timeout: None,
             max_output_bytes: None,
             rate: None,
+            approval: None,
         }
+    }
+
+    /// Declare that every call needs approval by a person holding `grant`.
+    #[must_use]
+    pub const fn with_approval(mut self, grant: &'static str) -> Self {
+        self.approval = Some(grant);
+        self
     }
 
     /// Declare the logical AWS role the tool assumes.

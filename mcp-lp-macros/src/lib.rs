@@ -36,7 +36,8 @@ mod tool_attr;
 /// `#[tool(...)]` accepts mcp-lp's keys — `role = "..."`, `db = "..."` (read) or
 /// `db_write = "..."`,
 /// `requires = "grant"` or `requires = ["a", "b"]`, `timeout = "30s"`,
-/// `max_output_bytes = 65536` — and passes rmcp's own keys (`name`, `description`,
+/// `max_output_bytes = 65536`, `rate = "60/min"`, `approval = "docs:approve"` (a person holding
+/// that grant approves each call) — and passes rmcp's own keys (`name`, `description`,
 /// `annotations`, ...) through to rmcp. The server attribute itself accepts
 /// `instructions = "..."` and `handler`: the type implements `rmcp::ServerHandler` itself to
 /// serve resources, prompts, completion and logging, while its tools stay behind the

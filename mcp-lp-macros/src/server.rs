@@ -231,7 +231,7 @@ fn assertions(tool: &Tool) -> TokenStream {
     let names = tool.attr.role.iter().chain(&tool.attr.db).map(|lit| {
         quote_spanned!(lit.span()=> const _: () = ::mcp_lp::__private::assert_capability_name(#lit);)
     });
-    let grants = tool.attr.requires.iter().map(
+    let grants = tool.attr.requires.iter().chain(&tool.attr.approval).map(
         |lit| quote_spanned!(lit.span()=> const _: () = ::mcp_lp::__private::assert_grant(#lit);),
     );
     quote!(#(#names)* #(#grants)*)
@@ -262,7 +262,12 @@ fn policy(tool: &Tool) -> TokenStream {
         .attr
         .rate
         .map(|(calls, nanos)| quote!(.with_rate(::mcp_lp::__private::rate(#calls, #nanos))));
-    quote!(::mcp_lp::ToolPolicy::new(#name) #role #db #requires #timeout #max_output #rate)
+    let approval = tool
+        .attr
+        .approval
+        .as_ref()
+        .map(|grant| quote!(.with_approval(#grant)));
+    quote!(::mcp_lp::ToolPolicy::new(#name) #role #db #requires #timeout #max_output #rate #approval)
 }
 
 /// A never-called function whose body only type-checks when every privileged argument of the

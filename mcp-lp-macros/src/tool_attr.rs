@@ -13,6 +13,7 @@ const OURS: &[&str] = &[
     "timeout",
     "max_output_bytes",
     "rate",
+    "approval",
 ];
 
 /// rmcp's `#[tool]` keys, passed through unchanged.
@@ -42,6 +43,8 @@ pub(crate) struct ToolAttr {
     pub(crate) max_output_bytes: Option<LitInt>,
     /// `rate = "60/min"`: calls, and the period in nanoseconds.
     pub(crate) rate: Option<(u32, u64)>,
+    /// `approval = "docs:approve"`: the grant a person needs to approve each call.
+    pub(crate) approval: Option<LitStr>,
 }
 
 /// Whether `attr` is a `#[tool]` attribute, however its path is written.
@@ -100,6 +103,9 @@ pub(crate) fn parse(attr: &Attribute) -> syn::Result<ToolAttr> {
             "timeout" => timeout(&meta).map(|v| out.timeout_nanos = Some(v)),
             "max_output_bytes" => byte_count(&meta).map(|v| out.max_output_bytes = Some(v)),
             "rate" => rate(&meta).map(|v| out.rate = Some(v)),
+            "approval" => {
+                non_empty_str(&meta, "approval", "docs:approve").map(|v| out.approval = Some(v))
+            }
             "name" => non_empty_str(&meta, "name", "readDocument").map(|v| {
                 out.name = Some(v);
                 out.rmcp.push(meta.clone());

@@ -483,3 +483,27 @@ impl rmcp::ServerHandler for HeaderProbe {
         Ok(rmcp::model::ListPromptsResult::with_all_items(vec![prompt]))
     }
 }
+
+/// A destructive tool that needs a person's approval of each call, and a harmless one. Counts
+/// the destructive tool's runs, so a test can prove a call ran exactly once, or never.
+#[derive(Debug, Clone, Default)]
+pub struct Approved {
+    /// How many times `delete_item` ran.
+    pub deletes: Arc<AtomicUsize>,
+}
+
+#[mcp_lp::server]
+impl Approved {
+    /// Delete one item for good.
+    #[tool(requires = "items:delete", approval = "items:approve")]
+    async fn delete_item(&self, Parameters(args): Parameters<EchoArgs>) -> String {
+        self.deletes.fetch_add(1, Ordering::SeqCst);
+        format!("deleted {}", args.text)
+    }
+
+    /// Read one item.
+    #[tool]
+    async fn read_item(&self, Parameters(args): Parameters<EchoArgs>) -> String {
+        args.text
+    }
+}

@@ -56,6 +56,12 @@ pub enum Outcome {
     RateLimited,
     /// The audit trail could not record calls, so the call did not run.
     AuditUnavailable,
+    /// The call needs approval and has none yet: it was parked and the caller told where to
+    /// get it approved.
+    ApprovalRequired,
+    /// The approval the call brought was refused: pending, denied, expired, used, or for other
+    /// arguments.
+    ApprovalRefused,
     /// A revocation covers the call, or the revocation store has been out of reach too long
     /// for a privileged tool.
     Revoked,
@@ -81,6 +87,8 @@ impl Outcome {
             Self::RateLimited => "rate_limited",
             Self::InvalidParams => "invalid_params",
             Self::Revoked => "revoked",
+            Self::ApprovalRequired => "approval_required",
+            Self::ApprovalRefused => "approval_refused",
             Self::AuditUnavailable => "audit_unavailable",
         }
     }
@@ -114,6 +122,10 @@ pub(crate) struct AuditEvent<'a> {
     pub(crate) output_bytes: Option<usize>,
     pub(crate) started: Instant,
     pub(crate) outcome: Outcome,
+    /// The approval the call was parked under, or ran on.
+    pub(crate) approval: Option<&'a str>,
+    /// Who approved the call that ran, joined by spaces.
+    pub(crate) approvers: Option<&'a str>,
 }
 
 impl<'a> AuditEvent<'a> {
@@ -139,6 +151,8 @@ impl<'a> AuditEvent<'a> {
             output_bytes: None,
             started,
             outcome: Outcome::UnknownTool,
+            approval: None,
+            approvers: None,
         }
     }
 
@@ -162,6 +176,8 @@ impl<'a> AuditEvent<'a> {
             .opt_int("input_bytes", self.round.map(|r| r.bytes() as u64))
             .opt_int("output_bytes", self.output_bytes.map(|b| b as u64))
             .int("duration_us", duration_us)
+            .opt_str("approval", self.approval)
+            .opt_str("approvers", self.approvers)
             .str("outcome", self.outcome.as_str());
         if self.decision == Decision::Deny {
             record = record.warn();

@@ -72,6 +72,7 @@ pub use self::error::{ConfigError, ConfigErrorKind};
 pub use self::http::{ALLOWED_ALGORITHMS, AuthSection, HttpSection};
 use self::protocol::{ProtocolSection, RequestStateSection};
 pub use self::secret::{SecretError, SecretRef};
+use crate::approval::{ApprovalRule, DEFAULT_APPROVAL_WINDOW};
 use crate::audit::ChainKey;
 use crate::grant::Grant;
 use crate::limits::{self, Limits};
@@ -114,6 +115,7 @@ pub struct Config {
     manifest: Option<Manifest>,
     review_overdue: ReviewOverdue,
     revocations_path: PathBuf,
+    approvals_path: PathBuf,
     fail_closed_after: Duration,
     max_grant_lifetime: Duration,
     protocol_versions: Vec<ProtocolVersion>,
@@ -191,7 +193,7 @@ struct LimitsSection {
     rate: Option<Rate>,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ToolSection {
     #[serde(default, deserialize_with = "de_duration")]
@@ -199,6 +201,24 @@ struct ToolSection {
     max_output_bytes: Option<NonZeroUsize>,
     max_argument_bytes: Option<NonZeroUsize>,
     rate: Option<Rate>,
+    approval: Option<ApprovalSection>,
+}
+
+/// `[tools.<name>] approval = { ... }`: require approval of a tool, or tighten what its
+/// attribute requires.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalSection {
+    /// The grant an approver holds; the attribute's when it names one.
+    grant: Option<String>,
+    /// How many distinct people approve.
+    min: Option<std::num::NonZeroU32>,
+    /// How long an approval request stays open, and an approval usable.
+    #[serde(default, deserialize_with = "de_duration")]
+    expires: Option<Duration>,
+    /// Whether the requester may approve their own call.
+    #[serde(default)]
+    self_approve: bool,
 }
 
 /// `[secrets_refresh]`, see [`RefreshSettings`].
@@ -233,6 +253,7 @@ struct GovernanceSection {
     #[serde(default)]
     review_overdue: ReviewOverdue,
     revocations: Option<PathBuf>,
+    approvals: Option<PathBuf>,
     #[serde(default, deserialize_with = "de_duration")]
     fail_closed_after: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
@@ -312,6 +333,7 @@ impl Config {
             manifest: None,
             review_overdue: ReviewOverdue::Refuse,
             revocations_path: PathBuf::from(crate::revocation::REVOCATIONS_FILE),
+            approvals_path: PathBuf::from(crate::approval::APPROVALS_DIR),
             fail_closed_after: crate::revocation::DEFAULT_FAIL_CLOSED_AFTER,
             max_grant_lifetime: DEFAULT_MAX_GRANT_LIFETIME,
             protocol_versions: ProtocolVersion::KNOWN_VERSIONS.to_vec(),
@@ -565,6 +587,12 @@ impl Config {
             manifest,
             review_overdue: raw.governance.review_overdue,
             revocations_path,
+            approvals_path: base.join(
+                raw.governance
+                    .approvals
+                    .as_deref()
+                    .unwrap_or(Path::new(crate::approval::APPROVALS_DIR)),
+            ),
             fail_closed_after,
             max_grant_lifetime,
             protocol_versions,
@@ -598,6 +626,12 @@ impl Config {
     /// default `mcp-lp.revocations.json` next to the configuration file).
     pub fn revocations_path(&self) -> &Path {
         &self.revocations_path
+    }
+
+    /// Where a single process keeps pending approvals (`[governance] approvals`, by default
+    /// the directory `mcp-lp.approvals` next to the configuration file).
+    pub fn approvals_path(&self) -> &Path {
+        &self.approvals_path
     }
 
     /// How long privileged tools keep serving while the revocation store cannot be read:
@@ -813,7 +847,7 @@ impl Config {
     /// The limits of the tool with `policy`: its `[tools.<name>]` table, then its attribute,
     /// then `[limits]`, then the defaults.
     pub fn limits_for(&self, policy: &ToolPolicy) -> Limits {
-        let tool = self.tools.get(policy.name).copied().unwrap_or_default();
+        let tool = self.tools.get(policy.name).cloned().unwrap_or_default();
         let default = Limits::default();
         Limits {
             timeout: tool
@@ -833,6 +867,71 @@ impl Config {
                 .map_or(default.max_argument_bytes, NonZeroUsize::get),
             rate: tool.rate.or(policy.rate).or(self.limits.rate),
         }
+    }
+
+    /// The approval `policy`'s calls need: its attribute's, tightened by `[tools.<name>]
+    /// approval`; `None` when neither asks for one. [`Config::check_tools`] has refused what
+    /// would loosen the attribute.
+    pub fn approval_for(&self, policy: &ToolPolicy) -> Option<ApprovalRule> {
+        let configured = self.tools.get(policy.name).and_then(|t| t.approval.clone());
+        let grant = policy
+            .approval
+            .map(str::to_owned)
+            .or_else(|| configured.as_ref().and_then(|c| c.grant.clone()))?;
+        let configured = configured.unwrap_or_default();
+        Some(ApprovalRule {
+            grant,
+            min: configured.min.map_or(1, std::num::NonZeroU32::get),
+            window: configured.expires.unwrap_or(DEFAULT_APPROVAL_WINDOW),
+            self_approve: configured.self_approve,
+        })
+    }
+
+    fn check_approval(&self, policy: &ToolPolicy) -> Result<(), ConfigError> {
+        let Some(configured) = self
+            .tools
+            .get(policy.name)
+            .and_then(|t| t.approval.as_ref())
+        else {
+            return Ok(());
+        };
+        let key = format!("tools.{}.approval", policy.name);
+        let refuse = |problem: String| {
+            Err(ConfigError::new(
+                &self.path,
+                Some(key.clone()),
+                ConfigErrorKind::InvalidValue,
+                problem,
+            ))
+        };
+        match (policy.approval, configured.grant.as_deref()) {
+            (None, None) => {
+                return refuse(format!(
+                    "tool `{}` declares no approval, so the configuration names who approves: `grant = \"...\"`",
+                    policy.name
+                ));
+            }
+            (Some(declared), Some(grant)) if declared != grant => {
+                return refuse(format!(
+                    "tool `{}` is approved by holders of `{declared}` (its attribute); the configuration may tighten the rule, not hand it to `{grant}`",
+                    policy.name
+                ));
+            }
+            (_, Some(grant)) => {
+                if let Some(reason) = crate::grant::grant_syntax_error(grant) {
+                    return refuse(format!("grant `{grant}`: {reason}"));
+                }
+            }
+            (Some(_), None) => {}
+        }
+        if let Some(expires) = configured.expires
+            && (expires.is_zero() || expires > DEFAULT_APPROVAL_WINDOW)
+        {
+            return refuse(format!(
+                "expires = {expires:?}: an approval stays usable for more than zero and at most {DEFAULT_APPROVAL_WINDOW:?}"
+            ));
+        }
+        Ok(())
     }
 
     /// Refuse `[tools.<name>]` tables that name no tool of the server, a tool whose `db`
@@ -914,6 +1013,9 @@ impl Config {
                     format!("no tool declares db = \"{name}\"; remove [db.{name}]"),
                 ));
             }
+        }
+        for policy in policies {
+            self.check_approval(policy)?;
         }
         for name in self.tools.keys() {
             if !policies.iter().any(|p| p.name == name) {
