@@ -509,8 +509,23 @@ where
     for policy in S::policies() {
         let callable = authorize(policy, principal, now).is_ok();
         let limits = config.limits_for(policy);
+        let approval = config
+            .approval_for(policy)
+            .map_or_else(String::new, |rule| {
+                format!(
+                    ", approval by {} holder(s) of `{}` within {:?}{}",
+                    rule.min,
+                    rule.grant,
+                    rule.window,
+                    if rule.self_approve {
+                        ", the requester may approve"
+                    } else {
+                        ""
+                    }
+                )
+            });
         report += &format!(
-            "  {}: requires [{}], {}, timeout {:?}, max output {} bytes, rate {}\n",
+            "  {}: requires [{}], {}, timeout {:?}, max output {} bytes, rate {}{approval}\n",
             policy.name,
             policy.requires.join(", "),
             if callable {
@@ -944,6 +959,12 @@ fn inventory<S: ToolSet>(path: Option<PathBuf>) -> Result<(), BuildError> {
                 "max_output_bytes": limits.max_output_bytes,
                 "max_argument_bytes": limits.max_argument_bytes,
                 "rate": limits.rate.map(|rate| rate.to_string()),
+                "approval": config.approval_for(policy).map(|rule| json!({
+                    "grant": rule.grant,
+                    "min": rule.min,
+                    "expires_secs": rule.window.as_secs(),
+                    "self_approve": rule.self_approve,
+                })),
             })
         })
         .collect();

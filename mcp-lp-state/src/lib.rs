@@ -52,6 +52,7 @@
 //! may hold on tables and sequences only INSERT and SELECT on `mcp_lp_audit.events` and USAGE
 //! on its id sequence; anything else refuses the start, naming the role and each privilege.
 
+mod approvals;
 mod audit_sink;
 mod config;
 mod error;
@@ -60,6 +61,7 @@ mod privileges;
 mod revocations;
 mod store;
 
+pub use crate::approvals::PgApprovals;
 pub use crate::audit_sink::PgAuditSink;
 pub use crate::config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT,
@@ -67,7 +69,8 @@ pub use crate::config::{
 pub use crate::error::StateError;
 pub use crate::last_used::PgLastUsed;
 pub use crate::privileges::{
-    AUDIT_SCHEMA, AUDIT_TABLE, GOVERNANCE_SCHEMA, LAST_USED_TABLE, REVOCATIONS_TABLE,
+    APPROVALS_TABLE, AUDIT_SCHEMA, AUDIT_TABLE, GOVERNANCE_SCHEMA, LAST_USED_TABLE,
+    REVOCATIONS_TABLE,
 };
 pub use crate::revocations::PgRevocations;
 pub use crate::store::StateStore;

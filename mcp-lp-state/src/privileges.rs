@@ -23,6 +23,9 @@ pub const REVOCATIONS_TABLE: &str = "mcp_lp_governance.revocations";
 /// When each tool was last used, by whom.
 pub const LAST_USED_TABLE: &str = "mcp_lp_governance.last_used";
 
+/// Calls waiting for approval, and the single-use ledger.
+pub const APPROVALS_TABLE: &str = "mcp_lp_governance.approvals";
+
 /// What the role may hold on tables, and must: `(table, privilege)`. The audit table is
 /// insert-only; the revocation list is the operators' to change; last-used rows are updated
 /// in place.
@@ -36,6 +39,9 @@ const TABLE_GRANTS: &[(&str, &str)] = &[
     (LAST_USED_TABLE, "SELECT"),
     (LAST_USED_TABLE, "INSERT"),
     (LAST_USED_TABLE, "UPDATE"),
+    (APPROVALS_TABLE, "SELECT"),
+    (APPROVALS_TABLE, "INSERT"),
+    (APPROVALS_TABLE, "UPDATE"),
 ];
 
 /// Every privilege the role holds on a table, view or foreign table outside the system

@@ -8,6 +8,7 @@ use deadpool_postgres::{
 use mcp_lp::Config;
 use mcp_lp_db::{PgReason, target};
 
+use crate::approvals::PgApprovals;
 use crate::audit_sink::PgAuditSink;
 use crate::config::StateSettings;
 use crate::error::StateError;
@@ -111,11 +112,17 @@ impl StateStore {
         let store = Self::connect(config).await?;
         let mut server = server
             .revocations(store.revocations(config).await?)
-            .last_used(LastUsed::writing_to(store.last_used()));
+            .last_used(LastUsed::writing_to(store.last_used()))
+            .approvals(store.approvals());
         if config.audit().postgres {
             server = server.audit_to(store.audit_sink());
         }
         Ok(server)
+    }
+
+    /// The approvals table: pending calls and their single-use ledger, shared by replicas.
+    pub fn approvals(&self) -> PgApprovals {
+        PgApprovals::new(self.pool.clone(), &self.target)
     }
 
     /// The last-used table, written in batches by [`LastUsed::writing_to`].

@@ -1,9 +1,11 @@
 //! The governance tables against the local PostgreSQL (`scripts/postgres.sh start`): the
 //! revocation list pushed to every follower by LISTEN/NOTIFY and read again after a lost
-//! connection, the privilege check of the tables, and last-used records written in batches.
+//! connection, the privilege check of the tables, last-used records written in batches, and
+//! approvals shared by replicas and used exactly once.
 
 use std::time::{Duration, Instant};
 
+use mcp_lp::approval::{ApprovalError, ApprovalStore as _, CallKey, PendingCall, Verdict};
 use mcp_lp::last_used::{LastUsed, LastUsedStore as _, Use};
 use mcp_lp::revocation::{Revocation, Revocations, Target};
 
@@ -182,4 +184,151 @@ async fn accepts_last_used_batches_keeping_the_latest() {
         .find(|u| u.principal == "alice@example.com")
         .expect("alice's use");
     assert_eq!(kept.at, alice.at);
+}
+
+fn pending(id: &str, min: u32, window_secs: i64) -> PendingCall {
+    let now = jiff::Timestamp::now();
+    PendingCall {
+        id: id.to_owned(),
+        principal: "alice@example.com".into(),
+        tool: "insertRecord".into(),
+        arguments_sha256: "a".repeat(64),
+        definition_sha256: "d".repeat(64),
+        arguments: serde_json::json!({ "title": "t" }),
+        why: "Insert one record.".into(),
+        grant: "records:approve".into(),
+        min,
+        self_approve: false,
+        requested_at: now.to_string(),
+        expires_at: (now + jiff::SignedDuration::from_secs(window_secs)).to_string(),
+        approvals: Vec::new(),
+        denial: None,
+        used_at: None,
+    }
+}
+
+fn key(call: &PendingCall) -> CallKey<'_> {
+    CallKey {
+        principal: &call.principal,
+        tool: &call.tool,
+        arguments_sha256: &call.arguments_sha256,
+        definition_sha256: &call.definition_sha256,
+    }
+}
+
+fn verdict(by: &str) -> Verdict {
+    Verdict {
+        by: by.into(),
+        at: jiff::Timestamp::now().to_string(),
+        reason: String::new(),
+    }
+}
+
+fn id(n: u32) -> String {
+    format!("{n:032x}")
+}
+
+#[tokio::test]
+async fn accepts_approval_made_on_one_replica_and_used_once_on_another() {
+    let db = AuditDb::new().await;
+    let (a, b) = (
+        db.connect().await.expect("a").approvals(),
+        db.connect().await.expect("b").approvals(),
+    );
+    let call = pending(&id(1), 2, 60);
+    a.request(call.clone()).await.expect("requested");
+    assert_eq!(
+        b.consume(&call.id, key(&call)).await,
+        Err(ApprovalError::Pending { have: 0, need: 2 })
+    );
+    b.decide(&call.id, verdict("bob@example.com"), true)
+        .await
+        .expect("bob");
+    assert_eq!(
+        a.decide(&call.id, verdict("alice@example.com"), true).await,
+        Err(ApprovalError::Requester)
+    );
+    a.decide(&call.id, verdict("carol@example.com"), true)
+        .await
+        .expect("carol");
+    assert_eq!(
+        b.find(key(&call)).await.expect("find"),
+        Some(call.id.clone())
+    );
+    let other = "b".repeat(64);
+    let changed = CallKey {
+        arguments_sha256: &other,
+        ..key(&call)
+    };
+    assert_eq!(
+        b.consume(&call.id, changed).await,
+        Err(ApprovalError::ArgumentsDiffer)
+    );
+    let used = b.consume(&call.id, key(&call)).await.expect("used on b");
+    assert_eq!(used.approvals.len(), 2);
+    assert_eq!(
+        a.consume(&call.id, key(&call)).await,
+        Err(ApprovalError::AlreadyUsed)
+    );
+    assert_eq!(a.find(key(&call)).await.expect("find"), None);
+}
+
+#[tokio::test]
+async fn accepts_exactly_one_of_concurrent_consumers() {
+    let db = AuditDb::new().await;
+    let (a, b) = (
+        std::sync::Arc::new(db.connect().await.expect("a").approvals()),
+        std::sync::Arc::new(db.connect().await.expect("b").approvals()),
+    );
+    for n in 0..20 {
+        let call = pending(&id(100 + n), 1, 60);
+        a.request(call.clone()).await.expect("requested");
+        a.decide(&call.id, verdict("bob@example.com"), true)
+            .await
+            .expect("approved");
+        let (ca, cb) = (call.clone(), call.clone());
+        let (sa, sb) = (std::sync::Arc::clone(&a), std::sync::Arc::clone(&b));
+        let first = tokio::spawn(async move { sa.consume(&ca.id, key(&ca)).await });
+        let second = tokio::spawn(async move { sb.consume(&cb.id, key(&cb)).await });
+        let results = [first.await.expect("a task"), second.await.expect("b task")];
+        let ran = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(ran, 1, "round {n}: {results:?}");
+        assert!(
+            results.contains(&Err(ApprovalError::AlreadyUsed)),
+            "round {n}: {results:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rejects_expired_and_denied_approvals() {
+    let db = AuditDb::new().await;
+    let store = db.connect().await.expect("store").approvals();
+    let expired = pending(&id(7), 1, 1);
+    store.request(expired.clone()).await.expect("requested");
+    store
+        .decide(&expired.id, verdict("bob@example.com"), true)
+        .await
+        .expect("approved");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        store.consume(&expired.id, key(&expired)).await,
+        Err(ApprovalError::Expired)
+    );
+    let denied = pending(&id(8), 1, 60);
+    store.request(denied.clone()).await.expect("requested");
+    store
+        .decide(&denied.id, verdict("bob@example.com"), false)
+        .await
+        .expect("denied");
+    assert_eq!(
+        store.consume(&denied.id, key(&denied)).await,
+        Err(ApprovalError::Denied {
+            by: "bob@example.com".into()
+        })
+    );
+    assert!(matches!(
+        store.get("../../etc").await,
+        Err(ApprovalError::Unknown(_))
+    ));
 }
