@@ -189,7 +189,7 @@ def callback_listener() -> Iterator[tuple[str, list[str]]]:
 
 # Installing chromium on first use (scripts/oidc.sh chromium) can take minutes.
 @pytest.mark.timeout(600)
-def test_chromium_loads_the_provider_login_page() -> None:
+def test_serves_login_page_to_headless_chromium() -> None:
     with callback_listener() as (redirect_uri, _), oidc_provider(approval_redirect_uris=[redirect_uri]) as provider:
         _, challenge = pkce_pair()
         url = provider.authorization_url(APPROVALS_CLIENT_ID, redirect_uri, ["openid", "email"], challenge, "s1")
