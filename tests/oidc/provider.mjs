@@ -15,6 +15,8 @@
 //   MCP_LP_OIDC_SERVICE_SCOPES          scopes mcp-service may obtain, separated by spaces
 //   MCP_LP_OIDC_ACCESS_TOKEN_TTL        access token lifetime in seconds (default 3600)
 //   MCP_LP_OIDC_ACCESS_TOKEN_ALG        access token signature algorithm (default RS256)
+//   MCP_LP_OIDC_REGISTRATION_TOKEN      enables dynamic client registration (RFC 7591) at /reg
+//                                       for requests bearing this initial access token
 //
 // The issuer is http://127.0.0.1:PORT. oidc-provider has no production switch that refuses
 // http: the issuer is taken as given and cookies are marked Secure only on https requests, so
@@ -69,6 +71,7 @@ const approvalsRedirectUris = args['approvals-redirect-uri']
   ?? (env.MCP_LP_OIDC_APPROVALS_REDIRECT_URIS ?? '').split(' ').filter(Boolean);
 const approvalsSecret = env.MCP_LP_OIDC_APPROVALS_SECRET ?? 'mcp-lp-approvals-test-secret';
 const serviceSecret = env.MCP_LP_OIDC_SERVICE_SECRET ?? 'mcp-service-test-secret';
+const registrationToken = env.MCP_LP_OIDC_REGISTRATION_TOKEN || undefined;
 const serviceScopes = (env.MCP_LP_OIDC_SERVICE_SCOPES ?? 'docs:delete records:write notes:delete').split(' ').filter(Boolean).join(' ');
 
 function loadUsers() {
@@ -304,6 +307,8 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    // More clients like mcp-lp-approvals, registered once a server's port is known.
+    registration: { enabled: registrationToken !== undefined, initialAccessToken: registrationToken ?? false },
     resourceIndicators: {
       enabled: true,
       // The resource named at authorization is the audience when the token request omits it.

@@ -126,6 +126,15 @@ class Tokens:
     raw: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class RegisteredClient:
+    """A client registered at the provider's registration endpoint (RFC 7591)."""
+
+    client_id: str
+    client_secret: str
+    redirect_uris: tuple[str, ...]
+
+
 @dataclass
 class OidcProvider:
     """A running provider.mjs."""
@@ -139,6 +148,7 @@ class OidcProvider:
     service_client_secret: str
     approval_redirect_uris: tuple[str, ...] = ()
     node: str = ""
+    registration_token: str = field(default="", repr=False)
     _metadata: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -244,6 +254,28 @@ class OidcProvider:
         with httpx2.Client(timeout=10) as http:
             form = {"grant_type": "client_credentials", "scope": " ".join(scopes), "resource": resource}
             return self._token(http, form, (SERVICE_CLIENT_ID, self.service_client_secret)).access_token
+
+    def register_client(self, redirect_uris: Iterable[str]) -> RegisteredClient:
+        """Register a confidential web client like mcp-lp-approvals (authorization code + PKCE,
+        client_secret_basic) for `redirect_uris`: an approval page whose server port was picked
+        after the provider started."""
+        metadata = {
+            "redirect_uris": list(redirect_uris),
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "application_type": "web",
+        }
+        response = httpx2.post(
+            self.metadata()["registration_endpoint"],
+            json=metadata,
+            headers={"Authorization": f"Bearer {self.registration_token}"},
+            timeout=10,
+        )
+        if response.status_code != 201:
+            raise OidcError(f"registration answered {response.status_code}: {response.text}", response.status_code, response.text)
+        registered = response.json()
+        return RegisteredClient(registered["client_id"], registered["client_secret"], tuple(registered["redirect_uris"]))
 
     def _authorize(
         self, http: httpx2.Client, url: str, user: str, password: str, redirect_uri: str, state: str
@@ -361,6 +393,8 @@ def oidc_provider(
         env["MCP_LP_OIDC_APPROVALS_SECRET"] = approvals_secret
         env["MCP_LP_OIDC_SERVICE_SECRET"] = service_secret
         env["MCP_LP_OIDC_APPROVALS_REDIRECT_URIS"] = " ".join(approval_redirect_uris)
+        registration_token = secrets.token_urlsafe(24)
+        env["MCP_LP_OIDC_REGISTRATION_TOKEN"] = registration_token
         if access_token_ttl is not None:
             env["MCP_LP_OIDC_ACCESS_TOKEN_TTL"] = str(access_token_ttl)
         if access_token_alg is not None:
@@ -388,6 +422,7 @@ def oidc_provider(
                 service_client_secret=service_secret,
                 approval_redirect_uris=tuple(approval_redirect_uris),
                 node=node,
+                registration_token=registration_token,
             )
         finally:
             process.terminate()

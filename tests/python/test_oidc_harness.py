@@ -255,6 +255,37 @@ def test_accepts_approver_signed_in_with_chromium() -> None:
         assert (access["sub"], access["scope"]) == ("bob@example.com", "notes:approve")
 
 
+def test_accepts_sign_in_through_a_registered_client(oidc: OidcProvider) -> None:  # noqa: F811
+    """A client registered after the provider started (RFC 7591), as an approval page on a port
+    picked later would be: its own id and secret, its redirect URI and no other."""
+    redirect_uri = f"http://127.0.0.1:{free_port()}/approvals/callback"
+    client = oidc.register_client([redirect_uri])
+    assert client.client_id not in (APPROVALS_CLIENT_ID, "mcp-test-client", "mcp-service")
+    resource = f"http://127.0.0.1:{free_port()}/mcp"
+    tokens = oidc.sign_in(
+        "bob@example.com",
+        scopes=["notes:approve"],
+        resource=resource,
+        client_id=client.client_id,
+        redirect_uri=redirect_uri,
+        client_secret=client.client_secret,
+    )
+    assert claims(tokens.id_token)["aud"] == client.client_id
+    assert (claims(tokens.access_token)["sub"], claims(tokens.access_token)["scope"]) == ("bob@example.com", "notes:approve")
+    with pytest.raises(OidcError):
+        oidc.sign_in(
+            "bob@example.com",
+            client_id=client.client_id,
+            redirect_uri=redirect_uri.replace("/approvals/", "/other/"),
+            client_secret=client.client_secret,
+        )
+    # Registration needs the initial access token.
+    refused = httpx2.post(
+        oidc.metadata()["registration_endpoint"], json={"redirect_uris": [redirect_uri]}, timeout=10
+    )
+    assert refused.status_code == 401, refused.text
+
+
 def test_rejects_unregistered_approval_redirect_uri() -> None:
     with callback_listener() as (redirect_uri, _), oidc_provider(approval_redirect_uris=[redirect_uri]) as provider:
         other = redirect_uri.replace("/approvals/callback", "/elsewhere")
