@@ -560,6 +560,16 @@ impl<S: ToolSet> Checkpoint<S> {
             })
     }
 
+    /// Where approvals are kept, when a tool needs one.
+    pub(crate) fn approval_store(&self) -> Option<&Arc<dyn ApprovalStore>> {
+        self.shared.approvals.as_ref()
+    }
+
+    /// The sealer of what the server hands out to bring back.
+    pub(crate) fn sealer(&self) -> &StateSealer {
+        &self.shared.sealer
+    }
+
     /// The last uses this checkpoint notes.
     pub fn last_uses(&self) -> &LastUsed {
         &self.shared.last_used

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::approval::{ApprovalStore, FileApprovals, PendingCall, Verdict};
+use crate::approval::{ApprovalStore, FileApprovals, PendingCall};
 use crate::audit::{self, AuditTrail, Record};
 use crate::authorize::authorize;
 use crate::checkpoint::{Checkpoint, Server};
@@ -776,7 +776,7 @@ where
         ApprovalsCommand::Show { id } => describe_call(&store.get(&id).await?, now),
         ApprovalsCommand::Approve { id, by } => {
             let by = who(by)?;
-            let call = decide(&*store, &id, &by, true, String::new()).await?;
+            let call = crate::approval::decide(&*store, &id, &by, true, String::new()).await?;
             format!(
                 "approved by {by}\n{}",
                 describe_call(&call, jiff::Timestamp::now())
@@ -784,7 +784,7 @@ where
         }
         ApprovalsCommand::Deny { id, by, reason } => {
             let by = who(by)?;
-            let call = decide(&*store, &id, &by, false, reason).await?;
+            let call = crate::approval::decide(&*store, &id, &by, false, reason).await?;
             format!(
                 "denied by {by}\n{}",
                 describe_call(&call, jiff::Timestamp::now())
@@ -793,35 +793,6 @@ where
     };
     std::io::stdout().write_all(report.as_bytes())?;
     Ok(())
-}
-
-/// Give `by`'s verdict on the call `id`, and record it in the audit trail.
-pub(crate) async fn decide(
-    store: &dyn ApprovalStore,
-    id: &str,
-    by: &str,
-    approve: bool,
-    reason: String,
-) -> Result<PendingCall, crate::approval::ApprovalError> {
-    let verdict = Verdict {
-        by: by.to_owned(),
-        at: jiff::Timestamp::now().to_string(),
-        reason,
-    };
-    let reason = verdict.reason.clone();
-    let call = store.decide(id, verdict, approve).await?;
-    let event = if approve { "approved" } else { "denied" };
-    let recorded = audit::record(
-        &Record::new(event)
-            .str("approval", id)
-            .str("by", by)
-            .str("tool", &call.tool)
-            .str("principal", &call.principal)
-            .str("args_sha256", &call.arguments_sha256)
-            .opt_str("reason", (!reason.is_empty()).then_some(reason.as_str())),
-    );
-    let _ = recorded.durable().await;
-    Ok(call)
 }
 
 async fn review<S, F, Fut>(path: Option<PathBuf>, build: F) -> Result<(), BuildError>

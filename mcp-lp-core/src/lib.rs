@@ -93,9 +93,9 @@ pub use crate::checkpoint::{
     CallScope, Checkpoint, FORBIDDEN, RATE_LIMITED, ServeError, Server, URL_ELICITATION_REQUIRED,
 };
 pub use crate::config::{
-    ALLOWED_ALGORITHMS, ANONYMOUS, AuditSettings, AuthSection, CONFIG_ENV, Config, ConfigError,
-    ConfigErrorKind, DEFAULT_MAX_GRANT_LIFETIME, HttpSection, ReviewOverdue, SecretError,
-    SecretRef,
+    ALLOWED_ALGORITHMS, ANONYMOUS, ApprovalPageSection, AuditSettings, AuthSection, CONFIG_ENV,
+    Config, ConfigError, ConfigErrorKind, DEFAULT_MAX_GRANT_LIFETIME, HttpSection, ReviewOverdue,
+    SecretError, SecretRef,
 };
 pub use crate::grant::{Grant, GrantError, MAX_GRANT_LEN, grant_syntax_error};
 pub use crate::limits::Limits;

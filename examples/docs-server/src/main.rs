@@ -67,7 +67,7 @@ fn checked_key(key: &str) -> Result<&str, ToolError> {
 }
 
 #[mcp_lp::server(
-    instructions = "Documents in S3. listDocuments and readDocument are read-only; deleteDocument needs the operator's grant."
+    instructions = "Documents in S3. listDocuments and readDocument are read-only; deleteDocument needs the operator's grant and a person's approval of each call."
 )]
 impl Docs {
     /// List documents, optionally only those under a prefix.
@@ -137,12 +137,14 @@ impl Docs {
             .map_err(|_| ToolError::new(format!("document `{key}` is not UTF-8 text")))
     }
 
-    /// Delete one document. Runs only when the operator granted `docs:delete`, with a role that
-    /// can delete and do nothing else.
+    /// Delete one document. Runs only when the operator granted `docs:delete` and a person
+    /// holding `docs:approve` approved these arguments, with a role that can delete and do
+    /// nothing else.
     #[tool(
         name = "deleteDocument",
         role = "docs-delete",
         requires = "docs:delete",
+        approval = "docs:approve",
         timeout = "10s",
         annotations(destructive_hint = true, read_only_hint = false)
     )]

@@ -77,7 +77,7 @@ impl Record {
 }
 
 #[mcp_lp::server(
-    instructions = "Your own records. Anyone connected may query them; inserting one needs the operator's grant."
+    instructions = "Your own records. Anyone connected may query them; inserting one needs the operator's grant and a person's approval."
 )]
 impl Records {
     /// List the caller's records, newest first, optionally only those whose title contains a text.
@@ -110,11 +110,13 @@ impl Records {
         }))
     }
 
-    /// Insert a record owned by the caller. Runs only when the operator granted `records:write`.
+    /// Insert a record owned by the caller. Runs only when the operator granted `records:write`
+    /// and a person holding `records:approve` approved this record.
     #[tool(
         name = "insertRecord",
         db_write = "records-write",
         requires = "records:write",
+        approval = "records:approve",
         annotations(read_only_hint = false, destructive_hint = false)
     )]
     async fn insert_record(

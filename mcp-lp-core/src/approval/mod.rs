@@ -316,6 +316,37 @@ pub trait ApprovalStore: Send + Sync + 'static {
     fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<String>, ApprovalError>>;
 }
 
+/// Give `by`'s verdict on the call `id` in `store`, and record it in the audit trail
+/// (`approved` or `denied`, naming the approver). What every door to approvals uses: the
+/// command line, the JSON API, the approval page.
+pub async fn decide(
+    store: &dyn ApprovalStore,
+    id: &str,
+    by: &str,
+    approve: bool,
+    reason: String,
+) -> Result<PendingCall, ApprovalError> {
+    let verdict = Verdict {
+        by: by.to_owned(),
+        at: now_string(),
+        reason,
+    };
+    let reason = verdict.reason.clone();
+    let call = store.decide(id, verdict, approve).await?;
+    let event = if approve { "approved" } else { "denied" };
+    let recorded = crate::audit::record(
+        &crate::audit::Record::new(event)
+            .str("approval", id)
+            .str("by", by)
+            .str("tool", &call.tool)
+            .str("principal", &call.principal)
+            .str("args_sha256", &call.arguments_sha256)
+            .opt_str("reason", (!reason.is_empty()).then_some(reason.as_str())),
+    );
+    let _ = recorded.durable().await;
+    Ok(call)
+}
+
 /// A fresh approval id: 128 random bits, hex.
 pub(crate) fn new_id() -> String {
     let mut bytes = [0u8; 16];

@@ -54,6 +54,29 @@ pub struct HttpSection {
     pub max_request_bytes: NonZeroUsize,
     /// How bearer tokens are validated. Required unless `[dev] allow_unauthenticated_http`.
     pub auth: Option<AuthSection>,
+    /// The approval page's sign-in: the server as an OAuth client of the `[http.auth]` issuer.
+    /// Without it, approvers use the JSON API with their own bearer tokens.
+    pub approvals: Option<ApprovalPageSection>,
+}
+
+/// `[http.approvals]`: how approvers sign in to the approval page, with the authorization code
+/// flow and PKCE (S256) at the `[http.auth]` issuer: a confidential client with
+/// `client_secret` (sent with HTTP Basic), or a public one without. The access token the page
+/// obtains names this server as its resource and is validated like any bearer token; its
+/// scopes are the approver's grants.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ApprovalPageSection {
+    /// The client id registered at the issuer for the approval page, whose redirect URI is
+    /// `<resource origin>/approvals/callback`.
+    pub client_id: String,
+    /// The client's secret, as a secret reference; none for a public client.
+    #[serde(default)]
+    pub client_secret: Option<crate::config::SecretRef>,
+    /// Scopes asked for besides `openid` and the tool's approver grant.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 /// `[http.auth]`: validation of bearer tokens (JWT access tokens).

@@ -69,7 +69,7 @@ use self::audit::AuditSection;
 pub use self::audit::AuditSettings;
 
 pub use self::error::{ConfigError, ConfigErrorKind};
-pub use self::http::{ALLOWED_ALGORITHMS, AuthSection, HttpSection};
+pub use self::http::{ALLOWED_ALGORITHMS, ApprovalPageSection, AuthSection, HttpSection};
 use self::protocol::{ProtocolSection, RequestStateSection};
 pub use self::secret::{SecretError, SecretRef};
 use crate::approval::{ApprovalRule, DEFAULT_APPROVAL_WINDOW};

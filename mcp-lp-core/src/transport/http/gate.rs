@@ -33,7 +33,7 @@ pub(crate) struct Gate<S: ToolSet> {
     /// What a request that passes the gate goes on to; called in place, not cloned per request.
     pub(crate) mcp: McpService<S>,
     /// `None` only when `[dev] allow_unauthenticated_http` is set.
-    pub(crate) validator: Option<BearerValidator>,
+    pub(crate) validator: Option<Arc<BearerValidator>>,
     pub(crate) checkpoint: Checkpoint<S>,
     pub(crate) sessions: SessionOwners,
     /// The URL of this resource's protected resource metadata (RFC 9728).

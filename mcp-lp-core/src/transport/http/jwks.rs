@@ -240,6 +240,30 @@ fn cache_max_age(headers: &http::HeaderMap) -> Option<Duration> {
 /// must name exactly the configured issuer (which tokens' `iss` must equal too), and its
 /// `jwks_uri` must pass the same URL rule as a configured one.
 async fn discover(client: &reqwest::Client, issuer: &str) -> Result<String, JwksError> {
+    let (uri, metadata) = issuer_metadata(client, issuer).await?;
+    match metadata.get("jwks_uri").and_then(|v| v.as_str()) {
+        Some(jwks) => match https_or_loopback(jwks) {
+            Ok(_) => Ok(jwks.to_owned()),
+            Err(refused) => Err(JwksError::Invalid {
+                uri,
+                what: "authorization server metadata",
+                reason: format!("its `jwks_uri` {refused}"),
+            }),
+        },
+        None => Err(JwksError::Invalid {
+            uri,
+            what: "authorization server metadata",
+            reason: "it has no `jwks_uri`".into(),
+        }),
+    }
+}
+
+/// The issuer's metadata (RFC 8414, then OpenID Connect discovery) and where it was read; it
+/// must name exactly `issuer`.
+pub(crate) async fn issuer_metadata(
+    client: &reqwest::Client,
+    issuer: &str,
+) -> Result<(String, serde_json::Value), JwksError> {
     // Both well-known locations are built from the issuer without its terminating slash.
     let base = issuer.strip_suffix('/').unwrap_or(issuer);
     let (origin, path) = split_origin(base);
@@ -259,21 +283,7 @@ async fn discover(client: &reqwest::Client, issuer: &str) -> Result<String, Jwks
                     });
                     continue;
                 }
-                return match metadata.get("jwks_uri").and_then(|v| v.as_str()) {
-                    Some(jwks) => match https_or_loopback(jwks) {
-                        Ok(_) => Ok(jwks.to_owned()),
-                        Err(refused) => Err(JwksError::Invalid {
-                            uri,
-                            what: "authorization server metadata",
-                            reason: format!("its `jwks_uri` {refused}"),
-                        }),
-                    },
-                    None => Err(JwksError::Invalid {
-                        uri,
-                        what: "authorization server metadata",
-                        reason: "it has no `jwks_uri`".into(),
-                    }),
-                };
+                return Ok((uri, metadata));
             }
             Err(error) => last_error = Some(error),
         }

@@ -8,6 +8,7 @@
 //! do not see the caller's token. `/.well-known/oauth-protected-resource` serves the protected
 //! resource metadata (RFC 9728) that `401` challenges point to.
 
+mod approval_doors;
 pub(crate) mod bearer;
 pub(crate) mod gate;
 mod jwks;
@@ -73,7 +74,9 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         .ok_or_else(|| HttpError::NotConfigured(path.clone()))?;
     let resource = section.resource_uri();
     let validator = match &section.auth {
-        Some(auth) => Some(BearerValidator::start(auth, resource.clone()).await?),
+        Some(auth) => Some(Arc::new(
+            BearerValidator::start(auth, resource.clone()).await?,
+        )),
         None if config.allows_unauthenticated_http() => {
             tracing::warn!(
                 "serving HTTP WITHOUT authentication: [dev] allow_unauthenticated_http = true"
@@ -92,7 +95,7 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         .collect();
     let metadata = Arc::new(json!({
         "resource": resource,
-        "authorization_servers": validator.iter().map(BearerValidator::issuer).collect::<Vec<_>>(),
+        "authorization_servers": validator.iter().map(|v| v.issuer()).collect::<Vec<_>>(),
         "scopes_supported": scopes,
         "bearer_methods_supported": ["header"],
         "resource_name": S::server_info().name,
@@ -111,6 +114,27 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         Arc::clone(&session_manager),
         rmcp_config,
     );
+    let login = match (&section.approvals, &section.auth) {
+        (Some(page), Some(auth)) => {
+            let secret = page
+                .client_secret
+                .as_ref()
+                .map(|reference| config.resolve_secret("http.approvals.client_secret", reference))
+                .transpose()?;
+            Some(approval_doors::Login::new(page, secret, &auth.issuer))
+        }
+        _ => None,
+    };
+    let doors = checkpoint.approval_store().map(|store| {
+        Arc::new(approval_doors::Doors {
+            store: Arc::clone(store),
+            validator: validator.clone(),
+            sealer: checkpoint.sealer().clone(),
+            resource: resource.clone(),
+            origin: origin_of(&resource).to_owned(),
+            login,
+        })
+    });
     let gate = Arc::new(Gate {
         mcp,
         validator,
@@ -147,10 +171,16 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         let metadata = Arc::clone(&metadata);
         async move { axum::Json((*metadata).clone()) }
     });
-    let app = Router::new()
+    let mut app = Router::new()
         .route(&section.path, any(gate::gate::<S>).with_state(gate))
         .route(&metadata_path, metadata_route.clone())
         .route("/.well-known/oauth-protected-resource", metadata_route);
+    if let Some(doors) = doors {
+        app = app.route(
+            "/approvals/{*rest}",
+            any(approval_doors::door).with_state(doors),
+        );
+    }
 
     let listener = tokio::net::TcpListener::bind(section.listen)
         .await

@@ -1,0 +1,721 @@
+//! The two doors through which a person approves or denies a parked call, both served by the
+//! server under `/approvals/`:
+//!
+//! - **A JSON API** for scripts and chat bots: `GET /approvals/{id}`, `POST
+//!   /approvals/{id}/approve` and `POST /approvals/{id}/deny`, each with the approver's own
+//!   bearer token, which must hold the tool's approver grant.
+//! - **An HTML page** at `GET /approvals/{id}`, where the approver signs in at the deployment's
+//!   authorization server (authorization code with PKCE; the server is the OAuth client,
+//!   `[http.approvals]`). The URL carries only the approval's id, which grants nothing by
+//!   itself; the page checks who opened it: the signed-in person must hold the grant and, unless
+//!   the rule allows it, must not be the requester.
+//!
+//! The sign-in state and the approver's session live in cookies sealed with the server's
+//! request-state keys, so any replica sharing the keys serves any step.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse as _, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use super::bearer::BearerValidator;
+use super::jwks::issuer_metadata;
+use crate::approval::{self, ApprovalError, ApprovalStore, PendingCall, Standing};
+use crate::audit::ArgumentDigest;
+use crate::config::ApprovalPageSection;
+use crate::principal::Principal;
+use crate::sealed_state::{Binding, StateSealer};
+
+/// How long a signed-in approver's session lasts.
+const SESSION: Duration = Duration::from_secs(600);
+
+/// The largest form or JSON body accepted.
+const MAX_BODY: usize = 16 * 1024;
+
+const SESSION_COOKIE: &str = "mcp_lp_approver";
+const LOGIN_COOKIE: &str = "mcp_lp_login";
+
+/// What the doors need.
+pub(crate) struct Doors {
+    pub(crate) store: Arc<dyn ApprovalStore>,
+    pub(crate) validator: Option<Arc<BearerValidator>>,
+    pub(crate) sealer: StateSealer,
+    /// The resource URI tokens name, asked for again at sign-in.
+    pub(crate) resource: String,
+    /// The resource's origin, which forms must come from.
+    pub(crate) origin: String,
+    pub(crate) login: Option<Login>,
+}
+
+/// The approval page's OAuth client.
+pub(crate) struct Login {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<secrecy::SecretString>,
+    pub(crate) scope: Option<String>,
+    pub(crate) issuer: String,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Login {
+    pub(crate) fn new(
+        section: &ApprovalPageSection,
+        client_secret: Option<secrecy::SecretString>,
+        issuer: &str,
+    ) -> Self {
+        Self {
+            client_id: section.client_id.clone(),
+            client_secret,
+            scope: section.scope.clone(),
+            issuer: issuer.to_owned(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The issuer's authorization and token endpoints, from its metadata.
+    async fn endpoints(&self) -> Result<(String, String), String> {
+        let (_, metadata) = issuer_metadata(&self.http, &self.issuer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let endpoint = |name: &str| {
+            let uri = metadata
+                .get(name)
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| format!("the issuer's metadata has no `{name}`"))?;
+            crate::url_policy::https_or_loopback(uri)
+                .map(|_| uri.to_owned())
+                .map_err(|e| format!("`{name}` {e}"))
+        };
+        Ok((
+            endpoint("authorization_endpoint")?,
+            endpoint("token_endpoint")?,
+        ))
+    }
+}
+
+/// Every request under `/approvals/`.
+pub(crate) async fn door(
+    State(doors): State<Arc<Doors>>,
+    Path(rest): Path<String>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let mut segments = rest.split('/');
+    let (first, second) = (segments.next().unwrap_or(""), segments.next());
+    if segments.next().is_some() {
+        return page_error(StatusCode::NOT_FOUND, "no such page");
+    }
+    if first == "callback" && second.is_none() && parts.method == Method::GET {
+        return doors.callback(&parts.headers, parts.uri.query()).await;
+    }
+    if !approval::is_id(first) {
+        return page_error(StatusCode::NOT_FOUND, "no such approval");
+    }
+    let verdict = match (second, &parts.method) {
+        (None, &Method::GET) => None,
+        (Some("approve"), &Method::POST) => Some(true),
+        (Some("deny"), &Method::POST) => Some(false),
+        _ => return page_error(StatusCode::NOT_FOUND, "no such page"),
+    };
+    let body = match to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => return page_error(StatusCode::PAYLOAD_TOO_LARGE, "the request is too large"),
+    };
+    match bearer_of(&parts.headers) {
+        Some(token) => doors.api(first, verdict, token, &body).await,
+        None => doors.page(first, verdict, &parts.headers, &body).await,
+    }
+}
+
+impl Doors {
+    /// The JSON API: the approver is the bearer token's principal.
+    async fn api(&self, id: &str, verdict: Option<bool>, token: &str, body: &[u8]) -> Response {
+        let Some(validator) = &self.validator else {
+            return api_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this server validates no bearer tokens".into(),
+            );
+        };
+        let approver = match validator.validate(token).await {
+            Ok(principal) => principal,
+            Err(e) => {
+                crate::audit::record(
+                    &crate::audit::Record::new("auth_refused")
+                        .warn()
+                        .str("door", "approvals")
+                        .str("reason", &e.to_string()),
+                );
+                return api_error(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string());
+            }
+        };
+        let call = match self.store.get(id).await {
+            Ok(call) => call,
+            Err(e) => return approval_error(&e),
+        };
+        if !approver.holds(&call.grant, SystemTime::now()) {
+            let error = ApprovalError::LacksGrant(call.grant.clone());
+            return api_error(
+                StatusCode::FORBIDDEN,
+                error.code(),
+                format!("{} {error}", approver.id()),
+            );
+        }
+        let Some(approve) = verdict else {
+            return (StatusCode::OK, axum::Json(call_json(&call))).into_response();
+        };
+        let reason = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        match approval::decide(&*self.store, id, approver.id(), approve, reason).await {
+            Ok(call) => (StatusCode::OK, axum::Json(call_json(&call))).into_response(),
+            Err(e) => approval_error(&e),
+        }
+    }
+
+    /// The HTML page: the approver is whoever signed in.
+    async fn page(
+        &self,
+        id: &str,
+        verdict: Option<bool>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Response {
+        let Some(approver) = self.session(headers) else {
+            if verdict.is_some() {
+                return page_error(
+                    StatusCode::UNAUTHORIZED,
+                    "sign in first: open the approval page again",
+                );
+            }
+            return self.sign_in(id).await;
+        };
+        let call = match self.store.get(id).await {
+            Ok(call) => call,
+            Err(e) => return page_error(StatusCode::NOT_FOUND, &e.to_string()),
+        };
+        let mut notice = String::new();
+        if let Some(approve) = verdict {
+            // A form is answered only from this origin and with this session's token for this
+            // approval: another site cannot make the approver's browser decide.
+            let same_origin = headers
+                .get(header::ORIGIN)
+                .and_then(|o| o.to_str().ok())
+                .is_some_and(|o| o == self.origin);
+            let form: Vec<(String, String)> =
+                url::form_urlencoded::parse(body).into_owned().collect();
+            let token = form
+                .iter()
+                .find(|(k, _)| k == "csrf")
+                .map(|(_, v)| v.as_str());
+            if !same_origin || token.is_none_or(|t| self.open_csrf(&approver, id, t).is_err()) {
+                return page_error(
+                    StatusCode::FORBIDDEN,
+                    "the form did not come from this page",
+                );
+            }
+            let reason = form
+                .iter()
+                .find(|(k, _)| k == "reason")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            notice = match self.check_may_decide(&approver, &call) {
+                Err(why) => why,
+                Ok(()) => {
+                    match approval::decide(&*self.store, id, approver.id(), approve, reason).await {
+                        Ok(_) if approve => "You approved this call.".to_owned(),
+                        Ok(_) => "You denied this call.".to_owned(),
+                        Err(e) => format!("Not recorded: {e}."),
+                    }
+                }
+            };
+        }
+        let call = self.store.get(id).await.unwrap_or(call);
+        self.render(&approver, &call, &notice)
+    }
+
+    /// Who may decide: the grant, not the requester unless the rule allows it.
+    fn check_may_decide(&self, approver: &Principal, call: &PendingCall) -> Result<(), String> {
+        if !approver.holds(&call.grant, SystemTime::now()) {
+            return Err(format!(
+                "You are signed in as {}, who does not hold `{}`: you may read this call, not decide it.",
+                approver.id(),
+                call.grant
+            ));
+        }
+        if approver.id() == call.principal && !call.self_approve {
+            return Err("You asked for this call: another person approves it.".to_owned());
+        }
+        Ok(())
+    }
+
+    fn render(&self, approver: &Principal, call: &PendingCall, notice: &str) -> Response {
+        let standing = call.standing(jiff::Timestamp::now());
+        let arguments = serde_json::to_string_pretty(&call.arguments).unwrap_or_default();
+        let approvers: Vec<&str> = call.approvals.iter().map(|v| v.by.as_str()).collect();
+        let mut html = String::new();
+        let _ = write!(
+            html,
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Approve {tool}?</title></head><body>\
+             <h1>Approve a call of <code id=\"tool\">{tool}</code>?</h1>\
+             <p>Requested by <strong id=\"requester\">{requester}</strong> at {at}. Expires at {expires}.</p>\
+             <p id=\"why\">Why it needs approval: {why}</p>\
+             <h2>Arguments</h2><pre id=\"arguments\">{arguments}</pre>\
+             <p>Status: <strong id=\"status\">{standing}</strong>. Needs {min} approval(s) by holders of <code>{grant}</code>; approved by: {approvers}.</p>\
+             <p>Signed in as <strong id=\"approver\">{me}</strong>.</p>",
+            tool = escape(&call.tool),
+            requester = escape(&call.principal),
+            at = escape(&call.requested_at),
+            expires = escape(&call.expires_at),
+            why = escape(&call.why),
+            arguments = escape(&arguments),
+            standing = escape(&standing.to_string()),
+            min = call.min,
+            grant = escape(&call.grant),
+            approvers = if approvers.is_empty() {
+                "nobody yet".to_owned()
+            } else {
+                escape(&approvers.join(", "))
+            },
+            me = escape(approver.id()),
+        );
+        if !notice.is_empty() {
+            let _ = write!(
+                html,
+                "<p id=\"notice\" role=\"status\">{}</p>",
+                escape(notice)
+            );
+        }
+        match (self.check_may_decide(approver, call), &standing) {
+            (Ok(()), Standing::Pending { .. })
+                if !call.approvals.iter().any(|v| v.by == approver.id()) =>
+            {
+                let csrf = self.seal_csrf(approver, &call.id);
+                let _ = write!(
+                    html,
+                    "<form method=\"post\" action=\"/approvals/{id}/approve\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button id=\"approve\" type=\"submit\">Approve</button></form>\
+                     <form method=\"post\" action=\"/approvals/{id}/deny\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label>Reason <input name=\"reason\"></label><button id=\"deny\" type=\"submit\">Deny</button></form>",
+                    id = call.id,
+                    csrf = escape(&csrf),
+                );
+            }
+            (Err(why), _) if notice.is_empty() => {
+                let _ = write!(html, "<p id=\"refusal\">{}</p>", escape(&why));
+            }
+            _ => {}
+        }
+        html.push_str("</body></html>");
+        let mut response = (StatusCode::OK, html).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        );
+        // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with the
+        // page's own forms, which the origin check must refuse.
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+        response
+    }
+
+    /// Send the browser to the issuer to sign in, remembering (sealed, in a cookie) the PKCE
+    /// verifier, the state and the approval.
+    async fn sign_in(&self, id: &str) -> Response {
+        let Some(login) = &self.login else {
+            return page_error(
+                StatusCode::UNAUTHORIZED,
+                "sign-in to the approval page is not configured ([http.approvals]); approve with the JSON API and your bearer token",
+            );
+        };
+        let (authorize, _) = match login.endpoints().await {
+            Ok(endpoints) => endpoints,
+            Err(e) => {
+                return page_error(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the authorization server cannot be used: {e}"),
+                );
+            }
+        };
+        let grant = match self.store.get(id).await {
+            Ok(call) => call.grant,
+            Err(e) => return page_error(StatusCode::NOT_FOUND, &e.to_string()),
+        };
+        let verifier = random_token();
+        let state = random_token();
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let mut scope = format!("openid {grant}");
+        if let Some(extra) = &login.scope {
+            scope.push(' ');
+            scope.push_str(extra);
+        }
+        let redirect = format!("{}/approvals/callback", self.origin);
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &login.client_id)
+            .append_pair("redirect_uri", &redirect)
+            .append_pair("scope", &scope)
+            .append_pair("state", &state)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("resource", &self.resource)
+            .finish();
+        let separator = if authorize.contains('?') { '&' } else { '?' };
+        let remembered = json!({ "state": state, "verifier": verifier, "id": id }).to_string();
+        let cookie = self.sealer.seal(&fixed_binding("login"), &remembered);
+        let mut response = redirect_to(&format!("{authorize}{separator}{query}"));
+        set_cookie(
+            &mut response,
+            LOGIN_COOKIE,
+            &cookie,
+            "Lax",
+            600,
+            self.origin.starts_with("https:"),
+        );
+        response
+    }
+
+    /// The issuer sends the browser back here with a code: trade it (with the verifier) for an
+    /// access token for this server, validate it like any bearer token, and open a session.
+    async fn callback(&self, headers: &HeaderMap, query: Option<&str>) -> Response {
+        let (Some(login), Some(validator)) = (&self.login, &self.validator) else {
+            return page_error(StatusCode::NOT_FOUND, "sign-in is not configured");
+        };
+        let params: Vec<(String, String)> =
+            url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(error) = param("error") {
+            return page_error(
+                StatusCode::UNAUTHORIZED,
+                &format!("sign-in failed at the authorization server: {error}"),
+            );
+        }
+        let remembered = cookie(headers, LOGIN_COOKIE)
+            .and_then(|sealed| self.sealer.open(&fixed_binding("login"), sealed).ok())
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        let Some(remembered) = remembered else {
+            return page_error(
+                StatusCode::BAD_REQUEST,
+                "this sign-in was not started here, or took too long; open the approval page again",
+            );
+        };
+        let field = |name: &str| {
+            remembered
+                .get(name)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (state, verifier, id) = (field("state"), field("verifier"), field("id"));
+        if param("state").as_deref() != Some(state.as_str()) || !approval::is_id(&id) {
+            return page_error(
+                StatusCode::BAD_REQUEST,
+                "the sign-in's state does not match",
+            );
+        }
+        let Some(code) = param("code") else {
+            return page_error(
+                StatusCode::BAD_REQUEST,
+                "the authorization server sent no code",
+            );
+        };
+        let token_endpoint = match login.endpoints().await {
+            Ok((_, token)) => token,
+            Err(e) => return page_error(StatusCode::BAD_GATEWAY, &e),
+        };
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("code", &code)
+            .append_pair(
+                "redirect_uri",
+                &format!("{}/approvals/callback", self.origin),
+            )
+            .append_pair("client_id", &login.client_id)
+            .append_pair("code_verifier", &verifier)
+            .append_pair("resource", &self.resource)
+            .finish();
+        let mut post = login
+            .http
+            .post(&token_endpoint)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(secret) = &login.client_secret {
+            use secrecy::ExposeSecret as _;
+            // RFC 6749 2.3.1: both halves form-encoded, then Basic.
+            let encode =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let pair = format!(
+                "{}:{}",
+                encode(&login.client_id),
+                encode(secret.expose_secret())
+            );
+            let basic = base64::engine::general_purpose::STANDARD.encode(pair);
+            post = post.header(header::AUTHORIZATION, format!("Basic {basic}"));
+        }
+        let reply = post.body(form).send().await;
+        let token = match reply {
+            Ok(reply) if reply.status().is_success() => {
+                reply.json::<serde_json::Value>().await.ok().and_then(|v| {
+                    v.get("access_token")
+                        .and_then(|t| t.as_str())
+                        .map(str::to_owned)
+                })
+            }
+            Ok(reply) => {
+                let status = reply.status();
+                let text = reply.text().await.unwrap_or_default();
+                let text: String = text.chars().take(200).collect();
+                return page_error(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the token endpoint answered {status}: {text}"),
+                );
+            }
+            Err(e) => {
+                return page_error(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the token endpoint cannot be reached: {e}"),
+                );
+            }
+        };
+        let Some(token) = token else {
+            return page_error(
+                StatusCode::BAD_GATEWAY,
+                "the token endpoint sent no access token",
+            );
+        };
+        let approver = match validator.validate(&token).await {
+            Ok(principal) => principal,
+            Err(e) => {
+                return page_error(
+                    StatusCode::UNAUTHORIZED,
+                    &format!("the access token was refused: {e}"),
+                );
+            }
+        };
+        let expires = SystemTime::now() + SESSION;
+        let grants: Vec<&str> = approver
+            .grants()
+            .iter()
+            .filter(|g| g.is_active(SystemTime::now()))
+            .map(crate::grant::Grant::name)
+            .collect();
+        let session = json!({
+            "sub": approver.id(),
+            "grants": grants,
+            "exp": expires.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        })
+        .to_string();
+        let sealed = self.sealer.seal(&fixed_binding("session"), &session);
+        let mut response = redirect_to(&format!("/approvals/{id}"));
+        let secure = self.origin.starts_with("https:");
+        set_cookie(
+            &mut response,
+            SESSION_COOKIE,
+            &sealed,
+            "Strict",
+            SESSION.as_secs(),
+            secure,
+        );
+        set_cookie(&mut response, LOGIN_COOKIE, "", "Lax", 0, secure);
+        response
+    }
+
+    /// The signed-in approver, from the session cookie.
+    fn session(&self, headers: &HeaderMap) -> Option<Principal> {
+        let sealed = cookie(headers, SESSION_COOKIE)?;
+        let text = self.sealer.open(&fixed_binding("session"), sealed).ok()?;
+        let session: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+        if session.get("exp")?.as_u64()? <= now {
+            return None;
+        }
+        let expires = UNIX_EPOCH + Duration::from_secs(session.get("exp")?.as_u64()?);
+        let mut principal = Principal::new(session.get("sub")?.as_str()?);
+        for grant in session.get("grants")?.as_array()? {
+            let grant = crate::grant::Grant::new(grant.as_str()?).ok()?;
+            principal = principal.with_grant(grant.expiring_at(expires));
+        }
+        Some(principal)
+    }
+
+    /// A form token bound to the approver and the approval, so that a form made for one
+    /// session and call decides nothing else.
+    fn seal_csrf(&self, approver: &Principal, id: &str) -> String {
+        let digest = ArgumentDigest::of(json!({ "approval": id }).as_object());
+        let binding = Binding {
+            principal: approver.id(),
+            tool: "csrf",
+            arguments: &digest,
+        };
+        self.sealer.seal(&binding, "csrf")
+    }
+
+    fn open_csrf(&self, approver: &Principal, id: &str, token: &str) -> Result<(), ()> {
+        let digest = ArgumentDigest::of(json!({ "approval": id }).as_object());
+        let binding = Binding {
+            principal: approver.id(),
+            tool: "csrf",
+            arguments: &digest,
+        };
+        self.sealer
+            .open(&binding, token)
+            .map(|_| ())
+            .map_err(|_| ())
+    }
+}
+
+fn fixed_binding(what: &'static str) -> Binding<'static> {
+    static EMPTY: std::sync::OnceLock<ArgumentDigest> = std::sync::OnceLock::new();
+    Binding {
+        principal: "mcp-lp-approvals",
+        tool: what,
+        arguments: EMPTY.get_or_init(|| ArgumentDigest::of(None)),
+    }
+}
+
+fn call_json(call: &PendingCall) -> serde_json::Value {
+    json!({
+        "id": call.id,
+        "tool": call.tool,
+        "requester": call.principal,
+        "arguments": call.arguments,
+        "arguments_sha256": call.arguments_sha256,
+        "definition_sha256": call.definition_sha256,
+        "why": call.why,
+        "grant": call.grant,
+        "min": call.min,
+        "approvals": call.approvals,
+        "denial": call.denial,
+        "status": call.standing(jiff::Timestamp::now()).to_string(),
+        "requested_at": call.requested_at,
+        "expires_at": call.expires_at,
+    })
+}
+
+fn bearer_of(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+fn set_cookie(
+    response: &mut Response,
+    name: &str,
+    value: &str,
+    same_site: &str,
+    max_age: u64,
+    secure: bool,
+) {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!(
+        "{name}={value}; Path=/approvals; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+fn redirect_to(location: &str) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn approval_error(error: &ApprovalError) -> Response {
+    let status = match error {
+        ApprovalError::Unknown(_) => StatusCode::NOT_FOUND,
+        ApprovalError::Requester | ApprovalError::LacksGrant(_) => StatusCode::FORBIDDEN,
+        ApprovalError::Store { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::CONFLICT,
+    };
+    api_error(status, error.code(), error.to_string())
+}
+
+fn api_error(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        axum::Json(json!({ "error": code, "message": message })),
+    )
+        .into_response()
+}
+
+fn page_error(status: StatusCode, message: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Approval</title></head><body><p id=\"error\">{}</p></body></html>",
+        escape(message)
+    );
+    let mut response = (status, html).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+/// 256 random bits, base64url: PKCE verifiers and OAuth state.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    let _ = getrandom::fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// `text` safe inside HTML text and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
