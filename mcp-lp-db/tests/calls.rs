@@ -664,3 +664,67 @@ async fn rejects_call_when_server_was_given_no_databases() {
     );
     sandbox.cleanup().await;
 }
+
+#[tokio::test]
+async fn refuses_checkout_for_a_call_until_it_is_approved() {
+    use mcp_lp::approval::{ApprovalStore as _, FileApprovals, Verdict};
+
+    let sandbox = Sandbox::new("approval").await;
+    let (reader, writer) = (sandbox.reader().await, sandbox.writer().await);
+    let config = sandbox.config(&format!(
+        "[db.reader]\nurl = {{ file = {reader:?} }}\nschemas = [\"{schema}\"]\n\
+         [db.writer]\nurl = {{ file = {writer:?} }}\nschemas = [\"{schema}\"]\n\
+         [tools.insert_title]\napproval = {{ grant = \"fixture:approve\" }}\n",
+        reader = reader.url_file.display().to_string(),
+        writer = writer.url_file.display().to_string(),
+        schema = sandbox.name,
+    ));
+    let databases = sandbox.connect(&config).await.expect("starts");
+    let stats = databases.clone();
+    let conn = serve(
+        Server::new(Fixture::default()).provide(databases),
+        &config,
+        writer_principal("alice@example.com"),
+    )
+    .await;
+
+    let parked = match conn
+        .call("insert_title", json!({"title": "approved"}))
+        .await
+    {
+        Err(ServiceError::McpError(e)) => e,
+        other => panic!("expected the call to be parked, got {other:?}"),
+    };
+    assert!(
+        parked.message.contains("needs approval"),
+        "{}",
+        parked.message
+    );
+    assert_eq!(
+        stats.stats("writer").unwrap().checkouts,
+        0,
+        "a parked call checks out nothing"
+    );
+    let id = parked.data.unwrap()["approval"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verdict = Verdict {
+        by: "bob@example.com".into(),
+        at: jiff::Timestamp::now().to_string(),
+        reason: String::new(),
+    };
+    FileApprovals::new(config.approvals_path())
+        .decide(&id, verdict, true)
+        .await
+        .expect("approved");
+    let result = conn
+        .call("insert_title", json!({"title": "approved"}))
+        .await
+        .unwrap();
+    assert_eq!(mcp_lp_tests::text(&result), "inserted approved");
+    assert_eq!(stats.stats("writer").unwrap().checkouts, 1);
+    assert_eq!(sandbox.all_titles().await, vec!["approved".to_owned()]);
+    drop(conn);
+    sandbox.cleanup().await;
+}
