@@ -75,6 +75,9 @@ export CONFORMANCE_SERVER_BIN="$TARGET_DIR/debug/conformance-server"
 
 # nginx for the load-balancer tests (tests/python/test_load_balancer.py); without it they fail.
 "$REPO_ROOT/scripts/nginx.sh" install || say "nginx is not available: the load-balancer tests will fail"
+# The OpenID provider (oidc-provider from npm) and Debian's Chromium for the sign-in and
+# approval-page tests; without them those tests fail.
+"$REPO_ROOT/scripts/oidc.sh" install || say "the OpenID provider or Chromium is not available: the approval-page tests will fail"
 
 say "pytest tests/python (server: $NOTES_SERVER_BIN)"
 "$VENV/bin/python" -m pytest -q tests/python "$@" || failed+=("pytest tests/python")
