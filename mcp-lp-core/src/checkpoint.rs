@@ -561,11 +561,13 @@ impl<S: ToolSet> Checkpoint<S> {
     }
 
     /// Where approvals are kept, when a tool needs one.
+    #[cfg(feature = "http")]
     pub(crate) fn approval_store(&self) -> Option<&Arc<dyn ApprovalStore>> {
         self.shared.approvals.as_ref()
     }
 
     /// The sealer of what the server hands out to bring back.
+    #[cfg(feature = "http")]
     pub(crate) fn sealer(&self) -> &StateSealer {
         &self.shared.sealer
     }

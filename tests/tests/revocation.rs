@@ -96,7 +96,7 @@ async fn rejects_revoked_tool_and_hides_it_from_the_list() {
     let setup = Setup::new();
     let audit = Recorder::global();
     let conn = setup.connect(admin("rev-tool@example.com"), "").await;
-    assert!(conn.text("admin_echo", json!({"text": "hi"})).await.0 == false);
+    assert!(!conn.text("admin_echo", json!({"text": "hi"})).await.0);
     setup.revoke(Target::Tool("admin_echo".into())).await;
 
     let err = refused(&conn, "admin_echo").await;

@@ -315,8 +315,11 @@ struct Inner {
     current: RwLock<Arc<RevocationList>>,
     health: Mutex<Health>,
     changes: watch::Sender<Arc<RevocationList>>,
-    evictors: Mutex<Vec<(Arc<dyn Evict>, &'static [ToolPolicy])>>,
+    evictors: Mutex<Vec<Evictor>>,
 }
+
+/// An evictor and the tools of the server it evicts for.
+type Evictor = (Arc<dyn Evict>, &'static [ToolPolicy]);
 
 struct Health {
     last_read: Instant,
