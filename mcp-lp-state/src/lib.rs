@@ -6,7 +6,7 @@
 //! replica follows ([`PgRevocations`], `mcp_lp_governance.revocations`, each change pushed by
 //! `LISTEN/NOTIFY`), when each tool was last used, and the audit trail:
 //! [`PgAuditSink`] writes every sealed event to `mcp_lp_audit.events` (see
-//! [`AUDIT_SCHEMA_SQL`]), a table the role may INSERT into and SELECT from, and nothing else:
+//! [`STATE_SCHEMA_SQL`]), a table the role may INSERT into and SELECT from, and nothing else:
 //! no UPDATE, DELETE or TRUNCATE, and it is not the owner. Each replica writes its own chain
 //! there; `audit verify --db` reads them back in order.
 //!
