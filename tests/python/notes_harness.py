@@ -1,7 +1,7 @@
 """Helpers shared by the end-to-end tests and the demo: find the notes-server binary, lay out a
 temporary workspace (a copy of the example notes plus a config file), connect the official MCP
-client to the server over stdio in either client mode, and read the audit events off the
-server's stderr."""
+client to the server over stdio in either client mode, read the audit events off the server's
+stderr, and get a call that needs a person's approval approved from the command line."""
 
 from __future__ import annotations
 
@@ -279,3 +279,48 @@ def run_cli(binary: Path, *args: str, env: dict[str, str] | None = None) -> subp
         env=base,
         timeout=20,
     )
+
+
+# The JSON-RPC error code of a refused call, and of a call parked for approval.
+FORBIDDEN = -32003
+# Who approves in call_approved: never the requester, whom the server refuses as approver.
+APPROVER = "approver@example.com"
+
+
+def parked_approval(error: MCPError) -> str | None:
+    """The approval id a refusal carries when the call was parked for a person's approval."""
+    data = error.error.data
+    if error.error.code != FORBIDDEN or not isinstance(data, dict) or not isinstance(data.get("approval"), dict):
+        return None
+    return data["approval"].get("id")
+
+
+async def call_approved(
+    session: Client,
+    binary: Path,
+    config: Path,
+    tool: str,
+    arguments: dict[str, Any] | None,
+    approver: str = APPROVER,
+    env: dict[str, str] | None = None,
+) -> CallToolResult:
+    """Call `tool`; when the server parks the call for approval, approve it as `approver` with
+    `binary --config config approvals approve ID --by approver` (another process, as an operator
+    would) and call again with the same arguments. Returns the result of the call that ran.
+    `env`, when given, is the command line's whole environment (docs-server's AWS identity)."""
+    try:
+        return await session.call_tool(tool, arguments)
+    except MCPError as e:
+        approval = parked_approval(e)
+        if approval is None:
+            raise
+    args = ["--config", str(config), "approvals", "approve", approval, "--by", approver]
+    if env is None:
+        done = run_cli(binary, *args)
+    else:
+        done = subprocess.run(
+            [str(binary), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=60
+        )
+    assert done.returncode == 0, f"approvals approve {approval} --by {approver}:\n{done.stdout}{done.stderr}"
+    assert done.stdout.startswith(f"approved by {approver}\napproval {approval}\n"), done.stdout
+    return await session.call_tool(tool, arguments)

@@ -20,7 +20,7 @@ from docs_harness import (  # noqa: F401  (fixtures)
     server_secret_key,
     unique_principal,
 )
-from notes_harness import grants_toml, text_of
+from notes_harness import call_approved, grants_toml, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -31,9 +31,11 @@ async def test_rejects_secrets_and_session_tokens_in_trace_logs(docs_server, doc
     config = docs_config.write(principal, grants=grants_toml("docs:delete"))
     errlog = tmp_path / "err.jsonl"
     since = now()
-    async with connect_docs(docs_server, config, errlog, server_env(seed, RUST_LOG="trace")) as session:
+    env = server_env(seed, RUST_LOG="trace")
+    async with connect_docs(docs_server, config, errlog, env) as session:
         for tool, args in [("listDocuments", {}), ("readDocument", {"key": key}), ("deleteDocument", {"key": key})]:
-            result = await session.call_tool(tool, args)
+            # deleteDocument runs once approved from the command line.
+            result = await call_approved(session, docs_server, config, tool, args, env=env)
             assert not result.is_error, text_of(result)
     logs = errlog.read_text(encoding="utf-8")
     # The capture is at TRACE and covers the SDK's signing and sending.

@@ -19,11 +19,9 @@ from docs_harness import (  # noqa: F401  (fixtures)
     seed,
     unique_principal,
 )
-from notes_harness import call_error, grants_toml, text_of
+from notes_harness import FORBIDDEN, call_approved, call_error, grants_toml, text_of
 
 pytestmark = pytest.mark.anyio
-
-FORBIDDEN = -32003
 
 
 async def test_accepts_list_and_read_with_read_role(docs_server, docs_config, env, tmp_path, connect_docs):
@@ -45,7 +43,7 @@ async def test_accepts_list_and_read_with_read_role(docs_server, docs_config, en
 
 async def test_rejects_delete_with_read_role_credentials(docs_server, docs_config, env, tmp_path, seed, connect_docs):
     # An operator maps docs-delete to the read-only role by mistake: the emulator refuses the
-    # delete, because that role's credentials cannot delete.
+    # delete, even once a person approved it, because that role's credentials cannot delete.
     key = put_document("private/", "keep me")
     config = docs_config.write(
         unique_principal("misconfigured"),
@@ -53,7 +51,9 @@ async def test_rejects_delete_with_read_role_credentials(docs_server, docs_confi
         delete_role=seed["roles"]["mcp-read-only"],
     )
     async with connect_docs(docs_server, config, tmp_path / "err.jsonl", env) as session:
-        message = await call_error(session, "deleteDocument", {"key": key})
+        result = await call_approved(session, docs_server, config, "deleteDocument", {"key": key}, env=env)
+        assert result.is_error, f"the delete with read-only credentials succeeded: {text_of(result)!r}"
+        message = text_of(result)
     assert "S3 DeleteObject with role `docs-delete` failed: AccessDenied" in message, message
     assert "assumed-role/mcp-read-only/" in message, message
     assert exists(key), "read-only credentials deleted the document"
@@ -87,10 +87,11 @@ async def test_accepts_delete_with_grant_attributed_to_principal(
     config = docs_config.write(principal, grants=grants_toml("docs:delete"))
     since = now()
     async with connect_docs(docs_server, config, tmp_path / "err.jsonl", env) as session:
-        result = await session.call_tool("deleteDocument", {"key": key})
+        result = await call_approved(session, docs_server, config, "deleteDocument", {"key": key}, env=env)
         assert not result.is_error, text_of(result)
         assert text_of(result) == f"deleted document `{key}`"
-    assert not exists(key), "the granted delete left the document"
+    assert not exists(key), "the granted and approved delete left the document"
+    # One role assumed, for the approved call; the parked one assumed none.
     [call] = assume_role_calls(since, principal)
     # CloudTrail names the person and the tool, not only the server.
     assert call["RoleArn"] == seed["roles"]["mcp-delete"]
@@ -147,7 +148,7 @@ async def test_rejects_unassumable_role_and_keeps_serving(docs_server, docs_conf
             # STS's own text names the process's identity and account: it stays in the log.
             assert "arn:aws" not in message and "000000000000" not in message, message
         # No fallback, and the server keeps serving: the other role still works.
-        deleted = await session.call_tool("deleteDocument", {"key": key})
+        deleted = await call_approved(session, docs_server, config, "deleteDocument", {"key": key}, env=env)
         assert not deleted.is_error, text_of(deleted)
     assert not exists(key)
 

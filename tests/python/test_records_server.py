@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from notes_harness import audit_events, call_error, grants_toml, run_cli, secret_audit_events, text_of
+from notes_harness import (
+    APPROVER,
+    audit_events,
+    call_approved,
+    call_error,
+    grants_toml,
+    run_cli,
+    secret_audit_events,
+    text_of,
+)
 from records_harness import (  # noqa: F401  (connect_records is a fixture)
     EXAMPLE_DIR,
     connect_records,
@@ -49,11 +58,14 @@ async def test_query_records_returns_only_the_callers_rows(binary: Path, tmp_pat
 
     async with connect_records(binary, alice_config, tmp_path / "alice.jsonl") as session:
         for title in ("plan", "notes"):
-            result = await session.call_tool("insertRecord", {"title": title, "body": f"alice's {title}"})
+            result = await call_approved(
+                session, binary, alice_config, "insertRecord", {"title": title, "body": f"alice's {title}"}
+            )
             assert not result.is_error, text_of(result)
             assert result.structured_content["owner"] == alice
     async with connect_records(binary, bob_config, tmp_path / "bob.jsonl") as session:
-        await session.call_tool("insertRecord", {"title": "salary", "body": "bob's salary"})
+        inserted = await call_approved(session, binary, bob_config, "insertRecord", {"title": "salary", "body": "bob's salary"})
+        assert not inserted.is_error, text_of(inserted)
         bobs = records_of(await session.call_tool("queryRecords", {}))
     async with connect_records(binary, alice_config, tmp_path / "alice2.jsonl") as session:
         alices = records_of(await session.call_tool("queryRecords", {}))
@@ -101,8 +113,9 @@ async def test_accepts_secret_references_audited_by_name_not_value(binary: Path,
 async def test_insert_record_with_grant_inserts_and_is_audited(binary: Path, tmp_path: Path, connect_records) -> None:
     principal = unique_principal("dave")
     errlog = tmp_path / "server.jsonl"
-    async with connect_records(binary, write_config(tmp_path, principal, WRITE), errlog) as session:
-        result = await session.call_tool("insertRecord", {"title": "Vendor call", "body": "renewal"})
+    config = write_config(tmp_path, principal, WRITE)
+    async with connect_records(binary, config, errlog) as session:
+        result = await call_approved(session, binary, config, "insertRecord", {"title": "Vendor call", "body": "renewal"})
         assert not result.is_error, text_of(result)
         inserted = result.structured_content
         assert inserted["owner"] == principal
@@ -110,22 +123,27 @@ async def test_insert_record_with_grant_inserts_and_is_audited(binary: Path, tmp
         listed = records_of(await session.call_tool("queryRecords", {"limit": 5}))
     assert listed == [inserted]
 
-    events = {e["tool"]: e for e in audit_events(errlog)}
-    assert events["insertRecord"]["decision"] == "allow"
-    assert events["insertRecord"]["outcome"] == "ok"
-    assert events["insertRecord"]["db"] == "records-write"
-    assert events["queryRecords"]["db"] == "records-read"
+    # The insert was parked once, then ran on the approval, which its event names.
+    parked, ran = [e for e in audit_events(errlog) if e["tool"] == "insertRecord"]
+    assert (parked["decision"], parked["outcome"]) == ("deny", "approval_required")
+    assert (ran["decision"], ran["outcome"]) == ("allow", "ok")
+    assert ran["approval"] == parked["approval"]
+    assert ran["approvers"] == APPROVER
+    assert ran["db"] == "records-write"
+    [query] = [e for e in audit_events(errlog) if e["tool"] == "queryRecords"]
+    assert query["db"] == "records-read"
 
 
 async def test_query_records_refuses_bad_limit_and_leaves_sql_to_parameters(
     binary: Path, tmp_path: Path, connect_records
 ) -> None:
     principal = unique_principal("erin")
-    async with connect_records(binary, write_config(tmp_path, principal, WRITE), tmp_path / "e.jsonl") as session:
+    config = write_config(tmp_path, principal, WRITE)
+    async with connect_records(binary, config, tmp_path / "e.jsonl") as session:
         message = await call_error(session, "queryRecords", {"limit": 0})
         assert "argument `limit`: must be 1 to 100" in message
         hostile = "x'); DROP TABLE records; --"
-        result = await session.call_tool("insertRecord", {"title": hostile, "body": hostile})
+        result = await call_approved(session, binary, config, "insertRecord", {"title": hostile, "body": hostile})
         assert not result.is_error, text_of(result)
         found = records_of(await session.call_tool("queryRecords", {"title_contains": "drop table"}))
         assert [r["title"] for r in found] == [hostile]
@@ -135,6 +153,8 @@ def test_check_accepts_the_example_configuration(binary: Path) -> None:
     result = run_cli(binary, "--config", str(EXAMPLE_DIR / "mcp-lp.toml"), "check")
     assert result.returncode == 0, result.stderr
     assert "queryRecords" in result.stdout
+    [insert] = [line for line in result.stdout.splitlines() if line.strip().startswith("insertRecord:")]
+    assert insert.endswith(", approval by 1 holder(s) of `records:approve` within 600s"), insert
 
 
 def test_check_refuses_read_capability_logging_in_as_the_writer(binary: Path, tmp_path: Path) -> None:
@@ -164,10 +184,10 @@ def test_check_refuses_write_capability_on_a_superuser_before_serving(binary: Pa
 async def test_passwords_stay_out_of_trace_logs(binary: Path, tmp_path: Path, connect_records) -> None:
     principal = unique_principal("hank")
     errlog = tmp_path / "server.jsonl"
-    async with connect_records(
-        binary, write_config(tmp_path, principal, WRITE), errlog, env={"RUST_LOG": "trace"}
-    ) as session:
-        await session.call_tool("insertRecord", {"title": "t", "body": "b"})
+    config = write_config(tmp_path, principal, WRITE)
+    async with connect_records(binary, config, errlog, env={"RUST_LOG": "trace"}) as session:
+        inserted = await call_approved(session, binary, config, "insertRecord", {"title": "t", "body": "b"})
+        assert not inserted.is_error, text_of(inserted)
         await session.call_tool("queryRecords", {})
     logs = errlog.read_text(encoding="utf-8")
     assert '"level":"TRACE"' in logs, "the server did not log at TRACE"
