@@ -6,9 +6,12 @@ with its own IAM role, assumed through STS by the emulator's non-root user `mcp-
 
   (a) the shipped configuration, no grant: list and read work; deleteDocument is hidden and
       refused before any role is assumed;
-  (b) the operator grants docs:delete: deleteDocument runs with the delete role;
+  (b) the operator grants docs:delete: deleteDocument is parked until a person other than the
+      requester approves that exact call from the command line (`approvals approve`); the
+      same call then runs once with the delete role, and a call with other arguments is
+      parked anew, not run;
   (c) a prompt-injected read cannot delete: mapping deleteDocument to the read-only role, the
-      emulator itself refuses the delete (the credential is the boundary);
+      emulator itself refuses the delete, approved or not (the credential is the boundary);
   (d) a session policy narrows the read role to public/: private/ is refused by the emulator.
 
 After each scene it prints the AssumeRole calls the emulator's CloudTrail recorded: who
@@ -38,7 +41,7 @@ from docs_harness import (
     now,
     server_env,
 )
-from demo_output import call, heading, print_config, print_connection
+from demo_output import call, call_with_approval, heading, print_config, print_connection
 from notes_harness import grants_toml, text_of
 
 
@@ -55,8 +58,12 @@ async def scene(binary: Path, seed: dict, key: str, title: str, config: Path, st
         print_connection(session)
         tools = await session.list_tools()
         print(f"\n> tools/list\n  {', '.join(t.name for t in tools.tools)}")
-        for tool, arguments in steps:
-            await call(session, tool, arguments, structured)
+        for step in steps:
+            if callable(step):
+                await step(session)
+            else:
+                tool, arguments = step
+                await call(session, tool, arguments, structured)
     print("\nAssumeRole calls recorded by the emulator's CloudTrail for this scene:")
     calls = assume_role_calls(since, principal)
     for c in calls:
@@ -91,21 +98,39 @@ async def main(binary: Path) -> None:
             ],
             "alice-a@example.com",
         )
+        granted = configs.write("alice-b@example.com", grants=grants_toml("docs:delete"), name="mcp-lp-b.toml")
+
+        async def approved_delete(session) -> None:
+            await call_with_approval(
+                session, binary, granted, "alice-b@example.com",
+                "deleteDocument", {"key": "private/q3-plan.md"}, {"key": "private/salaries.md"},
+                structured, env=server_env(seed),
+            )
+
         await scene(
             binary, seed, "b",
-            "the operator grants docs:delete: deleteDocument runs with the delete role",
-            configs.write("alice-b@example.com", grants=grants_toml("docs:delete"), name="mcp-lp-b.toml"),
-            [("deleteDocument", {"key": "private/q3-plan.md"}), ("listDocuments", {"prefix": "private/"})],
+            "the operator grants docs:delete: deleteDocument runs once a second person approves the call",
+            granted,
+            [approved_delete, ("listDocuments", {"prefix": "private/"})],
             "alice-b@example.com",
         )
+        misconfigured = configs.write(
+            "alice-c@example.com", grants=grants_toml("docs:delete"),
+            delete_role=seed["roles"]["mcp-read-only"], name="mcp-lp-c.toml",
+        )
+
+        async def approved_but_read_only(session) -> None:
+            await call_with_approval(
+                session, binary, misconfigured, "alice-c@example.com",
+                "deleteDocument", {"key": "private/salaries.md"},
+                render=structured, env=server_env(seed), explain=False,
+            )
+
         await scene(
             binary, seed, "c",
-            "deleteDocument mapped to the READ-ONLY role: the emulator refuses the delete",
-            configs.write(
-                "alice-c@example.com", grants=grants_toml("docs:delete"),
-                delete_role=seed["roles"]["mcp-read-only"], name="mcp-lp-c.toml",
-            ),
-            [("deleteDocument", {"key": "private/salaries.md"}), ("readDocument", {"key": "private/salaries.md"})],
+            "deleteDocument mapped to the READ-ONLY role: approved, and still the emulator refuses the delete",
+            misconfigured,
+            [approved_but_read_only, ("readDocument", {"key": "private/salaries.md"})],
             "alice-c@example.com",
         )
         await scene(

@@ -1,9 +1,12 @@
 """How the demo scripts (demo_*.py, run by scripts/demo.sh) print what happens: headings,
-configuration files, and each tools/call with what the server answered."""
+configuration files, each tools/call with what the server answered, and a call that needs a
+person's approval: parked, approved from the command line by a second identity, run."""
 
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any, Callable
@@ -11,7 +14,7 @@ from typing import Any, Callable
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 
-from notes_harness import text_of
+from notes_harness import parked_approval, run_cli, text_of
 
 
 def heading(title: str) -> None:
@@ -51,3 +54,70 @@ async def call(
         show("ERROR RESULT (isError: true):", text_of(result))
     else:
         show("OK:", render(result))
+
+
+def operator(
+    binary: Path, config: Path, env: dict[str, str] | None, *args: str, brief: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Print and run `binary --config config ARGS` as the operator would, in another process;
+    `brief` prints only the first line of what it says."""
+    print(f"\n$ {shlex.join([binary.name, '--config', config.name, *args])}")
+    command = ["--config", str(config), *args]
+    if env is None:
+        done = run_cli(binary, *command)
+    else:
+        done = subprocess.run([str(binary), *command], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=60)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    said = (done.stdout + "\n".join(errors)).rstrip() or f"exit code {done.returncode}"
+    print(textwrap.indent(said.splitlines()[0] if brief else said, "  "))
+    return done
+
+
+async def parked_call(session, tool: str, arguments: dict[str, Any]) -> str | None:
+    """Call `tool`, which needs approval: print the refusal and return the approval id."""
+    print(f"\n> tools/call {tool} {json.dumps(arguments)}")
+    try:
+        result = await session.call_tool(tool, arguments)
+    except MCPError as e:
+        approval = parked_approval(e)
+        label = "PARKED for approval" if approval else "REFUSED by mcp-lp"
+        show(f"{label} (JSON-RPC error {e.error.code}; nothing ran):", e.error.message)
+        return approval
+    show("RAN WITHOUT APPROVAL (unexpected):", text_of(result))
+    return None
+
+
+async def call_with_approval(
+    session,
+    binary: Path,
+    config: Path,
+    requester: str,
+    tool: str,
+    arguments: dict[str, Any],
+    changed: dict[str, Any] | None = None,
+    render: Callable[[CallToolResult], str] = text_of,
+    approver: str = "bob@example.com",
+    env: dict[str, str] | None = None,
+    explain: bool = True,
+) -> None:
+    """Show the approval of one exact call: the call is parked; (with `explain`) the operator
+    reads it and the requester may not approve it themselves; a second identity approves it from
+    the command line; the same call then runs, once; a call with `changed` arguments is not
+    covered and is parked anew."""
+    approval = await parked_call(session, tool, arguments)
+    if approval is None:
+        return
+    if explain:
+        print(f"\n(the operator reads the call, then tries to approve it as the requester, {requester})")
+        operator(binary, config, env, "approvals", "show", approval)
+        operator(binary, config, env, "approvals", "approve", approval, "--by", requester)
+    print(f"\n(a second identity, {approver}, approves it)")
+    operator(binary, config, env, "approvals", "approve", approval, "--by", approver, brief=not explain)
+    print("\n(the client retries the same call: it runs, on this approval)")
+    await call(session, tool, arguments, render)
+    if changed is None:
+        return
+    print("\n(a retry with changed arguments is not the approved call: parked as a new call, not run)")
+    other = await parked_call(session, tool, changed)
+    if other is not None:
+        print(f"  new approval {other}, not {approval}: the approval covered one call, once")

@@ -2,8 +2,10 @@
 PostgreSQL that `scripts/postgres.sh start` provides.
 
 The official MCP Python client talks to the real records-server binary over stdio: as alice
-without a grant, as alice with `records:write`, and as bob, who sees only his own rows. Then
-`check` refuses a configuration whose read capability logs in as the write role.
+without a grant; as alice with `records:write`, whose insert is parked until a second person
+(bob, not alice) approves that exact call from the command line, then runs once, while an insert
+with other arguments is parked anew; and as bob, who sees only his own rows. Then `check`
+refuses a configuration whose read capability logs in as the write role.
 
 Not a test (pytest collects only test_*.py); run it as
 `python tests/python/demo_records.py --binary target/debug/records-server`.
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import anyio
 
-from demo_output import call, heading, print_config, print_connection
+from demo_output import call, call_with_approval, heading, print_config, print_connection
 from notes_harness import audit_events, grants_toml, run_cli
 from records_harness import EXAMPLE_DIR, connect, records_binary, url_file, write_config
 
@@ -40,13 +42,19 @@ async def scene(binary: Path, workdir: Path, key: str, title: str, config: Path,
         print_connection(session)
         tools = await session.list_tools()
         print(f"\n> tools/list\n  {', '.join(t.name for t in tools.tools)}")
-        for tool, arguments in steps:
-            await call(session, tool, arguments, records)
+        for step in steps:
+            if callable(step):
+                await step(session)
+            else:
+                tool, arguments = step
+                await call(session, tool, arguments, records)
     print("\naudit events (stderr, target mcp_lp::audit):")
     for event in audit_events(errlog):
+        approval = f" approval={event['approval'][:8]}..." if "approval" in event else ""
+        approvers = f" approvers={event['approvers']}" if "approvers" in event else ""
         print(
             f"  {event['decision']:<5} {event['tool']:<13} db={event.get('db')} "
-            f"principal={event['principal']} outcome={event['outcome']}"
+            f"principal={event['principal']} outcome={event['outcome']}{approval}{approvers}"
         )
 
 
@@ -64,14 +72,22 @@ async def main(binary: Path) -> None:
             write_config(workdir, "alice@example.com", name="alice-no-grant.toml"),
             [("queryRecords", {}), ("insertRecord", {"title": f"demo {stamp}", "body": "x"})],
         )
+        granted = write_config(workdir, "alice@example.com", grants_toml("records:write"), name="alice-write.toml")
+
+        async def approved_insert(session) -> None:
+            await call_with_approval(
+                session, binary, granted, "alice@example.com", "insertRecord",
+                {"title": f"demo {stamp}", "body": "inserted by the demo"},
+                {"title": f"demo {stamp}", "body": "changed after approval"},
+                records,
+            )
+
         await scene(
             binary, workdir, "b",
-            "the operator grants alice records:write: insertRecord runs, as role records_writer",
-            write_config(workdir, "alice@example.com", grants_toml("records:write"), name="alice-write.toml"),
-            [
-                ("insertRecord", {"title": f"demo {stamp}", "body": "inserted by the demo"}),
-                ("queryRecords", {"title_contains": "demo", "limit": 3}),
-            ],
+            "the operator grants alice records:write: insertRecord runs, as role records_writer, "
+            "once bob approves the call",
+            granted,
+            [approved_insert, ("queryRecords", {"title_contains": "demo", "limit": 3})],
         )
         await scene(
             binary, workdir, "c",
