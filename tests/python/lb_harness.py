@@ -172,9 +172,11 @@ class ToolCaller:
 
 
 def refusal(response: dict[str, Any]) -> str | None:
-    """The message of a call refused by the checkpoint (-32003), else None."""
+    """The message of a call the revocation list refused (-32003 with `data.revoked`: revoked,
+    or its store out of reach too long), else None. A call parked for approval, or refused for
+    another reason, is not one."""
     error = response.get("error")
-    if error and error.get("code") == -32003:
+    if error and error.get("code") == -32003 and isinstance(error.get("data"), dict) and "revoked" in error["data"]:
         return str(error.get("message"))
     return None
 

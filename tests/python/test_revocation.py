@@ -9,7 +9,6 @@ fast a revocation arrives (scripts/revocation-latency.sh measures that)."""
 
 from __future__ import annotations
 
-import datetime
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -39,10 +38,11 @@ from notes_harness import (
     Workspace,
     assert_negotiated,
     audit_events,
+    call_approved,
+    grants_toml,
     open_client,
     run_cli,
     text_of,
-    toml_str,
     trail_events,
 )
 
@@ -53,12 +53,6 @@ FORBIDDEN = -32003
 DEADLINE = 20.0
 BY = "oncall@example.com"
 READ_WELCOME = {"name": "read_note", "arguments": {"name": "welcome"}}
-
-
-def grant(name: str) -> str:
-    """A configured grant (TOML source) that expires a few days from now."""
-    expires = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=5)).replace(microsecond=0)
-    return f"{{ name = {toml_str(name)}, expires = {expires.strftime('%Y-%m-%dT%H:%M:%SZ')} }}"
 
 
 def cli_ok(done) -> str:
@@ -89,16 +83,17 @@ async def test_rejects_revoked_grant_and_hides_its_tool_with_no_assume_role_afte
     first = put_document("private/", "delete me before")
     kept = put_document("private/", "keep me while revoked")
     principal = unique_principal("revoked-grant")
-    config = docs_config.write(principal, grants=f"[{grant('docs:delete')}]")
+    config = docs_config.write(principal, grants=grants_toml("docs:delete"))
     session_name = f"deleteDocument.{principal}"
     errlog = tmp_path / "err.jsonl"
     since = now()
     async with connect_docs(docs_server, config, errlog, env) as session:
         assert await tool_names(session) == ["deleteDocument", "listDocuments", "readDocument"]
-        deleted = await session.call_tool("deleteDocument", {"key": first})
+        # The delete runs once a person approves the call (another identity, from the CLI).
+        deleted = await call_approved(session, docs_server, config, "deleteDocument", {"key": first}, env=env)
         assert not deleted.is_error, text_of(deleted)
         before = assume_role_calls(since, session_name)
-        assert len(before) == 1, f"the granted delete should have assumed the delete role once: {before}"
+        assert len(before) == 1, f"the granted, approved delete should have assumed the delete role once: {before}"
         assert before[0]["RoleArn"] == seed["roles"]["mcp-delete"]
 
         reason = "laptop of the delete-role holder lost"
@@ -148,7 +143,7 @@ async def test_rejects_revoked_grant_and_hides_its_tool_with_no_assume_role_afte
             return "deleteDocument" in await tool_names(session)
 
         await until("deleteDocument not listed again after `unrevoke`", delete_listed)
-        again = await session.call_tool("deleteDocument", {"key": kept})
+        again = await call_approved(session, docs_server, config, "deleteDocument", {"key": kept}, env=env)
         assert not again.is_error, text_of(again)
     assert not exists(kept)
     after = assume_role_calls(since, session_name)
@@ -157,7 +152,7 @@ async def test_rejects_revoked_grant_and_hides_its_tool_with_no_assume_role_afte
 
 async def test_rejects_revoked_principal_in_both_client_modes(binary, workspace, tmp_path, connect):
     # Two servers whose configurations sit side by side follow the same revocation file.
-    grants = f"[{grant('notes:delete')}]"
+    grants = grants_toml("notes:delete")
     alice = workspace.write_config(principal="alice@example.com", grants=grants, name="alice.toml")
     bob = workspace.write_config(principal="bob@example.com", grants=grants, name="bob.toml")
     alice_log, bob_log = tmp_path / "alice.jsonl", tmp_path / "bob.jsonl"
