@@ -155,7 +155,8 @@ async def test_accepts_call_approved_from_the_cli_while_the_client_waits(
         while True:
             listed = await anyio.run_process([*command, "list"], check=False, env=base)
             assert listed.returncode == 0, listed.stderr.decode()
-            waiting = [line.split() for line in listed.stdout.decode().splitlines() if "pending" in line]
+            # `  ID  TOOL  PRINCIPAL  STATUS ...` under a header line.
+            waiting = [f for f in map(str.split, listed.stdout.decode().splitlines()[1:]) if f[3:4] == ["pending"]]
             if waiting:
                 break
             await anyio.sleep(0.1)
