@@ -44,8 +44,9 @@ pub trait LastUsedStore: Send + Sync + 'static {
 pub struct LastUsed(Arc<Inner>);
 
 struct Inner {
-    /// Every use this process saw: `(tool, principal) -> at`.
-    seen: Mutex<HashMap<(&'static str, String), jiff::Timestamp>>,
+    /// Every use this process saw: `tool -> principal -> at`. Nested so that noting a known
+    /// caller again allocates nothing.
+    seen: Mutex<HashMap<&'static str, HashMap<String, jiff::Timestamp>>>,
     /// Uses not yet written to the store.
     pending: Mutex<HashMap<(&'static str, String), jiff::Timestamp>>,
     store: Option<Arc<dyn LastUsedStore>>,
@@ -99,7 +100,13 @@ impl LastUsed {
     pub fn note(&self, tool: &'static str, principal: &str) {
         let now = jiff::Timestamp::now();
         if let Ok(mut seen) = self.0.seen.lock() {
-            seen.insert((tool, principal.to_owned()), now);
+            let callers = seen.entry(tool).or_default();
+            match callers.get_mut(principal) {
+                Some(at) => *at = now,
+                None => {
+                    callers.insert(principal.to_owned(), now);
+                }
+            }
         }
         if self.0.store.is_some()
             && let Ok(mut pending) = self.0.pending.lock()
@@ -117,7 +124,10 @@ impl LastUsed {
             }
         }
         if let Ok(seen) = self.0.seen.lock() {
-            for ((tool, principal), at) in seen.iter() {
+            for ((tool, principal), at) in seen
+                .iter()
+                .flat_map(|(tool, callers)| callers.iter().map(move |(p, at)| ((tool, p), at)))
+            {
                 let entry = latest
                     .entry(((*tool).to_owned(), principal.clone()))
                     .or_insert(*at);
