@@ -307,3 +307,14 @@ async def test_accepts_approval_on_one_replica_and_runs_a_double_retry_once(tmp_
         assert len(ran) == 1 and len(refused) == 1, [r.message for r in replies]
         assert "already used" in refused[0].message["error"]["message"]
         assert rows_titled(title) == 1
+
+
+async def test_rejects_approval_page_requested_for_another_host(tmp_path: Path) -> None:
+    """DNS rebinding: a page reached under a name the server does not serve is refused, as the
+    MCP endpoint refuses it."""
+    with deployment(tmp_path) as d:
+        page = await parked_page(d, unique_principal("host"))
+        token = d.token(APPROVER, "records:approve")
+        rebound = httpx.get(page, headers={"Host": "attacker.example", "Authorization": f"Bearer {token}"}, timeout=30)
+        assert rebound.status_code == 403, rebound.text
+        assert api("GET", page, token).status_code == 200

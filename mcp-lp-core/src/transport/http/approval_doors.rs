@@ -52,6 +52,9 @@ pub(crate) struct Doors {
     pub(crate) resource: String,
     /// The resource's origin, which forms must come from.
     pub(crate) origin: String,
+    /// `Host` values served, as for the MCP endpoint (`[http] allowed_hosts`): a DNS-rebinding
+    /// defence for a page that works with cookies.
+    pub(crate) allowed_hosts: Vec<String>,
     pub(crate) login: Option<Login>,
 }
 
@@ -111,6 +114,9 @@ pub(crate) async fn door(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    if !host_allowed(&parts.headers, &doors.allowed_hosts) {
+        return page_error(StatusCode::FORBIDDEN, "this host is not served");
+    }
     let mut segments = rest.split('/');
     let (first, second) = (segments.next().unwrap_or(""), segments.next());
     if segments.next().is_some() {
@@ -616,6 +622,18 @@ fn call_json(call: &PendingCall) -> serde_json::Value {
         "requested_at": call.requested_at,
         "expires_at": call.expires_at,
     })
+}
+
+/// Whether the request's `Host`, without its port, is one of `allowed`.
+fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
 }
 
 fn bearer_of(headers: &HeaderMap) -> Option<&str> {

@@ -132,6 +132,7 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
             sealer: checkpoint.sealer().clone(),
             resource: resource.clone(),
             origin: origin_of(&resource).to_owned(),
+            allowed_hosts: section.allowed_hosts.clone(),
             login,
         })
     });
