@@ -318,3 +318,60 @@ async def test_rejects_approval_page_requested_for_another_host(tmp_path: Path) 
         rebound = httpx.get(page, headers={"Host": "attacker.example", "Authorization": f"Bearer {token}"}, timeout=30)
         assert rebound.status_code == 403, rebound.text
         assert api("GET", page, token).status_code == 200
+
+
+def parked_state(d: Deployment, token: str, arguments: dict[str, Any]) -> tuple[str, str]:
+    """Park an insert as a raw 2026-07-28 request; its approval id and sealed requestState."""
+    call = {"name": "insertRecord", "arguments": arguments}
+    reply = post(d.url, rpc("tools/call", 1, call), token, revision=STATELESS_PROTOCOL_VERSION)
+    result = reply.message["result"]
+    assert result["resultType"] == "input_required", result
+    return approval_id(result["inputRequests"]["approval"]["params"]["url"]), result["requestState"]
+
+
+def retry_with(d: Deployment, token: str, arguments: dict[str, Any], state: str) -> dict[str, Any]:
+    call = {
+        "name": "insertRecord",
+        "arguments": arguments,
+        "requestState": state,
+        "inputResponses": {"approval": {"action": "accept"}},
+    }
+    return post(d.url, rpc("tools/call", 2, call), token, revision=STATELESS_PROTOCOL_VERSION).message
+
+
+async def test_rejects_retry_with_changed_arguments(tmp_path: Path) -> None:
+    title = unique_principal("changed")
+    with deployment(tmp_path) as d:
+        token = d.token(REQUESTER, "records:write")
+        approval, state = parked_state(d, token, {"title": title, "body": "approved"})
+        done = api("POST", f"{d.page(approval)}/approve", d.token(APPROVER, "records:approve"))
+        assert done.status_code == 200, done.text
+        changed = retry_with(d, token, {"title": title, "body": "something else"}, state)
+        assert "arguments differ from those approved" in changed["error"]["message"], changed
+        assert rows_titled(title) == 0
+
+
+async def test_rejects_tampered_request_state(tmp_path: Path) -> None:
+    title = unique_principal("tampered")
+    with deployment(tmp_path) as d:
+        token = d.token(REQUESTER, "records:write")
+        arguments = {"title": title, "body": "x"}
+        approval, state = parked_state(d, token, arguments)
+        assert api("POST", f"{d.page(approval)}/approve", d.token(APPROVER, "records:approve")).status_code == 200
+        i = len(state) // 2
+        tampered = state[:i] + ("A" if state[i] != "A" else "B") + state[i + 1 :]
+        refused = retry_with(d, token, arguments, tampered)
+        assert refused["error"]["data"]["request_state"] == "tampered", refused
+        assert rows_titled(title) == 0
+
+
+async def test_rejects_state_of_another_principal(tmp_path: Path) -> None:
+    """carol holds records:write too; alice's approved state does not run carol's call."""
+    title = unique_principal("other")
+    with deployment(tmp_path) as d:
+        arguments = {"title": title, "body": "x"}
+        approval, state = parked_state(d, d.token(REQUESTER, "records:write"), arguments)
+        assert api("POST", f"{d.page(approval)}/approve", d.token(APPROVER, "records:approve")).status_code == 200
+        refused = retry_with(d, d.token(BOTH, "records:write"), arguments, state)
+        assert refused["error"]["data"]["request_state"] == "other_principal", refused
+        assert rows_titled(title) == 0
