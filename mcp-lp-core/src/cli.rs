@@ -564,10 +564,7 @@ fn approve<S: ToolSet>(
     if owner.trim().is_empty() {
         return Err("--owner must name the team that owns the server".into());
     }
-    let by = by
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|b| !b.trim().is_empty())
-        .ok_or("name who approves with --by (USER is not set)")?;
+    let by = acting_person(by, "approves")?;
     let now = jiff::Timestamp::now()
         .round(jiff::Unit::Second)?
         .to_string();
@@ -631,10 +628,7 @@ where
     if reason.trim().is_empty() {
         return Err("--reason must say why: refused callers and the audit trail see it".into());
     }
-    let by = by
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|b| !b.trim().is_empty())
-        .ok_or("name who revokes with --by (USER is not set)")?;
+    let by = acting_person(by, "revokes")?;
     let store = revocation_store::<S, F, Fut>(path, build).await?;
     let revocation = Revocation::now(target, reason, by);
     let line = format!(
@@ -752,11 +746,7 @@ where
 {
     let store = approval_store::<S, F, Fut>(path, build).await?;
     let now = jiff::Timestamp::now();
-    let who = |by: Option<String>| {
-        by.or_else(|| std::env::var("USER").ok())
-            .filter(|b| !b.trim().is_empty())
-            .ok_or("name who decides with --by (USER is not set)")
-    };
+    let who = |by: Option<String>| acting_person(by, "decides");
     let report = match action {
         ApprovalsCommand::List => {
             let calls = store.list().await?;
@@ -908,6 +898,14 @@ where
     }
     std::io::stdout().write_all(report.as_bytes())?;
     Ok(())
+}
+
+/// Who acts on the command line: `--by`, else the USER environment variable; `verb` names
+/// the act in the error when neither is given.
+fn acting_person(by: Option<String>, verb: &str) -> Result<String, BuildError> {
+    by.or_else(|| std::env::var("USER").ok())
+        .filter(|b| !b.trim().is_empty())
+        .ok_or_else(|| format!("name who {verb} with --by (USER is not set)").into())
 }
 
 fn inventory<S: ToolSet>(path: Option<PathBuf>) -> Result<(), BuildError> {
