@@ -217,6 +217,10 @@ enum AuditCommand {
         /// The files are captured stderr: pass over the log lines between the events
         #[arg(long)]
         mixed: bool,
+        /// Accept events and anchors sealed without a key, for a deployment that configures
+        /// no `[audit] keys`: they show the trail undamaged, not unforged
+        #[arg(long)]
+        allow_unkeyed: bool,
     },
 }
 
@@ -293,8 +297,9 @@ where
                     anchors,
                     db,
                     mixed,
+                    allow_unkeyed,
                 },
-        } => match verify(cli.config, build, files, anchors, db, mixed).await {
+        } => match verify(cli.config, build, files, anchors, db, mixed, allow_unkeyed).await {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
@@ -342,6 +347,7 @@ async fn verify<S, F, Fut>(
     mut anchors: Vec<PathBuf>,
     db: bool,
     mixed: bool,
+    allow_unkeyed: bool,
 ) -> Result<bool, BuildError>
 where
     S: ToolSet,
@@ -388,6 +394,9 @@ where
     let mut verifier = Verifier::new(config.audit_keys().iter().cloned());
     if mixed {
         verifier = verifier.allowing_other_lines();
+    }
+    if allow_unkeyed {
+        verifier = verifier.allowing_unkeyed();
     }
     let report = verifier.verify(&lines, &anchor_lines);
     std::io::stdout().write_all(report.to_string().as_bytes())?;

@@ -451,3 +451,201 @@ async fn refuses_calls_once_the_buffer_is_full() {
     let refused = trail.admits_calls().unwrap_err();
     assert!(refused.0.contains("3 events waiting"), "{refused}");
 }
+
+/// `lines` from `from` on sealed again with `secret` under `key_id`, the chain recomputed as
+/// whoever holds that secret (the empty one for `unkeyed`) would: each event's `prev` is the
+/// new hash of the one before, and the line is written in the chain's own form.
+fn reseal(lines: &[String], from: usize, key_id: &str, secret: &[u8]) -> Vec<String> {
+    use hmac::{Hmac, Mac as _};
+    let mut out = lines.to_vec();
+    let mut prev: Option<String> = None;
+    for line in out.iter_mut().skip(from) {
+        let mut value: serde_json::Value = serde_json::from_str(line).expect("test setup");
+        let event = value.as_object_mut().expect("test setup");
+        event.remove("hash");
+        event.insert("key_id".into(), key_id.into());
+        if let Some(prev) = &prev {
+            event.insert("prev".into(), prev.clone().into());
+        }
+        let canonical = serde_json_canonicalizer::to_vec(&value).expect("test setup");
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("test setup");
+        mac.update(&canonical);
+        let hash: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        value["hash"] = hash.clone().into();
+        // serde_json writes the object's names in byte order, as the chain does.
+        *line = value.to_string();
+        prev = Some(hash);
+    }
+    out
+}
+
+#[tokio::test]
+async fn rejects_unkeyed_events_when_keys_are_given() {
+    let dir = tempfile::tempdir().expect("test setup");
+    let written = write_trail(dir.path(), "t", key("k1"), 5).await;
+    // Whoever can write the file rewrites every line, sealed without a key.
+    let mut forged = read_lines(&written.trail);
+    forged[3] = forged[3].replace("\"principal\":\"bob\"", "\"principal\":\"mallory\"");
+    let forged = reseal(&forged, 0, "unkeyed", b"");
+    let none = dir.path().join("none");
+    let report = verify_lines(&forged, &none, &[key("k1")]);
+    assert_eq!(
+        failure(&report),
+        (FailureKind::Unkeyed, Some(0)),
+        "{report}"
+    );
+    // A keyless deployment opts in, and the report says what that does not prove.
+    let trail = lines_of("trail.jsonl", &forged.join("\n"));
+    let report = Verifier::new([key("k1")])
+        .allowing_unkeyed()
+        .verify(&trail, &[]);
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.unkeyed, 7);
+    assert!(report.to_string().contains("WARNING"), "{report}");
+}
+
+#[tokio::test]
+async fn rejects_unkeyed_anchor_when_keys_are_given() {
+    let dir = tempfile::tempdir().expect("test setup");
+    let written = write_trail(dir.path(), "t", key("k1"), 5).await;
+    let lines = read_lines(&written.trail);
+    let text = std::fs::read_to_string(&written.anchors).expect("test setup");
+    let (_, anchor) = parse_anchors("anchors.jsonl", &text)
+        .expect("test setup")
+        .remove(0);
+    // An anchor placed by whoever can write the anchor file: sealed without a key.
+    let unkeyed = ChainKey::unkeyed();
+    let forged = Anchor {
+        key_id: unkeyed.id().to_owned(),
+        mac: String::new(),
+        ..anchor
+    };
+    let canonical = serde_json_canonicalizer::to_vec(&forged).expect("test setup");
+    let mac = {
+        use hmac::{Hmac, Mac as _};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"").expect("test setup");
+        mac.update(&canonical);
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let forged = Anchor { mac, ..forged };
+    let anchors = vec![("anchors.jsonl:1".to_owned(), forged)];
+    let trail = lines_of("trail.jsonl", &lines.join("\n"));
+    let report = Verifier::new([key("k1")]).verify(&trail, &anchors);
+    assert_eq!(
+        failure(&report),
+        (FailureKind::Unkeyed, Some(6)),
+        "{report}"
+    );
+    let report = Verifier::new([key("k1")])
+        .allowing_unkeyed()
+        .verify(&trail, &anchors);
+    assert!(report.passed(), "{report}");
+}
+
+#[tokio::test]
+async fn rejects_key_change_without_key_rotated() {
+    let dir = tempfile::tempdir().expect("test setup");
+    let written = write_trail(dir.path(), "t", key("k1"), 8).await;
+    // The tail rewritten by someone who holds another key the verifier trusts, such as one
+    // withdrawn from sealing but still given to check older trails.
+    let k2 = format!("{}-0123456789abcdef0123456789abcdef", "k2");
+    let forged = reseal(&read_lines(&written.trail), 5, "k2", k2.as_bytes());
+    let none = dir.path().join("none");
+    let report = verify_lines(&forged, &none, &[key("k1"), key("k2")]);
+    assert_eq!(
+        failure(&report),
+        (FailureKind::KeyChanged, Some(5)),
+        "{report}"
+    );
+    // The untouched trail names its server and its one key.
+    let report = verify_lines(&read_lines(&written.trail), &none, &[key("k1"), key("k2")]);
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.instances[0].1.server.as_deref(), Some("test"));
+    assert_eq!(report.instances[0].1.keys, ["k1"]);
+    assert!(
+        report.to_string().contains("server test, keys k1"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn rejects_event_with_duplicate_key() {
+    let dir = tempfile::tempdir().expect("test setup");
+    let written = write_trail(dir.path(), "t", key("k1"), 5).await;
+    let mut lines = read_lines(&written.trail);
+    // A reader keeping the first value sees another outcome; the hash covers the last one.
+    assert!(lines[3].starts_with('{'));
+    lines[3] = lines[3].replacen('{', "{\"outcome\":\"denied\",", 1);
+    let report = verify_lines(&lines, &written.anchors, &[key("k1")]);
+    let failed = report.failure.clone().expect("refused");
+    assert_eq!(failed.kind, FailureKind::Modified, "{report}");
+    assert_eq!(failed.location, "trail.jsonl:4", "{report}");
+    assert!(
+        failed.detail.contains("repeats the field `outcome`"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn rejects_event_not_in_the_form_the_chain_writes() {
+    let dir = tempfile::tempdir().expect("test setup");
+    let written = write_trail(dir.path(), "t", key("k1"), 5).await;
+    let mut lines = read_lines(&written.trail);
+    // The same values, spelled otherwise: the hash still verifies, the line is refused.
+    lines[2] = lines[2].replacen("\"principal\":", "\"principal\" : ", 1);
+    let report = verify_lines(&lines, &written.anchors, &[key("k1")]);
+    assert_eq!(failure(&report), (FailureKind::Modified, None), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("not written as the chain writes it"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn accepts_lists_and_counts_refused_field_names() {
+    let dir = tempfile::tempdir().expect("test setup");
+    let path = dir.path().join("lists.jsonl");
+    let sink = FileSink::open(FileSinkOptions {
+        path: path.clone(),
+        rotate_bytes: None,
+        rotate_every: None,
+        fsync: FsyncPolicy::EveryEvent,
+    })
+    .expect("test setup");
+    let trail = AuditTrail::start(
+        TrailOptions {
+            key: key("k1"),
+            ..TrailOptions::default()
+        },
+        vec![Box::new(sink)],
+    );
+    let approvers = ["bob example", "carol\u{202e}"];
+    trail.record(
+        &Record::new("tools/call")
+            .list("approvers", &approvers)
+            .str("\u{e9}t\u{e9}", "dropped"),
+    );
+    trail.shutdown("test over").await;
+    let lines = read_lines(&path);
+    let event: serde_json::Value = serde_json::from_str(&lines[0]).expect("test setup");
+    assert_eq!(
+        event["approvers"],
+        serde_json::json!(["bob example", "carol\u{202e}"])
+    );
+    assert_eq!(event["dropped_fields"], 1);
+    assert!(!lines[0].contains('\u{202e}'), "{}", lines[0]);
+    let none = dir.path().join("none");
+    let report = verify_lines(&lines, &none, &[key("k1")]);
+    assert!(report.passed(), "{report}");
+}

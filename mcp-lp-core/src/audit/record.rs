@@ -10,6 +10,9 @@ pub enum FieldValue<'a> {
     Int(u64),
     /// A boolean.
     Bool(bool),
+    /// A list of strings, such as the approvers of a call: a JSON array, so that no value can
+    /// be mistaken for two.
+    List(&'a [&'a str]),
 }
 
 /// The largest integer an RFC 8785 reader gets back exactly.
@@ -46,6 +49,9 @@ pub struct Record<'a> {
     event: &'a str,
     warn: bool,
     fields: Vec<(&'a str, FieldValue<'a>)>,
+    /// Fields refused for their name (reserved, or not ASCII); the chain counts them in
+    /// `dropped_fields` so that their loss is on record.
+    dropped: u64,
 }
 
 impl<'a> Record<'a> {
@@ -55,6 +61,7 @@ impl<'a> Record<'a> {
             event,
             warn: false,
             fields: Vec::with_capacity(16),
+            dropped: 0,
         }
     }
 
@@ -114,15 +121,27 @@ impl<'a> Record<'a> {
         self
     }
 
+    /// Add a list of strings, written as a JSON array.
+    #[must_use]
+    pub fn list(mut self, name: &'a str, values: &'a [&'a str]) -> Self {
+        self.push(name, FieldValue::List(values));
+        self
+    }
+
+    /// How many fields were refused for their name.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
     pub(crate) fn push(&mut self, name: &'a str, value: FieldValue<'a>) {
-        // Kept in RFC 8785 key order (bytewise for ASCII names) as fields arrive, so sealing
-        // merges them with the chain's own fields without sorting. A repeated name replaces the
+        // Kept in RFC 8785 key order as fields arrive, so sealing merges them with the chain's
+        // own fields without sorting. RFC 8785 orders names by UTF-16 code units, which equals
+        // byte order only for ASCII: a name outside printable ASCII is refused rather than put
+        // in an order a verifier would recompute differently. A repeated name replaces the
         // earlier value; the chain's own names are refused.
-        debug_assert!(
-            name.is_ascii() && !CHAIN_FIELDS.contains(&name),
-            "audit field `{name}` is reserved or not ASCII"
-        );
-        if CHAIN_FIELDS.contains(&name) {
+        if !valid_name(name) || CHAIN_FIELDS.contains(&name) {
+            tracing::error!(field = %name.escape_debug(), "audit field refused: reserved, or not printable ASCII");
+            self.dropped += 1;
             return;
         }
         match self
@@ -136,5 +155,32 @@ impl<'a> Record<'a> {
 
     pub(crate) fn fields(&self) -> &[(&'a str, FieldValue<'a>)] {
         &self.fields
+    }
+}
+
+/// Whether `name` may name an audit field: 1 to 64 printable ASCII characters, no quote or
+/// backslash.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| (0x21..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_non_ascii_audit_field_names() {
+        let record = Record::new("tools/call")
+            .str("principal", "alice")
+            .str("\u{e9}t\u{e9}", "summer")
+            .str("na\u{ef}ve", "x")
+            .str("seq", "7");
+        assert_eq!(record.dropped(), 3);
+        let names: Vec<&str> = record.fields().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["principal"]);
     }
 }

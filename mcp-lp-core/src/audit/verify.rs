@@ -4,11 +4,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::AUDIT_TARGET;
 use super::anchor::{Anchor, constant_time_eq};
-use super::chain::{ChainKey, GENESIS, UNKEYED};
+use super::chain::{ChainKey, GENESIS, UNKEYED, expected_line};
+use super::record::{FieldValue, MAX_EXACT_INT, valid_name};
 
 /// Why a trail failed verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,10 @@ pub enum FailureKind {
     UnknownKey,
     /// An event of another chain, or that does not follow its predecessor, sits in the trail.
     Spliced,
+    /// An event or anchor is sealed without a key (`unkeyed`) where keys were given.
+    Unkeyed,
+    /// An instance's key changes without a `key_rotated` event naming the new key.
+    KeyChanged,
 }
 
 impl FailureKind {
@@ -41,6 +47,8 @@ impl FailureKind {
             Self::TruncatedTail => "truncated tail",
             Self::UnknownKey => "unknown key",
             Self::Spliced => "spliced",
+            Self::Unkeyed => "unkeyed",
+            Self::KeyChanged => "key changed",
         }
     }
 }
@@ -76,6 +84,10 @@ impl fmt::Display for Failure {
 /// One instance's chain as verified.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InstanceSummary {
+    /// The server that wrote it, as its `start` event names it.
+    pub server: Option<String>,
+    /// The keys that sealed it, in order: a change is a recorded rotation.
+    pub keys: Vec<String>,
     /// Events seen.
     pub events: u64,
     /// The last sequence number verified.
@@ -99,6 +111,9 @@ pub struct Report {
     pub by_principal: BTreeMap<String, u64>,
     /// Anchors checked.
     pub anchors: usize,
+    /// Events and anchors accepted without a key, which `--allow-unkeyed` allows: they prove
+    /// the trail undamaged, not unforged.
+    pub unkeyed: u64,
     /// The first problem, if any.
     pub failure: Option<Failure>,
 }
@@ -122,6 +137,13 @@ impl fmt::Display for Report {
                 self.anchors
             )?,
         }
+        if self.unkeyed > 0 {
+            writeln!(
+                f,
+                "  WARNING: {} events and anchors were sealed without a key and accepted (--allow-unkeyed): they show the trail undamaged, not unforged; anyone who can write the trail can rewrite them",
+                self.unkeyed
+            )?;
+        }
         for (instance, summary) in &self.instances {
             let last = summary
                 .last_seq
@@ -131,9 +153,11 @@ impl fmt::Display for Report {
             } else {
                 "no shutdown (running, or stopped without one)"
             };
+            let server = summary.server.as_deref().unwrap_or("unnamed");
             writeln!(
                 f,
-                "  instance {instance}: {} events, last seq {last}, {end}",
+                "  instance {instance}: server {server}, keys {}, {} events, last seq {last}, {end}",
+                summary.keys.join(" -> "),
                 summary.events
             )?;
         }
@@ -172,6 +196,8 @@ pub struct Verifier {
     keys: HashMap<String, ChainKey>,
     /// Whether lines that are not audit events (other logs) may stand between events.
     mixed: bool,
+    /// Whether events and anchors sealed without a key are accepted.
+    allow_unkeyed: bool,
 }
 
 struct Entry {
@@ -185,18 +211,32 @@ struct Entry {
 struct ChainState {
     next: u64,
     last_hash: String,
+    /// The key that sealed the last event, and whether that event rotated to another.
+    key_id: String,
+    rotated_to: Option<String>,
     summary: InstanceSummary,
 }
 
 impl Verifier {
-    /// A verifier knowing `keys`. Unkeyed chains verify without a key.
+    /// A verifier knowing `keys`. An event or anchor sealed without a key (`unkeyed`) is
+    /// refused: whoever can write a trail can seal it so. See
+    /// [`Verifier::allowing_unkeyed`].
     pub fn new(keys: impl IntoIterator<Item = ChainKey>) -> Self {
-        let mut map: HashMap<_, _> = keys.into_iter().map(|k| (k.id().to_owned(), k)).collect();
-        map.insert(UNKEYED.to_owned(), ChainKey::unkeyed());
+        let keys = keys.into_iter().map(|k| (k.id().to_owned(), k)).collect();
         Self {
-            keys: map,
+            keys,
             mixed: false,
+            allow_unkeyed: false,
         }
+    }
+
+    /// Accept events and anchors sealed without a key, for a deployment that configures none.
+    /// The report counts them and says what they do not prove.
+    #[must_use]
+    pub fn allowing_unkeyed(mut self) -> Self {
+        self.allow_unkeyed = true;
+        self.keys.insert(UNKEYED.to_owned(), ChainKey::unkeyed());
+        self
     }
 
     /// Pass over lines that are not audit events, as a captured stderr holds other logs
@@ -253,6 +293,12 @@ impl Verifier {
                     "the event lacks `prev`, `hash` or `key_id`".into(),
                 ));
             };
+            if key_id == UNKEYED && !self.allow_unkeyed {
+                return Err(fail(
+                    FailureKind::Unkeyed,
+                    "sealed without a key, which anyone who can write the trail can do; give --allow-unkeyed only for a deployment that configures no [audit] keys".into(),
+                ));
+            }
             let Some(key) = self.keys.get(key_id) else {
                 return Err(fail(
                     FailureKind::UnknownKey,
@@ -352,15 +398,40 @@ impl Verifier {
                 }
             }
 
+            if let Some(state) = state
+                && state.key_id != key_id
+                && state.rotated_to.as_deref() != Some(key_id)
+            {
+                return Err(fail(
+                    FailureKind::KeyChanged,
+                    format!(
+                        "sealed with key `{key_id}` after key `{}`, and the event before it is no `key_rotated` to `{key_id}`",
+                        state.key_id
+                    ),
+                ));
+            }
+
             if !chains.contains_key(&entry.instance) {
                 order.push(entry.instance.clone());
             }
+            let kind = text_field("event").unwrap_or("");
             let state = chains.entry(entry.instance.clone()).or_default();
             state.next = entry.seq.saturating_add(1);
             state.last_hash = hash.to_owned();
+            if state.key_id != key_id {
+                state.summary.keys.push(key_id.to_owned());
+                state.key_id = key_id.to_owned();
+            }
+            state.rotated_to = (kind == "key_rotated" && text_field("from") == Some(key_id))
+                .then(|| text_field("to").unwrap_or_default().to_owned());
+            if kind == "start" && state.summary.server.is_none() {
+                state.summary.server = text_field("server").map(str::to_owned);
+            }
+            if key_id == UNKEYED {
+                report.unkeyed += 1;
+            }
             state.summary.events += 1;
             state.summary.last_seq = Some(entry.seq);
-            let kind = text_field("event").unwrap_or("");
             state.summary.shut_down = kind == "shutdown";
             seen.insert((entry.instance.clone(), entry.seq), hash.to_owned());
             if anchored.contains(&(entry.instance.as_str(), entry.seq)) {
@@ -391,6 +462,13 @@ impl Verifier {
                 location: location.clone(),
                 detail,
             };
+            if anchor.key_id == UNKEYED && !self.allow_unkeyed {
+                return Err(fail(
+                    FailureKind::Unkeyed,
+                    Some(anchor.seq),
+                    "the anchor is sealed without a key, which anyone who can write the anchor file can do".into(),
+                ));
+            }
             let sealed = self
                 .keys
                 .get(&anchor.key_id)
@@ -438,6 +516,9 @@ impl Verifier {
                     }
                 }
             }
+            if anchor.key_id == UNKEYED {
+                report.unkeyed += 1;
+            }
             report.anchors += 1;
         }
         Ok(())
@@ -462,12 +543,21 @@ fn parse(lines: &[TrailLine], mixed: bool) -> Result<Vec<Entry>, Failure> {
             location: line.location.clone(),
             detail: detail.to_owned(),
         };
-        let Ok(Value::Object(event)) = serde_json::from_str::<Value>(text) else {
-            if mixed {
-                continue;
+        let fields = match serde_json::from_str::<Fields>(text) {
+            Ok(fields) => fields.0,
+            Err(e) if e.to_string().contains(DUPLICATE) => {
+                return Err(unreadable(&format!(
+                    "the line {e}: a reader keeping either value would see another event"
+                )));
             }
-            return Err(unreadable("the line is not a JSON object"));
+            Err(_) => {
+                if mixed {
+                    continue;
+                }
+                return Err(unreadable("the line is not a JSON object"));
+            }
         };
+        let event: Map<String, Value> = fields.iter().cloned().collect();
         let is_event = event.get("target").and_then(Value::as_str) == Some(AUDIT_TARGET)
             || CHAIN.iter().any(|field| event.contains_key(*field));
         if !is_event {
@@ -478,6 +568,9 @@ fn parse(lines: &[TrailLine], mixed: bool) -> Result<Vec<Entry>, Failure> {
                 continue;
             }
             return Err(unreadable("the line is not an audit event"));
+        }
+        if let Some(problem) = not_canonical(&fields, text) {
+            return Err(unreadable(&problem));
         }
         let (Some(instance), Some(seq)) = (
             event.get("instance").and_then(Value::as_str),
@@ -493,6 +586,93 @@ fn parse(lines: &[TrailLine], mixed: bool) -> Result<Vec<Entry>, Failure> {
         });
     }
     Ok(entries)
+}
+
+/// What the duplicate-name error says, to tell it from a line that is not JSON.
+const DUPLICATE: &str = "repeats the field";
+
+/// A JSON object's fields in the order written, refusing a name given twice: serde_json keeps
+/// the last value of a repeated name, another reader may keep the first.
+struct Fields(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = Fields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                let mut fields: Vec<(String, Value)> = Vec::new();
+                let mut names = HashSet::new();
+                while let Some((name, value)) = map.next_entry::<String, Value>()? {
+                    if !names.insert(name.clone()) {
+                        return Err(de::Error::custom(format!(
+                            "{DUPLICATE} `{}`",
+                            name.escape_debug()
+                        )));
+                    }
+                    fields.push((name, value));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(Object)
+    }
+}
+
+/// Why the event `text` (parsed into `fields`) is not exactly the line the chain writes for
+/// its fields, if it is not: a name outside printable ASCII, a value of a type the chain never
+/// writes, or any other spelling of the same values. A hash covers values, not spelling; the
+/// line must be the one spelling a reader cannot take two ways.
+fn not_canonical(fields: &[(String, Value)], text: &str) -> Option<String> {
+    if let Some((name, _)) = fields.iter().find(|(name, _)| !valid_name(name)) {
+        return Some(format!(
+            "field name `{}` is not printable ASCII, which the chain never writes",
+            name.escape_debug()
+        ));
+    }
+    let hash = fields
+        .iter()
+        .find(|(name, _)| name == "hash")
+        .and_then(|(_, value)| value.as_str())?;
+    let mut sorted: Vec<&(String, Value)> = fields.iter().filter(|(n, _)| n != "hash").collect();
+    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    // The lists' items first, so that the values below can borrow them.
+    let mut lists: Vec<Vec<&str>> = Vec::new();
+    for (name, value) in &sorted {
+        if let Value::Array(items) = value {
+            match items.iter().map(Value::as_str).collect::<Option<Vec<_>>>() {
+                Some(items) => lists.push(items),
+                None => return Some(format!("field `{name}` is a list of other than strings")),
+            }
+        }
+    }
+    let mut lists = lists.iter();
+    let mut values = Vec::with_capacity(sorted.len());
+    for (name, value) in &sorted {
+        let value = match value {
+            Value::String(text) => FieldValue::Str(text),
+            Value::Bool(b) => FieldValue::Bool(*b),
+            Value::Number(n) => match n.as_u64().filter(|n| *n <= MAX_EXACT_INT) {
+                Some(n) => FieldValue::Int(n),
+                None => return Some(format!("field `{name}` is not an integer the chain writes")),
+            },
+            Value::Array(_) => FieldValue::List(lists.next().map_or(&[], Vec::as_slice)),
+            _ => {
+                return Some(format!(
+                    "field `{name}` is of a type the chain never writes"
+                ));
+            }
+        };
+        values.push((name.as_str(), value));
+    }
+    let expected = expected_line(&values, hash);
+    (expected != text).then(|| {
+        "the line is not written as the chain writes it (field order, spacing or escaping differs)"
+            .to_owned()
+    })
 }
 
 /// Read anchors from `text`, one per line; `source` names the file in locations.
