@@ -223,25 +223,30 @@ SQL
         printf 'SET client_min_messages = warning;\n\\set reader_password %s\n\\set writer_password %s\n' "$reader_pw" "$writer_pw"
         cat "$PRINCIPAL_SQL" "$SCHEMA"
     } | psql_super -d records >/dev/null
-    # mcp-lp-state's tables in the same database: an owner that never logs in, and a login
-    # role that may only INSERT and SELECT the audit table, and use the governance tables.
-    local state_pw
+    # mcp-lp-state's tables in the same database: an owner that never logs in, the replicas'
+    # login role (INSERT and SELECT on the audit table, the governance tables but for changing
+    # revocations), and the operator role the governance commands change revocations with.
+    local state_pw operator_pw
     state_pw="$(password_of mcp_lp_state)"
+    operator_pw="$(password_of mcp_lp_state_operator)"
     psql_super -d records >/dev/null <<SQL
 SET client_min_messages = warning;
 SELECT 'CREATE ROLE mcp_lp_state_owner NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mcp_lp_state_owner') \gexec
 SELECT 'CREATE ROLE mcp_lp_state LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mcp_lp_state') \gexec
+SELECT 'CREATE ROLE mcp_lp_state_operator LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mcp_lp_state_operator') \gexec
 ALTER ROLE mcp_lp_state LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '$state_pw';
-GRANT CONNECT ON DATABASE records TO mcp_lp_state;
+ALTER ROLE mcp_lp_state_operator LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '$operator_pw';
+GRANT CONNECT ON DATABASE records TO mcp_lp_state, mcp_lp_state_operator;
 SQL
     {
-        printf 'SET client_min_messages = warning;\n\\set state_owner mcp_lp_state_owner\n\\set state_role mcp_lp_state\n'
+        printf 'SET client_min_messages = warning;\n\\set state_owner mcp_lp_state_owner\n\\set state_role mcp_lp_state\n\\set state_operator mcp_lp_state_operator\n'
         cat "$AUDIT_SQL" "$GOVERNANCE_SQL"
     } | psql_super -d records >/dev/null
     write_url admin mcp_lp_admin mcp_lp_test
     write_url records-read records_reader records
     write_url records-write records_writer records
     write_url state mcp_lp_state records
+    write_url state-operator mcp_lp_state_operator records
     # The audit chain key of the servers that write to the shared audit table, so that
     # `audit verify --db` can check every chain in it.
     password_of audit-chain-key >/dev/null
@@ -252,6 +257,7 @@ MCP_LP_PG_ADMIN_URL_FILE=$SECRETS/admin.url
 MCP_LP_PG_RECORDS_READ_URL_FILE=$SECRETS/records-read.url
 MCP_LP_PG_RECORDS_WRITE_URL_FILE=$SECRETS/records-write.url
 MCP_LP_PG_STATE_URL_FILE=$SECRETS/state.url
+MCP_LP_PG_STATE_OPERATOR_URL_FILE=$SECRETS/state-operator.url
 MCP_LP_PG_AUDIT_KEY_FILE=$SECRETS/audit-chain-key.password
 MCP_LP_PG_SCRIPT=$REPO_ROOT/scripts/postgres.sh
 MCP_LP_PG_CA_FILE=$PG_ROOT/tls/ca.pem

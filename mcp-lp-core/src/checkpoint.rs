@@ -33,7 +33,8 @@ use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::approval::{
-    self, ApprovalError, ApprovalRule, ApprovalStore, CallKey, FileApprovals, PendingCall,
+    ApprovalError, ApprovalRule, ApprovalStore, Approvals, CallKey, FileApprovals, PendingCall,
+    RoundState,
 };
 use crate::audit::Record;
 use crate::audit::{ArgumentDigest, AuditEvent, AuditSink, Decision, Outcome, Recorded};
@@ -214,7 +215,7 @@ impl<S: ToolSet> Server<S> {
     }
 
     /// The durable audit sinks given with [`Server::audit_to`].
-    pub(crate) fn audit_sinks(&mut self) -> &mut [Box<dyn AuditSink>] {
+    pub(crate) fn audit_sinks(&mut self) -> &mut Vec<Box<dyn AuditSink>> {
         &mut self.audit_sinks
     }
 
@@ -280,10 +281,13 @@ struct Shared<S> {
     manifest: Option<serde_json::Value>,
     revocations: Revocations,
     last_used: LastUsed,
-    /// Where approvals are kept; `None` when no tool needs one.
-    approvals: Option<Arc<dyn ApprovalStore>>,
+    /// Approvals, when a tool needs one.
+    approvals: Option<Arc<Approvals>>,
     /// The approval page's URL up to the id, when the server has one (HTTP).
     approval_page: Option<String>,
+    /// What state this server seals is bound to: its resource URI over HTTP, else
+    /// `mcp-lp:<server name>`.
+    resource: String,
 }
 
 /// An MCP server handler that puts the checkpoint around the tools of `S`.
@@ -434,7 +438,7 @@ impl<S: ToolSet> Checkpoint<S> {
             })
             .collect();
         let approvals = if tools.values().any(|t| t.approval.is_some()) {
-            Some(match approvals {
+            let store: Arc<dyn ApprovalStore> = match approvals {
                 Some(store) => store,
                 None if config.has_state() => {
                     return Err(ConfigError::new(
@@ -445,7 +449,12 @@ impl<S: ToolSet> Checkpoint<S> {
                     ));
                 }
                 None => Arc::new(FileApprovals::new(config.approvals_path())),
-            })
+            };
+            Some(Arc::new(Approvals::from_config(
+                store,
+                config,
+                Some(revocations.clone()),
+            )?))
         } else {
             None
         };
@@ -461,6 +470,10 @@ impl<S: ToolSet> Checkpoint<S> {
         });
         #[cfg(not(feature = "http"))]
         let approval_page = None;
+        let resource = config.http().map_or_else(
+            || format!("mcp-lp:{}", S::server_info().name),
+            crate::config::HttpSection::resource_uri,
+        );
         let sealer = match config.request_state_sealer() {
             Some(sealer) => sealer.clone(),
             None => StateSealer::ephemeral(DEFAULT_STATE_TTL),
@@ -483,6 +496,7 @@ impl<S: ToolSet> Checkpoint<S> {
             last_used: last_used.unwrap_or_else(LastUsed::in_memory),
             approvals,
             approval_page,
+            resource,
         };
         for sink in audit_sinks {
             crate::audit::trail().attach(sink);
@@ -560,9 +574,9 @@ impl<S: ToolSet> Checkpoint<S> {
             })
     }
 
-    /// Where approvals are kept, when a tool needs one.
+    /// Approvals, when a tool needs one.
     #[cfg(feature = "http")]
-    pub(crate) fn approval_store(&self) -> Option<&Arc<dyn ApprovalStore>> {
+    pub(crate) fn approvals(&self) -> Option<&Arc<Approvals>> {
         self.shared.approvals.as_ref()
     }
 
@@ -647,28 +661,20 @@ impl<S: ToolSet> Checkpoint<S> {
         &self,
         entry: &ToolEntry,
         rule: &ApprovalRule,
-        principal: &Principal,
-        arguments: &ArgumentDigest,
+        key: CallKey<'_>,
         binding: &Binding<'_>,
         request: &CallToolRequestParams,
         context: &RequestContext<RoleServer>,
         mut approval_id: Option<String>,
     ) -> Result<PendingCall, Parked> {
         let tool = entry.policy.name;
-        let Some(store) = &self.shared.approvals else {
+        let Some(approvals) = &self.shared.approvals else {
             return Err(Parked::refused(
                 None,
                 format!("tool `{tool}` needs approval, and the server keeps no approvals"),
                 Outcome::ApprovalRefused,
                 None,
             ));
-        };
-        let arguments_sha256 = arguments.hex();
-        let key = CallKey {
-            principal: principal.id(),
-            tool,
-            arguments_sha256: arguments_sha256.as_str(),
-            definition_sha256: &entry.definition_sha256,
         };
         let modern = context
             .protocol_version()
@@ -677,89 +683,62 @@ impl<S: ToolSet> Checkpoint<S> {
         // is the same call without state: it is found by what it is.
         let by_state = modern && self.shared.approval_page.is_some();
         if approval_id.is_none() && !by_state {
-            approval_id = store
+            approval_id = approvals
                 .find(key)
                 .await
                 .map_err(|e| Parked::unavailable(tool, &e))?;
         }
         if let Some(id) = approval_id {
-            return match store.consume(&id, key).await {
-                Ok(call) => Ok(call),
-                Err(refused) => {
-                    if refused == ApprovalError::Expired {
-                        crate::audit::record(
-                            &Record::new("approval_expired")
-                                .str("approval", &id)
-                                .str("tool", tool)
-                                .str("principal", principal.id()),
-                        );
-                    }
-                    let reason = format!("tool `{tool}` did not run: {refused}");
-                    let data = serde_json::json!({
-                        "tool": tool,
-                        "approval": { "id": id, "status": refused.code(), "url": self.page_of(&id) },
-                    });
-                    let error = ErrorData::new(FORBIDDEN, reason.clone(), Some(data));
-                    Err(Parked::refused(
-                        Some(id),
-                        reason,
-                        Outcome::ApprovalRefused,
-                        Some(error),
-                    ))
-                }
-            };
+            return approvals
+                .consume(&id, key)
+                .await
+                .map_err(|refused| self.refused_approval(tool, key.principal, id, &refused));
         }
 
-        let now = jiff::Timestamp::now();
-        let window = jiff::SignedDuration::try_from(rule.window)
-            .unwrap_or(jiff::SignedDuration::from_secs(600));
-        let expires = now.checked_add(window).unwrap_or(now);
-        let id = approval::new_id();
+        let arguments = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
         let mut why = entry.description.clone();
         if why.is_empty() {
             why = format!("tool `{tool}` changes what it is given");
         }
-        let call = PendingCall {
-            id: id.clone(),
-            principal: principal.id().to_owned(),
-            tool: tool.to_owned(),
-            arguments_sha256: arguments_sha256.as_str().to_owned(),
-            definition_sha256: entry.definition_sha256.clone(),
-            arguments: serde_json::Value::Object(request.arguments.clone().unwrap_or_default()),
-            why,
-            grant: rule.grant.clone(),
-            min: rule.min,
-            self_approve: rule.self_approve,
-            requested_at: now.to_string(),
-            expires_at: expires.to_string(),
-            approvals: Vec::new(),
-            denial: None,
-            used_at: None,
-        };
-        store
-            .request(call)
+        let call = approvals
+            .park(key, rule, &arguments, &why)
             .await
-            .map_err(|e| Parked::unavailable(tool, &e))?;
-        let expires_at = expires.to_string();
+            .map_err(|e| match e {
+                ApprovalError::TooManyPending { .. } => {
+                    let reason = format!("tool `{tool}` did not run: {e}");
+                    let data =
+                        serde_json::json!({ "tool": tool, "approval": { "status": e.code() } });
+                    Parked::refused(
+                        None,
+                        reason.clone(),
+                        Outcome::RateLimited,
+                        Some(ErrorData::new(RATE_LIMITED, reason, Some(data))),
+                    )
+                }
+                other => Parked::unavailable(tool, &other),
+            })?;
+        let id = call.id;
+        let expires_at = call.expires_at;
         crate::audit::record(
             &Record::new("approval_requested")
                 .str("approval", &id)
                 .str("tool", tool)
-                .str("principal", principal.id())
-                .str("args_sha256", arguments_sha256.as_str())
-                .str("definition_sha256", &entry.definition_sha256)
+                .str("principal", key.principal)
+                .str("args_sha256", key.arguments_sha256)
+                .str("definition_sha256", key.definition_sha256)
                 .str("grant", &rule.grant)
                 .int("min", u64::from(rule.min))
                 .str("expires_at", &expires_at),
         );
         let page = self.page_of(&id);
+        // The model reads this message: it says that a person must approve, not how to.
         let message = match &page {
             Some(url) => format!(
                 "Tool `{tool}` needs approval of this call by a person holding `{}`: open {url} to review it. It expires at {expires_at}.",
                 rule.grant
             ),
             None => format!(
-                "Tool `{tool}` needs approval of this call by a person holding `{}`: an operator approves it with `approvals approve {id}`, then call the tool again with the same arguments. It expires at {expires_at}.",
+                "Tool `{tool}` needs approval of this call by a person holding `{}`, given outside this conversation; then call the tool again with the same arguments. It expires at {expires_at}.",
                 rule.grant
             ),
         };
@@ -775,10 +754,7 @@ impl<S: ToolSet> Checkpoint<S> {
                     },
                 ));
                 let requests = [("approval".to_owned(), question)].into_iter().collect();
-                let state = self
-                    .shared
-                    .sealer
-                    .seal(binding, &format!("{}{id}", approval::STATE_PREFIX));
+                let state = self.shared.sealer.seal(binding, &RoundState::parked(&id));
                 Ok(InputRequiredResult::new(Some(requests), Some(state)).into())
             }
             Some(url) => {
@@ -800,7 +776,7 @@ impl<S: ToolSet> Checkpoint<S> {
             None => {
                 let data = serde_json::json!({
                     "tool": tool,
-                    "approval": { "id": id, "expires_at": expires_at, "command": format!("approvals approve {id}") },
+                    "approval": { "id": id, "expires_at": expires_at },
                 });
                 Err(ErrorData::new(FORBIDDEN, message, Some(data)))
             }
@@ -811,6 +787,34 @@ impl<S: ToolSet> Checkpoint<S> {
             outcome: Outcome::ApprovalRequired,
             response,
         })
+    }
+
+    /// The refusal of a call whose approval `id` did not let it run.
+    fn refused_approval(
+        &self,
+        tool: &str,
+        principal: &str,
+        id: String,
+        refused: &ApprovalError,
+    ) -> Parked {
+        if let ApprovalError::Store { .. } = refused {
+            return Parked::unavailable(tool, refused);
+        }
+        if *refused == ApprovalError::Expired {
+            crate::audit::record(
+                &Record::new("approval_expired")
+                    .str("approval", &id)
+                    .str("tool", tool)
+                    .str("principal", principal),
+            );
+        }
+        let reason = format!("tool `{tool}` did not run: {refused}");
+        let data = serde_json::json!({
+            "tool": tool,
+            "approval": { "id": id, "status": refused.code(), "url": self.page_of(&id) },
+        });
+        let error = ErrorData::new(FORBIDDEN, reason.clone(), Some(data));
+        Parked::refused(Some(id), reason, Outcome::ApprovalRefused, Some(error))
     }
 
     /// The approval page of `id`, when the server serves one.
@@ -1254,23 +1258,37 @@ impl<S: ToolSet> Checkpoint<S> {
         }
 
         // The state a client brings back is attacker-controlled: the tool sees it only once the
-        // seal shows it was issued for this principal, this tool and these arguments.
-        let binding = Binding {
-            principal: principal.id(),
-            tool: policy.name,
-            arguments: &arguments,
-        };
+        // seal shows it was issued by this server for this principal, this tool and these
+        // arguments.
+        let binding = Binding::request_state(
+            &self.shared.resource,
+            principal.id(),
+            policy.name,
+            &arguments,
+        );
         let mut approval_id: Option<String> = None;
+        let mut round: Option<(String, String)> = None;
         if let Some(sealed) = request.request_state.take() {
             match self.shared.sealer.open(&binding, &sealed) {
-                Ok(state) => match state.strip_prefix(approval::STATE_PREFIX) {
+                Ok(state) => match (RoundState::of(&state), &entry.approval) {
                     // The state this checkpoint handed out when it parked the call: the
                     // client's answer to the approval page is no input for the tool.
-                    Some(id) if entry.approval.is_some() => {
+                    (RoundState::Parked(id), Some(_)) => {
                         approval_id = Some(id.to_owned());
                         request.input_responses = None;
                     }
-                    _ => request.request_state = Some(state),
+                    // A later round of an approved run: it continues on that approval, once.
+                    (RoundState::Round { id, nonce, state }, Some(_)) => {
+                        round = Some((id.to_owned(), nonce.to_owned()));
+                        request.request_state = Some(state.to_owned());
+                    }
+                    // State that names no approval (sealed before the tool needed one) never
+                    // lets a call past the gate: the call is asked for again.
+                    (RoundState::Unbound, Some(_)) => request.input_responses = None,
+                    (RoundState::Round { state, .. }, None) => {
+                        request.request_state = Some(state.to_owned());
+                    }
+                    (_, None) => request.request_state = Some(state),
                 },
                 Err(rejected) => {
                     let reason = if entry.approval.is_some()
@@ -1299,21 +1317,44 @@ impl<S: ToolSet> Checkpoint<S> {
             }
         }
 
-        // A tool that needs approval runs only on an approval of this very call, used once.
-        // A round the approved run itself asked for carries the tool's own state instead.
-        let approved = match &entry.approval {
-            Some(rule) if request.request_state.is_none() => {
-                match self
-                    .approval_gate(
-                        entry,
-                        rule,
-                        &principal,
-                        &arguments,
-                        &binding,
-                        &request,
-                        &context,
-                        approval_id,
+        // A tool that needs approval runs only on an approval of this very call, used once,
+        // and each later round of that run only once, on the same approval.
+        let arguments_sha256 = arguments.hex();
+        let key = CallKey {
+            principal: principal.id(),
+            tool: policy.name,
+            arguments_sha256: arguments_sha256.as_str(),
+            definition_sha256: &entry.definition_sha256,
+        };
+        let approved = match (&entry.approval, round) {
+            (None, _) => None,
+            (Some(_), Some((id, nonce))) => {
+                let expires = jiff::Timestamp::now()
+                    .checked_add(
+                        jiff::SignedDuration::try_from(self.shared.sealer.ttl())
+                            .unwrap_or_default(),
                     )
+                    .unwrap_or_else(|_| jiff::Timestamp::now());
+                let continued = match &self.shared.approvals {
+                    Some(approvals) => approvals.continue_round(&id, &nonce, key, expires).await,
+                    None => Err(ApprovalError::Unknown(id.clone())),
+                };
+                match continued {
+                    Ok(call) => Some(call),
+                    Err(refused) => {
+                        let parked =
+                            self.refused_approval(policy.name, principal.id(), id, &refused);
+                        event.reason = Some(&parked.reason);
+                        event.approval = parked.id.as_deref();
+                        event.outcome = parked.outcome;
+                        let recorded = event.finish();
+                        return (parked.response, recorded);
+                    }
+                }
+            }
+            (Some(rule), None) => {
+                match self
+                    .approval_gate(entry, rule, key, &binding, &request, &context, approval_id)
                     .await
                 {
                     Ok(call) => Some(call),
@@ -1326,14 +1367,13 @@ impl<S: ToolSet> Checkpoint<S> {
                     }
                 }
             }
-            _ => None,
         };
-        let approvers = approved.as_ref().map(|call| {
-            call.approvals
-                .iter()
-                .map(|v| v.by.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
+        let approvers: Option<Vec<&str>> = approved.as_ref().map(|call| {
+            self.shared
+                .approvals
+                .as_ref()
+                .map(|a| a.approvers(call))
+                .unwrap_or_default()
         });
         event.approval = approved.as_ref().map(|call| call.id.as_str());
         event.approvers = approvers.as_deref();
@@ -1350,7 +1390,23 @@ impl<S: ToolSet> Checkpoint<S> {
         if let Ok(CallToolResponse::InputRequired(result)) = &mut response
             && let Some(state) = result.request_state.take()
         {
-            result.request_state = Some(self.shared.sealer.seal(&binding, &state));
+            // A round of an approved run carries the approval and a nonce of its own.
+            let state = match &approved {
+                Some(call) => RoundState::round(&call.id, &state),
+                None => Ok(state),
+            };
+            match state {
+                Ok(state) => result.request_state = Some(self.shared.sealer.seal(&binding, &state)),
+                Err(e) => {
+                    response = Err(ErrorData::internal_error(
+                        format!(
+                            "tool `{}` asked for input, and its state cannot be sealed: {e}",
+                            policy.name
+                        ),
+                        None,
+                    ));
+                }
+            }
         }
         self.shared.last_used.note(policy.name, principal.id());
         event.decision = Decision::Allow;

@@ -19,14 +19,16 @@ use std::time::SystemTime;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::approval::{ApprovalStore, FileApprovals, PendingCall};
+use crate::approval::{ApprovalStore, Approvals, FileApprovals, PendingCall};
 use crate::audit::{self, AuditTrail, Record};
 use crate::authorize::authorize;
 use crate::checkpoint::{Checkpoint, Server};
 use crate::config::{CONFIG_ENV, Config, ConfigError};
 use crate::manifest::Manifest;
 use crate::policy::ToolSet;
+use crate::revocation::Revocations;
 use crate::revocation::{FileRevocations, Revocation, RevocationStore, Target};
+use crate::visible::escape_invisible;
 
 /// The log filter when `RUST_LOG` is not set. rmcp's own protocol chatter stays at warn: at
 /// debug it logs whole messages, tool arguments included.
@@ -122,25 +124,36 @@ enum ApprovalsCommand {
         /// The approval id
         id: String,
     },
-    /// Approve the call
+    /// Approve the call, signing the verdict with your SSH key
     Approve {
         /// The approval id
         id: String,
-        /// Who approves [default: the USER environment variable]
-        #[arg(long)]
-        by: Option<String>,
+        #[command(flatten)]
+        signer: SignerArgs,
     },
-    /// Deny the call
+    /// Deny the call, signing the verdict with your SSH key
     Deny {
         /// The approval id
         id: String,
-        /// Who denies [default: the USER environment variable]
-        #[arg(long)]
-        by: Option<String>,
+        #[command(flatten)]
+        signer: SignerArgs,
         /// Why; the caller sees it
         #[arg(long, default_value = "")]
         reason: String,
     },
+}
+
+/// Who gives a verdict on the command line: the SSH key that signs it, and which of the
+/// principals `[approvers] allowed_signers` lists for that key.
+#[derive(Debug, clap::Args)]
+struct SignerArgs {
+    /// The SSH private key that signs the verdict (`ssh-keygen -Y sign`; an agent holding it
+    /// works too); its public key must be listed in `[approvers] allowed_signers`
+    #[arg(long)]
+    key: PathBuf,
+    /// The principal to decide as, when the allowed signers list the key for several
+    #[arg(long = "as")]
+    as_principal: Option<String>,
 }
 
 /// Exactly one of what a revocation can name.
@@ -163,7 +176,8 @@ struct TargetArgs {
 
 impl TargetArgs {
     /// The target, checked against the server's tools so that a typo revokes nothing silently.
-    fn target<S: ToolSet>(self) -> Result<Target, BuildError> {
+    /// A grant is one a tool requires, or the grant that approves a tool's calls.
+    fn target<S: ToolSet>(self, config: &Config) -> Result<Target, BuildError> {
         let policies = S::policies();
         if let Some(principal) = self.principal {
             if principal.trim().is_empty() || principal.chars().any(char::is_control) {
@@ -175,13 +189,17 @@ impl TargetArgs {
             if let Some(reason) = crate::grant::grant_syntax_error(&grant) {
                 return Err(format!("--grant `{grant}`: {reason}").into());
             }
-            if !policies
-                .iter()
-                .any(|p| p.requires.contains(&grant.as_str()))
-            {
-                return Err(
-                    format!("--grant `{grant}`: no tool of this server requires it").into(),
-                );
+            let used = policies.iter().any(|p| {
+                p.requires.contains(&grant.as_str())
+                    || config
+                        .approval_for(p)
+                        .is_some_and(|rule| rule.grant == grant)
+            });
+            if !used {
+                return Err(format!(
+                    "--grant `{grant}`: no tool of this server requires it or is approved by it"
+                )
+                .into());
             }
             return Ok(Target::Grant(grant));
         }
@@ -403,10 +421,14 @@ where
     Ok(report.passed())
 }
 
-/// Start the process's audit trail as `config` describes it, before anything else is done.
-fn start_trail<S: ToolSet>(config: &Config) -> Result<AuditTrail, BuildError> {
+/// Start the process's audit trail as `config` describes it, before anything else is done;
+/// `command` names a governance command run beside the serving process.
+fn start_trail<S: ToolSet>(
+    config: &Config,
+    command: Option<&str>,
+) -> Result<AuditTrail, BuildError> {
     let info = S::server_info();
-    let trail = AuditTrail::from_config(config, &info.name, &info.version)?;
+    let trail = AuditTrail::from_config(config, &info.name, &info.version, command)?;
     if audit::install(trail.clone()).is_err() {
         return Err("an audit trail was already in place before the server started".into());
     }
@@ -421,7 +443,7 @@ where
     Fut: Future<Output = Result<Server<S>, BuildError>>,
 {
     let config = Arc::new(load(path)?);
-    let trail = start_trail::<S>(&config)?;
+    let trail = start_trail::<S>(&config, None)?;
     let server = build(Arc::clone(&config)).await?;
     let served = crate::transport::http::serve_http(server, &config).await;
     let reason = match &served {
@@ -440,7 +462,7 @@ where
     Fut: Future<Output = Result<Server<S>, BuildError>>,
 {
     let config = Arc::new(load(path)?);
-    let trail = start_trail::<S>(&config)?;
+    let trail = start_trail::<S>(&config, None)?;
     let server = build(Arc::clone(&config)).await?;
     let checkpoint = Checkpoint::for_stdio(server, &config)?;
     trail.end_startup();
@@ -460,13 +482,20 @@ where
         "serving MCP over stdio"
     );
     let last_uses = checkpoint.last_uses().clone();
-    let served = checkpoint.serve_stdio().await;
-    last_uses.flush().await;
-    let reason = match &served {
-        Ok(()) => "stdin closed",
-        Err(_) => "stdio transport failed",
+    // SIGTERM and SIGINT end the server as the end of input does: the trail records
+    // `shutdown` and anchors its head before the process exits.
+    let (served, reason) = tokio::select! {
+        served = checkpoint.serve_stdio() => {
+            let reason = match &served {
+                Ok(()) => "stdin closed",
+                Err(_) => "stdio transport failed",
+            };
+            (served, reason)
+        }
+        signal = crate::transport::shutdown_signal() => (Ok(()), signal),
     };
-    audit::trail().shutdown(reason).await;
+    last_uses.flush().await;
+    trail.shutdown(reason).await;
     served?;
     Ok(())
 }
@@ -597,30 +626,6 @@ fn approve<S: ToolSet>(
     Ok(())
 }
 
-/// The revocation list the server follows: the file next to the configuration, or the
-/// `[state]` store the server is built with.
-async fn revocation_store<S, F, Fut>(
-    path: Option<PathBuf>,
-    build: F,
-) -> Result<Arc<dyn RevocationStore>, BuildError>
-where
-    S: ToolSet,
-    F: FnOnce(Arc<Config>) -> Fut,
-    Fut: Future<Output = Result<Server<S>, BuildError>>,
-{
-    let config = Arc::new(load(path)?);
-    if !config.has_state() {
-        return Ok(Arc::new(FileRevocations::new(config.revocations_path())));
-    }
-    let server = build(Arc::clone(&config)).await?;
-    server
-        .given_revocations()
-        .map(|r| Arc::clone(r.store()))
-        .ok_or_else(|| {
-            "[state] is configured, but the server follows no shared revocation list (Server::revocations)".into()
-        })
-}
-
 async fn revoke<S, F, Fut>(
     path: Option<PathBuf>,
     build: F,
@@ -633,23 +638,40 @@ where
     F: FnOnce(Arc<Config>) -> Fut,
     Fut: Future<Output = Result<Server<S>, BuildError>>,
 {
-    let target = target.target::<S>()?;
     if reason.trim().is_empty() {
         return Err("--reason must say why: refused callers and the audit trail see it".into());
     }
     let by = acting_person(by, "revokes")?;
-    let store = revocation_store::<S, F, Fut>(path, build).await?;
-    let revocation = Revocation::now(target, reason, by);
-    let line = format!(
-        "revoked {} in {}: {} (by {})\n",
-        revocation.target,
-        store.describe(),
-        revocation.reason,
-        revocation.by
-    );
-    store.revoke(revocation).await?;
-    std::io::stdout().write_all(line.as_bytes())?;
-    Ok(())
+    let governance = Governance::open::<S, F, Fut>(path, build, Some("revoke")).await?;
+    let outcome = async {
+        let target = target.target::<S>(&governance.config)?;
+        let store = governance.revocation_store()?;
+        let mut revocation = Revocation::now(target, reason, by);
+        revocation.seal(&governance.config.governance_keys()?);
+        store.revoke(revocation.clone()).await?;
+        let os_user = crate::approval::signers::os_user();
+        audit::record(
+            &Record::new("revocation_added")
+                .str("kind", revocation.target.kind())
+                .str("name", revocation.target.name())
+                .str("reason", &revocation.reason)
+                .str("by", &revocation.by)
+                .str("os_user", &os_user)
+                .str("store", &store.describe()),
+        );
+        let line = format!(
+            "revoked {} in {}: {} (by {})\n",
+            revocation.target,
+            store.describe(),
+            revocation.reason,
+            revocation.by
+        );
+        std::io::stdout().write_all(line.as_bytes())?;
+        Ok(())
+    }
+    .await;
+    governance.close(&outcome).await;
+    outcome
 }
 
 async fn unrevoke<S, F, Fut>(
@@ -662,18 +684,32 @@ where
     F: FnOnce(Arc<Config>) -> Fut,
     Fut: Future<Output = Result<Server<S>, BuildError>>,
 {
-    let target = target.target::<S>()?;
-    let store = revocation_store::<S, F, Fut>(path, build).await?;
-    let line = if store.unrevoke(target.clone()).await? {
-        format!(
+    let governance = Governance::open::<S, F, Fut>(path, build, Some("unrevoke")).await?;
+    let outcome = async {
+        let target = target.target::<S>(&governance.config)?;
+        let store = governance.revocation_store()?;
+        if !store.unrevoke(target.clone()).await? {
+            return Err(format!("{target} is not revoked in {}", store.describe()).into());
+        }
+        let by = acting_person(None, "lifts it").unwrap_or_default();
+        audit::record(
+            &Record::new("revocation_lifted")
+                .str("kind", target.kind())
+                .str("name", target.name())
+                .str("by", &by)
+                .str("os_user", &crate::approval::signers::os_user())
+                .str("store", &store.describe()),
+        );
+        let line = format!(
             "lifted the revocation of {target} in {}\n",
             store.describe()
-        )
-    } else {
-        return Err(format!("{target} is not revoked in {}", store.describe()).into());
-    };
-    std::io::stdout().write_all(line.as_bytes())?;
-    Ok(())
+        );
+        std::io::stdout().write_all(line.as_bytes())?;
+        Ok(())
+    }
+    .await;
+    governance.close(&outcome).await;
+    outcome
 }
 
 async fn revocations<S, F, Fut>(path: Option<PathBuf>, build: F) -> Result<(), BuildError>
@@ -682,50 +718,151 @@ where
     F: FnOnce(Arc<Config>) -> Fut,
     Fut: Future<Output = Result<Server<S>, BuildError>>,
 {
-    let store = revocation_store::<S, F, Fut>(path, build).await?;
-    let list = store.list().await?;
-    let mut report = format!("{} revocations in {}\n", list.len(), store.describe());
-    for r in list {
-        report += &format!("  {}: {} (by {} at {})\n", r.target, r.reason, r.by, r.at);
+    let governance = Governance::open::<S, F, Fut>(path, build, None).await?;
+    let outcome = async {
+        let store = governance.revocation_store()?;
+        let keys = governance.config.governance_keys()?;
+        let list = store.list().await?;
+        let mut report = format!("{} revocations in {}\n", list.len(), store.describe());
+        for r in list {
+            let mark = if r.verifies(&keys) {
+                ""
+            } else {
+                " [UNVERIFIED: not sealed by this deployment's governance key; in force all the same]"
+            };
+            report += &format!(
+                "  {}: {} (by {} at {}){mark}\n",
+                escape_invisible(&r.target.to_string()),
+                escape_invisible(&r.reason),
+                escape_invisible(&r.by),
+                r.at
+            );
+        }
+        std::io::stdout().write_all(report.as_bytes())?;
+        Ok(())
     }
-    std::io::stdout().write_all(report.as_bytes())?;
-    Ok(())
+    .await;
+    governance.close(&outcome).await;
+    outcome
 }
 
-/// The approval store the server uses: the directory next to the configuration, or the
-/// `[state]` store the server is built with.
-async fn approval_store<S, F, Fut>(
-    path: Option<PathBuf>,
-    build: F,
-) -> Result<Arc<dyn ApprovalStore>, BuildError>
-where
-    S: ToolSet,
-    F: FnOnce(Arc<Config>) -> Fut,
-    Fut: Future<Output = Result<Server<S>, BuildError>>,
-{
-    let config = Arc::new(load(path)?);
-    if !config.has_state() {
-        return Ok(Arc::new(FileApprovals::new(config.approvals_path())));
-    }
-    let server = build(Arc::clone(&config)).await?;
-    server.given_approvals().cloned().ok_or_else(|| {
-        "[state] is configured, but the server keeps no approvals there (mcp_lp_state::StateStore::attach)".into()
-    })
+/// What a governance command works on: the trail it records into (the configured sinks,
+/// under the configured key), the approvals and the revocation list the server uses (the
+/// files next to the configuration, or the `[state]` store the server is built with).
+struct Governance {
+    /// The command's own trail; `None` for a command that only reads.
+    trail: Option<AuditTrail>,
+    config: Arc<Config>,
+    approvals: Option<Arc<dyn ApprovalStore>>,
+    revocations: Option<Arc<dyn RevocationStore>>,
 }
 
+impl Governance {
+    /// What the command `command` works on; a command that changes something (`Some`) records
+    /// what it did in a trail of its own.
+    async fn open<S, F, Fut>(
+        path: Option<PathBuf>,
+        build: F,
+        command: Option<&'static str>,
+    ) -> Result<Self, BuildError>
+    where
+        S: ToolSet,
+        F: FnOnce(Arc<Config>) -> Fut,
+        Fut: Future<Output = Result<Server<S>, BuildError>>,
+    {
+        let mut config = load(path)?;
+        if let Some(command) = command {
+            config = config.for_command(command);
+        }
+        let config = Arc::new(config);
+        let trail = match command {
+            Some(command) => Some(start_trail::<S>(&config, Some(command))?),
+            None => None,
+        };
+        let (approvals, revocations) = if config.has_state() {
+            let mut server = build(Arc::clone(&config)).await?;
+            for sink in std::mem::take(server.audit_sinks()) {
+                match &trail {
+                    Some(trail) => trail.attach(sink),
+                    None => drop(sink),
+                }
+            }
+            (
+                server.given_approvals().cloned(),
+                server.given_revocations().map(|r| Arc::clone(r.store())),
+            )
+        } else {
+            (
+                Some(
+                    Arc::new(FileApprovals::new(config.approvals_path())) as Arc<dyn ApprovalStore>
+                ),
+                Some(Arc::new(FileRevocations::new(config.revocations_path()))
+                    as Arc<dyn RevocationStore>),
+            )
+        };
+        if let Some(trail) = &trail {
+            trail.end_startup();
+        }
+        Ok(Self {
+            trail,
+            config,
+            approvals,
+            revocations,
+        })
+    }
+
+    fn revocation_store(&self) -> Result<Arc<dyn RevocationStore>, BuildError> {
+        self.revocations.clone().ok_or_else(|| {
+            "[state] is configured, but the server follows no shared revocation list (Server::revocations)".into()
+        })
+    }
+
+    /// The approvals, with the approvers checked against the revocation list in force now.
+    async fn approvals(&self) -> Result<Approvals, BuildError> {
+        let store = self.approvals.clone().ok_or(
+            "[state] is configured, but the server keeps no approvals there (mcp_lp_state::StateStore::attach)",
+        )?;
+        let revocations =
+            Revocations::follow_shared(self.revocation_store()?, &self.config).await?;
+        Ok(Approvals::from_config(
+            store,
+            &self.config,
+            Some(revocations),
+        )?)
+    }
+
+    /// Record `shutdown` and anchor, whether the command succeeded or not.
+    async fn close(self, outcome: &Result<(), BuildError>) {
+        let reason = match outcome {
+            Ok(()) => "command done",
+            Err(_) => "command failed",
+        };
+        if let Some(trail) = self.trail {
+            trail.shutdown(reason).await;
+        }
+    }
+}
+
+/// One call as an approver reads it, every character that does not show written as its
+/// escape.
 fn describe_call(call: &PendingCall, now: jiff::Timestamp) -> String {
-    let approvers: Vec<&str> = call.approvals.iter().map(|v| v.by.as_str()).collect();
+    let approvers: Vec<String> = call
+        .approvals
+        .iter()
+        .map(|v| escape_invisible(&v.by).into_owned())
+        .collect();
     let arguments =
         serde_json::to_string_pretty(&call.arguments).unwrap_or_else(|_| "?".to_owned());
+    let arguments = escape_invisible(&arguments);
     format!(
         "approval {}\n  tool {}, requested by {} at {}\n  status {}, expires at {}\n  why: {}\n  approvers need grant {}; {} of {} approved{}\n  arguments (sha256 {}):\n{}\n",
         call.id,
-        call.tool,
-        call.principal,
+        escape_invisible(&call.tool),
+        escape_invisible(&call.principal),
         call.requested_at,
-        call.standing(now),
+        escape_invisible(&call.standing(now).to_string()),
         call.expires_at,
-        call.why,
+        escape_invisible(&call.why),
         call.grant,
         approvers.len(),
         call.min,
@@ -753,45 +890,114 @@ where
     F: FnOnce(Arc<Config>) -> Fut,
     Fut: Future<Output = Result<Server<S>, BuildError>>,
 {
-    let store = approval_store::<S, F, Fut>(path, build).await?;
+    let command = match &action {
+        ApprovalsCommand::List | ApprovalsCommand::Show { .. } => None,
+        ApprovalsCommand::Approve { .. } => Some("approvals approve"),
+        ApprovalsCommand::Deny { .. } => Some("approvals deny"),
+    };
+    let governance = Governance::open::<S, F, Fut>(path, build, command).await?;
+    let outcome = approvals_action(&governance, action).await;
+    governance.close(&outcome).await;
+    outcome
+}
+
+async fn approvals_action(
+    governance: &Governance,
+    action: ApprovalsCommand,
+) -> Result<(), BuildError> {
+    let approvals = governance.approvals().await?;
     let now = jiff::Timestamp::now();
-    let who = |by: Option<String>| acting_person(by, "decides");
     let report = match action {
         ApprovalsCommand::List => {
-            let calls = store.list().await?;
-            let mut report = format!("{} calls in {}\n", calls.len(), store.describe());
+            let calls = approvals.list().await?;
+            let mut report = format!("{} calls in {}\n", calls.len(), approvals.describe());
             for call in calls {
                 report += &format!(
                     "  {}  {}  {}  {}  expires {}\n",
                     call.id,
-                    call.tool,
-                    call.principal,
+                    escape_invisible(&call.tool),
+                    escape_invisible(&call.principal),
                     call.standing(now),
                     call.expires_at
                 );
             }
             report
         }
-        ApprovalsCommand::Show { id } => describe_call(&store.get(&id).await?, now),
-        ApprovalsCommand::Approve { id, by } => {
-            let by = who(by)?;
-            let call = crate::approval::decide(&*store, &id, &by, true, String::new()).await?;
+        ApprovalsCommand::Show { id } => describe_call(&approvals.get(&id).await?, now),
+        ApprovalsCommand::Approve { id, signer } => {
+            let call = verdict(
+                &approvals,
+                &governance.config,
+                &id,
+                &signer,
+                true,
+                String::new(),
+            )
+            .await?;
             format!(
-                "approved by {by}\n{}",
+                "approved by {}\n{}",
+                escape_invisible(call.approvals.last().map_or("", |v| v.by.as_str())),
                 describe_call(&call, jiff::Timestamp::now())
             )
         }
-        ApprovalsCommand::Deny { id, by, reason } => {
-            let by = who(by)?;
-            let call = crate::approval::decide(&*store, &id, &by, false, reason).await?;
+        ApprovalsCommand::Deny { id, signer, reason } => {
+            let call = verdict(&approvals, &governance.config, &id, &signer, false, reason).await?;
             format!(
-                "denied by {by}\n{}",
+                "denied by {}\n{}",
+                escape_invisible(call.denial.as_ref().map_or("", |v| v.by.as_str())),
                 describe_call(&call, jiff::Timestamp::now())
             )
         }
     };
     std::io::stdout().write_all(report.as_bytes())?;
     Ok(())
+}
+
+/// Give a signed verdict on `id` as the principal the allowed signers list for `signer.key`.
+async fn verdict(
+    approvals: &Approvals,
+    config: &Config,
+    id: &str,
+    signer: &SignerArgs,
+    approve: bool,
+    reason: String,
+) -> Result<PendingCall, BuildError> {
+    let signers = config.cli_approvers().ok_or(
+        "no command-line approvers are configured: add [approvers] allowed_signers (ssh-keygen's allowed-signers file) and the approvers' grants",
+    )?;
+    let public = crate::approval::signers::public_key_of(&signer.key)?;
+    let listed = signers.principals_of(&public);
+    let by = match (&signer.as_principal, listed.as_slice()) {
+        (Some(wanted), listed) if listed.contains(&wanted.as_str()) => wanted.clone(),
+        (Some(wanted), _) => {
+            return Err(format!(
+                "{} does not list this key for `{}`",
+                signers.source().display(),
+                escape_invisible(wanted)
+            )
+            .into());
+        }
+        (None, [one]) => (*one).to_owned(),
+        (None, []) => {
+            return Err(format!(
+                "the key {} is not listed in {}",
+                signer.key.display(),
+                signers.source().display()
+            )
+            .into());
+        }
+        (None, several) => {
+            return Err(format!(
+                "{} lists this key for {}: name one with --as",
+                signers.source().display(),
+                several.join(", ")
+            )
+            .into());
+        }
+    };
+    let call = approvals.get(id).await?;
+    let approver = signers.approver(&by, &call, approve, reason, &signer.key)?;
+    Ok(approvals.decide(id, &approver, approve).await?)
 }
 
 async fn review<S, F, Fut>(path: Option<PathBuf>, build: F) -> Result<(), BuildError>

@@ -61,6 +61,7 @@ pub mod capability;
 mod checkpoint;
 pub mod cli;
 mod config;
+pub mod governance_key;
 mod grant;
 pub mod json_log;
 pub mod last_used;
@@ -77,6 +78,7 @@ pub mod text_log;
 mod tool_error;
 pub mod transport;
 mod url_policy;
+pub mod visible;
 
 /// Entry points for the fuzz targets in `fuzz/`: the crate's own parsers, not copies.
 #[cfg(feature = "fuzzing")]

@@ -6,8 +6,11 @@
 //! A tool returns its own state in plain text in an `InputRequiredResult`; the checkpoint seals
 //! it before it leaves the server and opens it again when the client retries, so the tool only
 //! ever sees state it issued itself, for this very call. The seal is an HMAC-SHA256 (rmcp's
-//! [`RequestStateCodec`], `rs2` format) over the state and its binding: principal, tool, the
-//! digest of the call's arguments and an expiry. Keys carry an id, so rotation is a list: the
+//! [`RequestStateCodec`], `rs2` format) over the state and its binding: the server (its
+//! resource), principal, tool, the digest of the call's arguments and an expiry. The same
+//! sealer makes the approval page's cookies and form tokens, each under a key of its own
+//! derived from the configured one (HKDF-SHA256, one [`Purpose`] each), so that a cookie never
+//! opens as request state, nor one server's state at another. Keys carry an id, so rotation is a list: the
 //! first configured key seals, every configured key opens. Configured keys are secret files
 //! watched under the running server ([`StateSealer::rotating`]): a rewritten key file takes
 //! effect for the next seal and open, and a key whose refreshes failed for longer than
@@ -22,7 +25,7 @@
 //!
 //! let sealer = StateSealer::ephemeral(Duration::from_secs(600));
 //! let arguments = ArgumentDigest::of(None);
-//! let alice = Binding { principal: "alice", tool: "confirm", arguments: &arguments };
+//! let alice = Binding::request_state("https://mcp.example.com/mcp", "alice", "confirm", &arguments);
 //! let sealed = sealer.seal(&alice, "step=2");
 //! assert_eq!(sealer.open(&alice, &sealed).unwrap(), "step=2");
 //!
@@ -34,9 +37,11 @@ use std::fmt;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
+use hkdf::Hkdf;
 use rmcp::model::{RequestStateCodec, RequestStateError, SealOptions};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 use crate::audit::ArgumentDigest;
 use crate::secret_refresh::RefreshingSecret;
@@ -51,22 +56,91 @@ pub const MAX_SEALED_STATE_BYTES: usize = 64 * 1024;
 pub const MIN_KEY_BYTES: usize = RequestStateCodec::MIN_KEY_LENGTH;
 
 /// The envelope's version; a change of layout gets a new one, and old ones are refused.
-const ENVELOPE_VERSION: u8 = 1;
+const ENVELOPE_VERSION: u8 = 2;
+
+/// What sealed text is for. Each purpose seals under its own key, derived from the configured
+/// one with HKDF-SHA256, so text sealed for one purpose never opens as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `requestState` a client brings back in a multi-round-trip call.
+    RequestState,
+    /// The approval page's sign-in in progress (PKCE verifier, OAuth state).
+    LoginCookie,
+    /// The approval page's signed-in approver.
+    SessionCookie,
+    /// The approval page's form token, bound to the approver and the approval.
+    FormToken,
+}
+
+impl Purpose {
+    const ALL: [Self; 4] = [
+        Self::RequestState,
+        Self::LoginCookie,
+        Self::SessionCookie,
+        Self::FormToken,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn info(self) -> &'static [u8] {
+        match self {
+            Self::RequestState => b"mcp-lp sealed state: request state",
+            Self::LoginCookie => b"mcp-lp sealed state: login cookie",
+            Self::SessionCookie => b"mcp-lp sealed state: session cookie",
+            Self::FormToken => b"mcp-lp sealed state: form token",
+        }
+    }
+}
+
+/// The key of `purpose` derived from the configured `secret`.
+fn derive(secret: &[u8], purpose: Purpose) -> zeroize::Zeroizing<[u8; 32]> {
+    let mut okm = zeroize::Zeroizing::new([0u8; 32]);
+    // 32 bytes is far below HKDF-SHA256's limit of 8160: expand cannot fail.
+    let _ = Hkdf::<Sha256>::new(Some(b"mcp-lp sealed state v2"), secret)
+        .expand(purpose.info(), okm.as_mut());
+    okm
+}
 
 /// The key id prefix of a key made at startup for this process alone; a random suffix tells
 /// one process's key from another's, so state from another process is refused as sealed with
 /// an unknown key rather than as altered.
 const EPHEMERAL_KEY_PREFIX: &str = "process-";
 
-/// What a sealed state is bound to: the call it was issued for.
+/// What a sealed state is bound to: the call it was issued for, by which server, for what.
 #[derive(Debug, Clone, Copy)]
 pub struct Binding<'a> {
+    /// What the sealed text is for: it opens only for the same purpose.
+    pub purpose: Purpose,
+    /// The server that issued it: its resource URI over HTTP, `mcp-lp:<server name>` over
+    /// stdio. Servers sharing keys do not accept each other's state.
+    pub resource: &'a str,
     /// The principal the state was issued to.
     pub principal: &'a str,
     /// The tool that issued it.
     pub tool: &'a str,
     /// The digest of the arguments of the call it was issued for.
     pub arguments: &'a ArgumentDigest,
+}
+
+impl<'a> Binding<'a> {
+    /// The binding of `requestState` issued by `resource` to `principal` for `tool` called
+    /// with `arguments`.
+    pub fn request_state(
+        resource: &'a str,
+        principal: &'a str,
+        tool: &'a str,
+        arguments: &'a ArgumentDigest,
+    ) -> Self {
+        Self {
+            purpose: Purpose::RequestState,
+            resource,
+            principal,
+            tool,
+            arguments,
+        }
+    }
 }
 
 /// Why a sealed state was refused. Each names one check; none says more about the state.
@@ -94,6 +168,9 @@ pub enum StateRejected {
     /// Issued for a call with other arguments.
     #[error("it was issued for other arguments")]
     OtherArguments,
+    /// Issued by another server sharing the keys.
+    #[error("it was issued by another server")]
+    OtherResource,
 }
 
 impl StateRejected {
@@ -107,6 +184,7 @@ impl StateRejected {
             Self::OtherPrincipal => "other_principal",
             Self::OtherTool => "other_tool",
             Self::OtherArguments => "other_arguments",
+            Self::OtherResource => "other_resource",
         }
     }
 }
@@ -141,9 +219,10 @@ pub struct StateSealer {
     ttl: Duration,
 }
 
-/// The keys in use: the codec holding every key that opens, and the id of the one that seals.
+/// The keys in use: per purpose, the codec holding every key that opens; and the id of the
+/// one that seals.
 struct Ring {
-    codec: RequestStateCodec,
+    codecs: Vec<RequestStateCodec>,
     sealing_key: String,
 }
 
@@ -163,6 +242,8 @@ impl fmt::Debug for StateSealer {
 #[serde(deny_unknown_fields)]
 struct Envelope<'a> {
     v: u8,
+    #[serde(borrow)]
+    r: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
     p: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
@@ -279,13 +360,19 @@ impl Ring {
                 )));
             }
         }
-        let ring = keys
+        let codecs = Purpose::ALL
             .iter()
-            .map(|key| (key.id.clone(), key.secret.expose_secret().as_bytes()));
-        let codec = RequestStateCodec::new_with_keyring(first.id.clone(), ring)
-            .map_err(|e| KeyringError(e.to_string()))?;
+            .map(|purpose| {
+                let ring = keys.iter().map(|key| {
+                    let derived = derive(key.secret.expose_secret().as_bytes(), *purpose);
+                    (key.id.clone(), derived.to_vec())
+                });
+                RequestStateCodec::new_with_keyring(first.id.clone(), ring)
+                    .map_err(|e| KeyringError(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
-            codec,
+            codecs,
             sealing_key: first.id.clone(),
         })
     }
@@ -297,11 +384,16 @@ impl Ring {
         let (secret, suffix) = key.split_at(32);
         let id: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
         let id = format!("{EPHEMERAL_KEY_PREFIX}{id}");
-        let codec =
-            RequestStateCodec::new_with_keyring(id.clone(), [(id.clone(), secret.to_vec())])
-                .expect("a 32-byte key with a valid id is accepted");
+        let codecs = Purpose::ALL
+            .iter()
+            .map(|purpose| {
+                let derived = derive(secret, *purpose);
+                RequestStateCodec::new_with_keyring(id.clone(), [(id.clone(), derived.to_vec())])
+                    .expect("a 32-byte key with a valid id is accepted")
+            })
+            .collect();
         Self {
-            codec,
+            codecs,
             sealing_key: id,
         }
     }
@@ -329,6 +421,7 @@ impl StateSealer {
         let arguments = binding.arguments.sha256_hex();
         let envelope = Envelope {
             v: ENVELOPE_VERSION,
+            r: binding.resource.into(),
             p: binding.principal.into(),
             t: binding.tool.into(),
             a: arguments.as_str().into(),
@@ -336,8 +429,7 @@ impl StateSealer {
         };
         // Serializing plain strings and a number cannot fail.
         let payload = serde_json::to_vec(&envelope).unwrap_or_default();
-        self.ring()
-            .codec
+        self.ring().codecs[binding.purpose.index()]
             .seal_with(&payload, &SealOptions::new().ttl(self.ttl))
     }
 
@@ -347,9 +439,7 @@ impl StateSealer {
         if sealed.len() > MAX_SEALED_STATE_BYTES {
             return Err(StateRejected::TooLong);
         }
-        let payload = self
-            .ring()
-            .codec
+        let payload = self.ring().codecs[binding.purpose.index()]
             .open(sealed)
             .map_err(|error| match error {
                 RequestStateError::Expired => StateRejected::Expired,
@@ -362,6 +452,9 @@ impl StateSealer {
             serde_json::from_slice(&payload).map_err(|_| StateRejected::Tampered)?;
         if envelope.v != ENVELOPE_VERSION {
             return Err(StateRejected::Tampered);
+        }
+        if envelope.r != binding.resource {
+            return Err(StateRejected::OtherResource);
         }
         if envelope.p != binding.principal {
             return Err(StateRejected::OtherPrincipal);
@@ -405,6 +498,8 @@ mod tests {
         let sealer = sealer(&[key("k1", NEW)]);
         let args = digest(json!({"key": "q3.md"}));
         let call = Binding {
+            purpose: Purpose::RequestState,
+            resource: "mcp-lp:test",
             principal: "alice",
             tool: "delete",
             arguments: &args,
@@ -421,6 +516,8 @@ mod tests {
         let args = digest(json!({"key": "q3.md"}));
         for principal in [r#"o"brien"#, r"dom\user", "tab\there", "\u{202e}evil"] {
             let call = Binding {
+                purpose: Purpose::RequestState,
+                resource: "mcp-lp:test",
                 principal,
                 tool: "delete",
                 arguments: &args,
@@ -432,6 +529,8 @@ mod tests {
                 "{principal}"
             );
             let other = Binding {
+                purpose: Purpose::RequestState,
+                resource: "mcp-lp:test",
                 principal: "o",
                 ..call
             };
@@ -449,12 +548,16 @@ mod tests {
         let args = digest(json!({"key": "q3.md"}));
         let other_args = digest(json!({"key": "q4.md"}));
         let call = Binding {
+            purpose: Purpose::RequestState,
+            resource: "mcp-lp:test",
             principal: "alice",
             tool: "delete",
             arguments: &args,
         };
         let sealed = sealer.seal(&call, "x");
         let bob = Binding {
+            purpose: Purpose::RequestState,
+            resource: "mcp-lp:test",
             principal: "bob",
             ..call
         };
@@ -481,10 +584,45 @@ mod tests {
     }
 
     #[test]
+    fn rejects_state_of_another_resource_or_purpose() {
+        let sealer = sealer(&[key("k1", NEW)]);
+        let args = digest(json!({}));
+        let call = Binding::request_state("https://a.example/mcp", "alice", "t", &args);
+        let sealed = sealer.seal(&call, "x");
+        let other_server = Binding {
+            resource: "https://b.example/mcp",
+            ..call
+        };
+        assert_eq!(
+            sealer.open(&other_server, &sealed),
+            Err(StateRejected::OtherResource)
+        );
+        for purpose in [
+            Purpose::LoginCookie,
+            Purpose::SessionCookie,
+            Purpose::FormToken,
+        ] {
+            let cookie = Binding { purpose, ..call };
+            assert_eq!(
+                sealer.open(&cookie, &sealed),
+                Err(StateRejected::Tampered),
+                "{purpose:?}"
+            );
+            assert_eq!(
+                sealer.open(&call, &sealer.seal(&cookie, "x")),
+                Err(StateRejected::Tampered),
+                "{purpose:?}"
+            );
+        }
+    }
+
+    #[test]
     fn rejects_every_single_character_change() {
         let sealer = sealer(&[key("k1", NEW)]);
         let args = digest(json!({}));
         let call = Binding {
+            purpose: Purpose::RequestState,
+            resource: "mcp-lp:test",
             principal: "alice",
             tool: "t",
             arguments: &args,
@@ -511,6 +649,8 @@ mod tests {
         let sealer = sealer(&[key("k1", NEW)]);
         let args = digest(json!({}));
         let call = Binding {
+            purpose: Purpose::RequestState,
+            resource: "mcp-lp:test",
             principal: "alice",
             tool: "t",
             arguments: &args,
@@ -537,6 +677,8 @@ mod tests {
         let after = sealer(&[key("new", NEW), key("old", OLD)]);
         let args = digest(json!({}));
         let call = Binding {
+            purpose: Purpose::RequestState,
+            resource: "mcp-lp:test",
             principal: "alice",
             tool: "t",
             arguments: &args,
@@ -555,6 +697,8 @@ mod tests {
         let sealer = StateSealer::new(&[key("k1", NEW)], Duration::from_millis(1)).unwrap();
         let args = digest(json!({}));
         let call = Binding {
+            purpose: Purpose::RequestState,
+            resource: "mcp-lp:test",
             principal: "alice",
             tool: "t",
             arguments: &args,
@@ -598,6 +742,8 @@ mod tests {
             StateSealer::rotating(vec![current, previous], DEFAULT_STATE_TTL, CHECK).unwrap();
         let args = digest(json!({}));
         let call = Binding {
+            purpose: Purpose::RequestState,
+            resource: "mcp-lp:test",
             principal: "alice",
             tool: "t",
             arguments: &args,
@@ -627,6 +773,8 @@ mod tests {
             StateSealer::rotating(vec![current, previous], DEFAULT_STATE_TTL, CHECK).unwrap();
         let args = digest(json!({}));
         let call = Binding {
+            purpose: Purpose::RequestState,
+            resource: "mcp-lp:test",
             principal: "alice",
             tool: "t",
             arguments: &args,

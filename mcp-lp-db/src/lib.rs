@@ -120,3 +120,5 @@ pub use crate::pool::{Databases, PoolStats, target};
 pub use crate::privileges::{
     Privilege, PrivilegeError, RoleAttribute, RoleCheckError, role_privileges,
 };
+#[cfg(feature = "tls")]
+pub use crate::tls::connector as tls_connector;

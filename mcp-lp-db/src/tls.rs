@@ -12,8 +12,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::StartupError;
 
-/// A connector trusting the certificates in the PEM file `ca_file`.
-pub(crate) fn connector(
+/// A connector trusting the certificates in the PEM file `ca_file`; `capability` names what
+/// connects with it in errors.
+pub fn connector(
     capability: &str,
     ca_file: &Path,
     config: &Config,

@@ -667,7 +667,7 @@ async fn rejects_call_when_server_was_given_no_databases() {
 
 #[tokio::test]
 async fn refuses_checkout_for_a_call_until_it_is_approved() {
-    use mcp_lp::approval::{ApprovalStore as _, FileApprovals, Verdict};
+    use mcp_lp::approval::{Approvals, Approver, Door, FileApprovals};
 
     let sandbox = Sandbox::new("approval").await;
     let (reader, writer) = (sandbox.reader().await, sandbox.writer().await);
@@ -709,13 +709,17 @@ async fn refuses_checkout_for_a_call_until_it_is_approved() {
         .as_str()
         .unwrap()
         .to_owned();
-    let verdict = Verdict {
-        by: "bob@example.com".into(),
-        at: jiff::Timestamp::now().to_string(),
-        reason: String::new(),
-    };
-    FileApprovals::new(config.approvals_path())
-        .decide(&id, verdict, true)
+    // Bob approves through the same store and policy the approval doors use.
+    let approvals = Approvals::from_config(
+        std::sync::Arc::new(FileApprovals::new(config.approvals_path())),
+        &config,
+        None,
+    )
+    .expect("approvals");
+    let bob = mcp_lp::Principal::new("bob@example.com")
+        .with_grant(mcp_lp::Grant::new("fixture:approve").expect("grant"));
+    approvals
+        .decide(&id, &Approver::new(bob, Door::Api, String::new()), true)
         .await
         .expect("approved");
     let result = conn

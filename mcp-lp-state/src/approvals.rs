@@ -1,16 +1,18 @@
-//! Approvals shared by replicas: `mcp_lp_governance.approvals`. An approval made through one
-//! replica is used on another, and of two replicas consuming it at once exactly one runs the
-//! call: the consumption is one `UPDATE ... WHERE used_at IS NULL ... RETURNING`.
+//! Approvals shared by replicas: `mcp_lp_governance.approvals`, and the nonces of approved
+//! runs in `mcp_lp_governance.nonces`. An approval made through one replica is used on
+//! another, and of two replicas using it at once exactly one runs the call: every write is one
+//! `UPDATE ... WHERE revision = $2`, and a trigger keeps a used record used.
 
 use deadpool_postgres::Pool;
 use futures::future::BoxFuture;
-use mcp_lp::approval::{ApprovalError, ApprovalStore, CallKey, PendingCall, Verdict, is_id};
+use mcp_lp::approval::{ApprovalError, ApprovalStore, CallKey, PendingCall, is_id};
 use mcp_lp_db::PgReason;
 
 use crate::store::pool_error_reason;
 
 /// The `[state]` store's approvals, for [`mcp_lp::Server::approvals`]. Made by
-/// [`StateStore::approvals`](crate::StateStore::approvals).
+/// [`StateStore::approvals`](crate::StateStore::approvals). It stores; deciding is
+/// [`mcp_lp::approval::Approvals`]'.
 pub struct PgApprovals {
     pool: Pool,
     target: String,
@@ -42,24 +44,12 @@ impl PgApprovals {
             .map_err(|e| self.fail(pool_error_reason(&e)))
     }
 
-    fn parse(&self, text: String) -> Result<PendingCall, ApprovalError> {
-        serde_json::from_str(&text).map_err(|e| self.fail(format!("a stored call: {e}")))
+    fn parse(&self, text: &str) -> Result<PendingCall, ApprovalError> {
+        serde_json::from_str(text).map_err(|e| self.fail(format!("a stored call: {e}")))
     }
 
-    async fn read(&self, id: &str) -> Result<PendingCall, ApprovalError> {
-        if !is_id(id) {
-            return Err(ApprovalError::Unknown(id.chars().take(40).collect()));
-        }
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT call::text FROM mcp_lp_governance.approvals WHERE id = $1",
-                &[&id],
-            )
-            .await
-            .map_err(|e| self.pg(&e))?
-            .ok_or_else(|| ApprovalError::Unknown(id.to_owned()))?;
-        self.parse(row.get(0))
+    fn text(&self, call: &PendingCall) -> Result<String, ApprovalError> {
+        serde_json::to_string(call).map_err(|e| self.fail(e.to_string()))
     }
 }
 
@@ -68,16 +58,19 @@ impl ApprovalStore for PgApprovals {
         format!("postgres {} ({})", self.target, crate::APPROVALS_TABLE)
     }
 
-    fn request(&self, call: PendingCall) -> BoxFuture<'_, Result<(), ApprovalError>> {
+    fn insert(&self, call: PendingCall) -> BoxFuture<'_, Result<(), ApprovalError>> {
         Box::pin(async move {
             let client = self.client().await?;
-            let value = serde_json::to_string(&call).map_err(|e| self.fail(e.to_string()))?;
-            client
+            let value = self.text(&call)?;
+            let revision = i64::try_from(call.revision).unwrap_or(i64::MAX);
+            let inserted = client
                 .execute(
                     "INSERT INTO mcp_lp_governance.approvals
                        (id, principal, tool, arguments_sha256, definition_sha256, requested_at,
-                        expires_at, call)
-                     VALUES ($1, $2, $3, $4, $5, $6::text::timestamptz, $7::text::timestamptz, $8::text::jsonb)",
+                        expires_at, revision, call)
+                     VALUES ($1, $2, $3, $4, $5, $6::text::timestamptz, $7::text::timestamptz, $8,
+                             $9::text::jsonb)
+                     ON CONFLICT (id) DO NOTHING",
                     &[
                         &call.id,
                         &call.principal,
@@ -86,130 +79,83 @@ impl ApprovalStore for PgApprovals {
                         &call.definition_sha256,
                         &call.requested_at,
                         &call.expires_at,
+                        &revision,
                         &value,
                     ],
                 )
                 .await
                 .map_err(|e| self.pg(&e))?;
+            if inserted == 0 {
+                return Err(self.fail(format!("approval `{}` exists already", call.id)));
+            }
             Ok(())
         })
     }
 
     fn get(&self, id: &str) -> BoxFuture<'_, Result<PendingCall, ApprovalError>> {
         let id = id.to_owned();
-        Box::pin(async move { self.read(&id).await })
-    }
-
-    fn list(&self) -> BoxFuture<'_, Result<Vec<PendingCall>, ApprovalError>> {
-        Box::pin(async move {
-            let client = self.client().await?;
-            let rows = client
-                .query(
-                    "SELECT call::text FROM mcp_lp_governance.approvals WHERE used_at IS NULL
-                     ORDER BY requested_at DESC LIMIT 1000",
-                    &[],
-                )
-                .await
-                .map_err(|e| self.pg(&e))?;
-            rows.into_iter().map(|row| self.parse(row.get(0))).collect()
-        })
-    }
-
-    fn decide(
-        &self,
-        id: &str,
-        verdict: Verdict,
-        approve: bool,
-    ) -> BoxFuture<'_, Result<PendingCall, ApprovalError>> {
-        let id = id.to_owned();
         Box::pin(async move {
             if !is_id(&id) {
                 return Err(ApprovalError::Unknown(id.chars().take(40).collect()));
             }
-            let mut client = self.client().await?;
-            // The row is locked from the check to the update: two verdicts do not interleave.
-            let transaction = client.transaction().await.map_err(|e| self.pg(&e))?;
-            let row = transaction
+            let client = self.client().await?;
+            let row = client
                 .query_opt(
-                    "SELECT call::text FROM mcp_lp_governance.approvals WHERE id = $1 FOR UPDATE",
+                    "SELECT call::text FROM mcp_lp_governance.approvals WHERE id = $1",
                     &[&id],
                 )
                 .await
                 .map_err(|e| self.pg(&e))?
                 .ok_or_else(|| ApprovalError::Unknown(id.clone()))?;
-            let mut call = self.parse(row.get(0))?;
-            call.check_verdict(&verdict.by, jiff::Timestamp::now())?;
-            call.record_verdict(verdict, approve);
-            let value = serde_json::to_string(&call).map_err(|e| self.fail(e.to_string()))?;
-            transaction
-                .execute(
-                    "UPDATE mcp_lp_governance.approvals SET call = $2::text::jsonb WHERE id = $1",
-                    &[&id, &value],
-                )
-                .await
-                .map_err(|e| self.pg(&e))?;
-            transaction.commit().await.map_err(|e| self.pg(&e))?;
-            Ok(call)
+            self.parse(row.get(0))
         })
     }
 
-    fn consume(
-        &self,
-        id: &str,
-        key: CallKey<'_>,
-    ) -> BoxFuture<'_, Result<PendingCall, ApprovalError>> {
-        let id = id.to_owned();
-        let key = (
-            key.principal.to_owned(),
-            key.tool.to_owned(),
-            key.arguments_sha256.to_owned(),
-            key.definition_sha256.to_owned(),
-        );
+    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<PendingCall>, ApprovalError>> {
         Box::pin(async move {
-            if !is_id(&id) {
-                return Err(ApprovalError::Unknown(id.chars().take(40).collect()));
-            }
             let client = self.client().await?;
-            let now = jiff::Timestamp::now().to_string();
-            // One statement: of concurrent consumers, the row's lock lets one through and the
-            // others find `used_at` set.
-            let used = client
-                .query_opt(
-                    "UPDATE mcp_lp_governance.approvals
-                     SET used_at = $6::text::timestamptz,
-                         call = jsonb_set(call, '{used_at}', to_jsonb($6::text))
-                     WHERE id = $1 AND used_at IS NULL AND expires_at > now()
-                       AND principal = $2 AND tool = $3 AND arguments_sha256 = $4
-                       AND definition_sha256 = $5
-                       AND jsonb_typeof(call->'denial') IS DISTINCT FROM 'object'
-                       AND jsonb_array_length(call->'approvals') >= (call->>'min')::int
-                     RETURNING call::text",
-                    &[&id, &key.0, &key.1, &key.2, &key.3, &now],
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = client
+                .query(
+                    "SELECT call::text FROM mcp_lp_governance.approvals WHERE used_at IS NULL
+                     ORDER BY requested_at DESC LIMIT $1",
+                    &[&limit],
                 )
                 .await
                 .map_err(|e| self.pg(&e))?;
-            if let Some(row) = used {
-                return self.parse(row.get(0));
-            }
-            // Not consumed: say why, from the row as it stands.
-            let call = self.read(&id).await?;
-            let key = CallKey {
-                principal: &key.0,
-                tool: &key.1,
-                arguments_sha256: &key.2,
-                definition_sha256: &key.3,
-            };
-            match call.check_use(key, jiff::Timestamp::now()) {
-                Err(refused) => Err(refused),
-                // It became usable after the update looked: the caller retries.
-                Ok(()) => Err(ApprovalError::Decided(
-                    "the approval changed while it was being used; call again".into(),
-                )),
-            }
+            rows.iter().map(|row| self.parse(row.get(0))).collect()
         })
     }
 
-    fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<String>, ApprovalError>> {
+    fn replace(
+        &self,
+        revision: u64,
+        call: PendingCall,
+    ) -> BoxFuture<'_, Result<bool, ApprovalError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let value = self.text(&call)?;
+            let (was, now) = (
+                i64::try_from(revision).unwrap_or(i64::MAX),
+                i64::try_from(call.revision).unwrap_or(i64::MAX),
+            );
+            // One statement: of two writers that read one revision, one moves it on and the
+            // other finds it moved.
+            let replaced = client
+                .execute(
+                    "UPDATE mcp_lp_governance.approvals
+                     SET call = $3::text::jsonb, revision = $4,
+                         used_at = $5::text::timestamptz
+                     WHERE id = $1 AND revision = $2",
+                    &[&call.id, &was, &value, &now, &call.used_at],
+                )
+                .await
+                .map_err(|e| self.pg(&e))?;
+            Ok(replaced == 1)
+        })
+    }
+
+    fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<PendingCall>, ApprovalError>> {
         let key = (
             key.principal.to_owned(),
             key.tool.to_owned(),
@@ -219,15 +165,76 @@ impl ApprovalStore for PgApprovals {
             let client = self.client().await?;
             let row = client
                 .query_opt(
-                    "SELECT id FROM mcp_lp_governance.approvals
+                    "SELECT call::text FROM mcp_lp_governance.approvals
                      WHERE principal = $1 AND tool = $2 AND arguments_sha256 = $3
-                       AND used_at IS NULL AND expires_at > now()
+                       AND used_at IS NULL
                      ORDER BY requested_at DESC LIMIT 1",
                     &[&key.0, &key.1, &key.2],
                 )
                 .await
                 .map_err(|e| self.pg(&e))?;
-            Ok(row.map(|r| r.get(0)))
+            row.map(|row| self.parse(row.get(0))).transpose()
+        })
+    }
+
+    fn open_count(
+        &self,
+        principal: &str,
+        tool: &str,
+        now: jiff::Timestamp,
+    ) -> BoxFuture<'_, Result<u32, ApprovalError>> {
+        let (principal, tool, now) = (principal.to_owned(), tool.to_owned(), now.to_string());
+        Box::pin(async move {
+            let client = self.client().await?;
+            let open: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM mcp_lp_governance.approvals
+                     WHERE principal = $1 AND tool = $2 AND used_at IS NULL
+                       AND expires_at > $3::text::timestamptz
+                       AND jsonb_typeof(call->'denial') IS DISTINCT FROM 'object'",
+                    &[&principal, &tool, &now],
+                )
+                .await
+                .map_err(|e| self.pg(&e))?
+                .get(0);
+            Ok(u32::try_from(open).unwrap_or(u32::MAX))
+        })
+    }
+
+    fn forget_expired(&self, before: jiff::Timestamp) -> BoxFuture<'_, Result<u64, ApprovalError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            // The role deletes nothing itself: the owner's function removes only what expired
+            // before now, whatever the replica asks.
+            let forgotten: i64 = client
+                .query_one(
+                    "SELECT mcp_lp_governance.forget_expired($1::text::timestamptz)",
+                    &[&before.to_string()],
+                )
+                .await
+                .map_err(|e| self.pg(&e))?
+                .get(0);
+            Ok(u64::try_from(forgotten).unwrap_or(0))
+        })
+    }
+
+    fn spend_nonce(
+        &self,
+        nonce: &str,
+        expires: jiff::Timestamp,
+    ) -> BoxFuture<'_, Result<bool, ApprovalError>> {
+        let nonce = nonce.to_owned();
+        Box::pin(async move {
+            let client = self.client().await?;
+            let spent = client
+                .execute(
+                    "INSERT INTO mcp_lp_governance.nonces (nonce, expires_at)
+                     VALUES ($1, $2::text::timestamptz) ON CONFLICT (nonce) DO NOTHING",
+                    &[&nonce, &expires.to_string()],
+                )
+                .await
+                .map_err(|e| self.pg(&e))?;
+            Ok(spent == 1)
         })
     }
 }

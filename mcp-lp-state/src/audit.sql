@@ -1,9 +1,11 @@
 -- mcp-lp-state's audit table. Run as a superuser (or a role that may create schemas in the
--- database and SET ROLE to the owner), with two psql variables:
---   state_owner   owns the schema and the table; never logs in
---   state_role    the role [state] logs in as: INSERT and SELECT on the table, USAGE on its
---                 id sequence, nothing else
--- psql -v state_owner=mcp_lp_state_owner -v state_role=mcp_lp_state -f audit.sql
+-- database and SET ROLE to the owner), with three psql variables:
+--   state_owner     owns the schema and the table; never logs in
+--   state_role      the role [state] logs in as: INSERT and SELECT on the table, USAGE on its
+--                   id sequence, nothing else
+--   state_operator  the role of [state] operator_url (governance commands): the same here
+-- psql -v state_owner=mcp_lp_state_owner -v state_role=mcp_lp_state \
+--      -v state_operator=mcp_lp_state_operator -f audit.sql
 -- It can be run again: every statement is idempotent.
 --
 -- Each row is one sealed event. `line` is the event exactly as sealed: `audit verify --db`
@@ -27,9 +29,10 @@ REVOKE ALL ON mcp_lp_audit.events FROM PUBLIC;
 REVOKE ALL ON SEQUENCE mcp_lp_audit.events_id_seq FROM PUBLIC;
 RESET ROLE;
 
--- The writer: no UPDATE, DELETE or TRUNCATE, so what it wrote stays as written.
-REVOKE ALL ON mcp_lp_audit.events FROM :"state_role";
-REVOKE ALL ON SEQUENCE mcp_lp_audit.events_id_seq FROM :"state_role";
-GRANT USAGE ON SCHEMA mcp_lp_audit TO :"state_role";
-GRANT SELECT, INSERT ON mcp_lp_audit.events TO :"state_role";
-GRANT USAGE ON SEQUENCE mcp_lp_audit.events_id_seq TO :"state_role";
+-- The writers (the replicas' role, and the operator role the governance commands log in as):
+-- no UPDATE, DELETE or TRUNCATE, so what they wrote stays as written.
+REVOKE ALL ON mcp_lp_audit.events FROM :"state_role", :"state_operator";
+REVOKE ALL ON SEQUENCE mcp_lp_audit.events_id_seq FROM :"state_role", :"state_operator";
+GRANT USAGE ON SCHEMA mcp_lp_audit TO :"state_role", :"state_operator";
+GRANT SELECT, INSERT ON mcp_lp_audit.events TO :"state_role", :"state_operator";
+GRANT USAGE ON SEQUENCE mcp_lp_audit.events_id_seq TO :"state_role", :"state_operator";

@@ -20,11 +20,18 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The server-side limit on one statement when `statement_timeout` is not configured.
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `[state]` as written. Holds a reference to the URL, never the URL.
+/// `[state]` as written. Holds references to the URLs, never the URLs.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StateSection {
     url: SecretRef,
+    /// The operator role's URL, which the governance commands that change revocations log in
+    /// with; the replicas' role cannot.
+    #[serde(default)]
+    operator_url: Option<SecretRef>,
+    /// Connect over TLS, verifying the server against this CA.
+    #[serde(default)]
+    tls: Option<TlsSection>,
     #[serde(default)]
     max_connections: Option<NonZeroUsize>,
     #[serde(default, deserialize_with = "de_duration")]
@@ -33,12 +40,34 @@ struct StateSection {
     statement_timeout: Option<Duration>,
 }
 
+/// `[state.tls]`: the PEM file of the certificate authorities to trust, relative to the
+/// configuration's directory.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    ca_file: std::path::PathBuf,
+}
+
+/// Which role the store logs in as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateRole {
+    /// The replicas' role (`[state] url`): follows revocations, cannot change them.
+    Replica,
+    /// The operator role (`[state] operator_url`): the governance commands that change
+    /// revocations log in as it; a serving replica never does.
+    Operator,
+}
+
 /// `[state]`, resolved: the URL parsed into a connection configuration whose `Debug` redacts
 /// the password.
 pub(crate) struct StateSettings {
     pub(crate) pg: tokio_postgres::Config,
     pub(crate) max_connections: usize,
     pub(crate) connect_timeout: Duration,
+    /// The CA file to verify the server with, when the store connects over TLS.
+    pub(crate) tls_ca_file: Option<std::path::PathBuf>,
+    /// Which role's URL this is.
+    pub(crate) role: StateRole,
 }
 
 impl fmt::Debug for StateSettings {
@@ -52,7 +81,9 @@ impl fmt::Debug for StateSettings {
 }
 
 impl StateSettings {
-    /// The `[state]` table of `config`, resolved; `Ok(None)` when there is none.
+    /// The `[state]` table of `config`, resolved; `Ok(None)` when there is none. A governance
+    /// command that changes revocations (`config.running_command()`) logs in with
+    /// `operator_url` when it is configured; everything else with `url`.
     pub(crate) fn from_config(config: &Config) -> Result<Option<Self>, StateError> {
         let Some(section) = config.state::<StateSection>()? else {
             return Ok(None);
@@ -62,16 +93,48 @@ impl StateSettings {
             key: format!("state.{key}"),
             problem,
         };
-        let url = config.resolve_secret("state.url", &section.url)?;
-        let mut pg = mcp_lp_db::parse_url(&url).map_err(|p| setting("url", p.to_owned()))?;
-        if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(setting(
-                "url",
-                "the URL asks for sslmode=require, and the state store does not connect over TLS yet".into(),
-            ));
+        let operator = matches!(config.running_command(), Some("revoke" | "unrevoke"));
+        let (key, reference, role) = match (&section.operator_url, operator) {
+            (Some(reference), true) => ("operator_url", reference, StateRole::Operator),
+            _ => ("url", &section.url, StateRole::Replica),
+        };
+        let url = config.resolve_secret(&format!("state.{key}"), reference)?;
+        let mut pg = mcp_lp_db::parse_url(&url).map_err(|p| setting(key, p.to_owned()))?;
+        let tls_ca_file = match &section.tls {
+            Some(tls) => {
+                if !cfg!(feature = "tls") {
+                    return Err(setting(
+                        "tls",
+                        "this server was built without TLS support: enable the `tls` feature of mcp-lp-state".into(),
+                    ));
+                }
+                let base = config.path().parent().unwrap_or(std::path::Path::new("."));
+                Some(base.join(&tls.ca_file))
+            }
+            None => None,
+        };
+        if tls_ca_file.is_some() {
+            pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+        } else {
+            if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+                return Err(setting(
+                    key,
+                    "the URL asks for sslmode=require; configure TLS with [state.tls] ca_file = \"...\"".into(),
+                ));
+            }
+            // The store carries approvals, revocations and the audit trail: in plain text it
+            // goes no further than this machine.
+            if let Some(host) = remote_host(&pg) {
+                return Err(setting(
+                    key,
+                    format!(
+                        "the store is at {host}, another machine, and [state] has no TLS: approvals, revocations and the audit trail would cross the network in plain text; configure [state.tls] ca_file = \"...\""
+                    ),
+                ));
+            }
+            // Without a TLS connector, `prefer` would silently mean plain text anyway.
+            pg.ssl_mode(tokio_postgres::config::SslMode::Disable);
         }
-        // Without a TLS connector, `prefer` would silently mean plain text anyway.
-        pg.ssl_mode(tokio_postgres::config::SslMode::Disable);
         let statement_timeout = section
             .statement_timeout
             .unwrap_or(DEFAULT_STATEMENT_TIMEOUT);
@@ -93,8 +156,28 @@ impl StateSettings {
                 .max_connections
                 .map_or(DEFAULT_MAX_CONNECTIONS, NonZeroUsize::get),
             connect_timeout,
+            tls_ca_file,
+            role,
         }))
     }
+}
+
+/// The first host of `pg` that is not this machine (a loopback address, `localhost` or a
+/// Unix socket directory), if any.
+fn remote_host(pg: &tokio_postgres::Config) -> Option<String> {
+    use tokio_postgres::config::Host;
+    pg.get_hosts().iter().find_map(|host| match host {
+        Host::Unix(_) => None,
+        Host::Tcp(name) => {
+            let local = name.eq_ignore_ascii_case("localhost")
+                || name
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            (!local).then(|| name.clone())
+        }
+    })
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
@@ -147,6 +230,39 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("state.max_conections"), "{err}");
+    }
+
+    #[test]
+    fn refuses_state_url_to_remote_host_without_tls() {
+        for remote in ["10.0.0.5", "db.internal.example", "[2001:db8::1]"] {
+            let err = settings_with_url(&format!(
+                "postgres://mcp_lp_state:hunter2-secret@{remote}:5432/records"
+            ))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+            assert!(err.contains("state.url"), "{remote}: {err}");
+            assert!(err.contains("[state.tls]"), "{remote}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        for local in ["127.0.0.1", "localhost", "[::1]"] {
+            assert!(
+                settings_with_url(&format!("postgres://mcp_lp_state:pw@{local}:5432/records"))
+                    .is_ok(),
+                "{local}"
+            );
+        }
+    }
+
+    fn settings_with_url(url: &str) -> Result<Option<StateSettings>, StateError> {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join("state.url"), format!("{url}\n")).expect("write");
+        let config = Config::from_toml(
+            "[state]\nurl = { file = \"state.url\" }\n",
+            dir.path().join("mcp-lp.toml"),
+        )
+        .expect("a valid config");
+        StateSettings::from_config(&config)
     }
 
     #[test]

@@ -64,12 +64,12 @@ mod store;
 pub use crate::approvals::PgApprovals;
 pub use crate::audit_sink::PgAuditSink;
 pub use crate::config::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, StateRole,
 };
 pub use crate::error::StateError;
 pub use crate::last_used::PgLastUsed;
 pub use crate::privileges::{
-    APPROVALS_TABLE, AUDIT_SCHEMA, AUDIT_TABLE, GOVERNANCE_SCHEMA, LAST_USED_TABLE,
+    APPROVALS_TABLE, AUDIT_SCHEMA, AUDIT_TABLE, GOVERNANCE_SCHEMA, LAST_USED_TABLE, NONCES_TABLE,
     REVOCATIONS_TABLE,
 };
 pub use crate::revocations::PgRevocations;

@@ -6,6 +6,7 @@ use mcp_lp::DbAccess;
 use mcp_lp_db::{PgReason, Privilege, RoleCheckError};
 use tokio_postgres::Client;
 
+use crate::config::StateRole;
 use crate::error::StateError;
 
 /// The schema of the audit table.
@@ -26,22 +27,41 @@ pub const LAST_USED_TABLE: &str = "mcp_lp_governance.last_used";
 /// Calls waiting for approval, and the single-use ledger.
 pub const APPROVALS_TABLE: &str = "mcp_lp_governance.approvals";
 
-/// What the role may hold on tables, and must: `(table, privilege)`. The audit table is
-/// insert-only; the revocation list is the operators' to change; last-used rows are updated
-/// in place.
-const TABLE_GRANTS: &[(&str, &str)] = &[
+/// Nonces spent by the rounds of approved runs and the approval page's sign-ins.
+pub const NONCES_TABLE: &str = "mcp_lp_governance.nonces";
+
+/// What the replicas' role may hold on tables, and must: `(table, privilege)`. The audit table
+/// is insert-only; the revocation list is read, never changed (that is the operator role's);
+/// last-used rows are updated in place; approval records move forward only (a trigger holds
+/// them to it) and are forgotten by the owner's function, not deleted by the role.
+const REPLICA_GRANTS: &[(&str, &str)] = &[
     (AUDIT_TABLE, "INSERT"),
     (AUDIT_TABLE, "SELECT"),
     (REVOCATIONS_TABLE, "SELECT"),
-    (REVOCATIONS_TABLE, "INSERT"),
-    (REVOCATIONS_TABLE, "UPDATE"),
-    (REVOCATIONS_TABLE, "DELETE"),
     (LAST_USED_TABLE, "SELECT"),
     (LAST_USED_TABLE, "INSERT"),
     (LAST_USED_TABLE, "UPDATE"),
     (APPROVALS_TABLE, "SELECT"),
     (APPROVALS_TABLE, "INSERT"),
     (APPROVALS_TABLE, "UPDATE"),
+    (NONCES_TABLE, "SELECT"),
+    (NONCES_TABLE, "INSERT"),
+];
+
+/// What the operator role (`[state] operator_url`, the governance commands') may hold, and
+/// must: the replicas' approval and audit tables, and the revocation list to change.
+const OPERATOR_GRANTS: &[(&str, &str)] = &[
+    (AUDIT_TABLE, "INSERT"),
+    (AUDIT_TABLE, "SELECT"),
+    (REVOCATIONS_TABLE, "SELECT"),
+    (REVOCATIONS_TABLE, "INSERT"),
+    (REVOCATIONS_TABLE, "UPDATE"),
+    (REVOCATIONS_TABLE, "DELETE"),
+    (APPROVALS_TABLE, "SELECT"),
+    (APPROVALS_TABLE, "INSERT"),
+    (APPROVALS_TABLE, "UPDATE"),
+    (NONCES_TABLE, "SELECT"),
+    (NONCES_TABLE, "INSERT"),
 ];
 
 /// Every privilege the role holds on a table, view or foreign table outside the system
@@ -75,8 +95,14 @@ const AUDIT_SEQUENCE: &str = "
 SELECT CASE WHEN to_regclass('mcp_lp_audit.events') IS NOT NULL
             THEN pg_get_serial_sequence('mcp_lp_audit.events', 'id') END";
 
-/// Check the role `client` logs in as; `role` names it in errors.
-pub(crate) async fn check(client: &Client, role: &str) -> Result<(), StateError> {
+/// Check the role `client` logs in as against what a role of kind `kind` holds; `role` names
+/// it in errors. A replica's role that can change revocations is refused, as is an operator
+/// role that can do more than its commands need.
+pub(crate) async fn check(client: &Client, role: &str, kind: StateRole) -> Result<(), StateError> {
+    let grants = match kind {
+        StateRole::Replica => REPLICA_GRANTS,
+        StateRole::Operator => OPERATOR_GRANTS,
+    };
     let failed = |e: tokio_postgres::Error| StateError::CheckFailed {
         role: role.to_owned(),
         reason: PgReason(&e).to_string(),
@@ -114,7 +140,7 @@ pub(crate) async fn check(client: &Client, role: &str) -> Result<(), StateError>
     let mut held = Vec::new();
     for row in client.query(TABLE_PRIVILEGES, &[]).await.map_err(failed)? {
         let (table, privilege): (String, String) = (row.get(0), row.get(1));
-        if TABLE_GRANTS.contains(&(table.as_str(), privilege.as_str())) {
+        if grants.contains(&(table.as_str(), privilege.as_str())) {
             held.push((table, privilege));
         } else {
             offending.push(Privilege::Table { privilege, table });
@@ -142,7 +168,7 @@ pub(crate) async fn check(client: &Client, role: &str) -> Result<(), StateError>
             offending,
         });
     }
-    let lacking: Vec<String> = TABLE_GRANTS
+    let lacking: Vec<String> = grants
         .iter()
         .filter(|(t, p)| !held.iter().any(|(ht, hp)| ht == t && hp == p))
         .map(|(t, p)| format!("{p} on table {t}"))

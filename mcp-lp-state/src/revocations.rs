@@ -12,7 +12,7 @@ use mcp_lp_db::PgReason;
 use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
 
-use crate::store::pool_error_reason;
+use crate::store::{StateTls, pool_error_reason};
 
 /// The channel the table's trigger notifies on every change.
 const CHANNEL: &str = "mcp_lp_revocations";
@@ -25,7 +25,7 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 const RECONNECT: Duration = Duration::from_millis(500);
 
 const LIST: &str = "SELECT kind, name, reason, revoked_by,
-        to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+        to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), key_id, mac
     FROM mcp_lp_governance.revocations ORDER BY revoked_at, kind, name";
 
 /// The `[state]` store's revocation list, for [`mcp_lp::Server::revocations`]. Made by
@@ -35,16 +35,63 @@ pub struct PgRevocations {
     /// The listening connection is opened apart from the pool: it is held for as long as the
     /// server runs.
     pg: tokio_postgres::Config,
+    tls: StateTls,
     target: String,
 }
 
+/// The notifications of a connection opened apart from the pool, and the task that drives it.
+pub(crate) struct Messages {
+    notified: mpsc::UnboundedReceiver<()>,
+    driver: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Messages {
+    /// Drive `connection` in a task of its own, passing on its notifications.
+    pub(crate) fn spawn<S, T>(mut connection: tokio_postgres::Connection<S, T>) -> Self
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, notified) = mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(_)) => {
+                        if sender.send(()).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(PgReason(&e).to_string()),
+                }
+            }
+            Ok(())
+        });
+        Self { notified, driver }
+    }
+}
+
 impl PgRevocations {
-    pub(crate) fn new(pool: Pool, pg: tokio_postgres::Config, target: &str) -> Self {
+    pub(crate) fn new(pool: Pool, pg: tokio_postgres::Config, tls: StateTls, target: &str) -> Self {
         Self {
             pool,
             pg,
+            tls,
             target: target.to_owned(),
         }
+    }
+
+    /// The error of a change the role may not make: the replicas' role cannot change the
+    /// list, which is the operator role's to change.
+    fn refused_change(&self, e: &tokio_postgres::Error) -> RevocationError {
+        if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+            return self.unavailable(format!(
+                "{}; revocations are changed by the operator role: give [state] operator_url its URL",
+                PgReason(e)
+            ));
+        }
+        self.unavailable(PgReason(e).to_string())
     }
 
     fn unavailable(&self, reason: impl Into<String>) -> RevocationError {
@@ -63,27 +110,15 @@ impl PgRevocations {
 
     /// Follow the table on one listening connection until it fails; `Ok` when the feed closed.
     async fn listen(&self, feed: &RevocationFeed) -> Result<(), String> {
-        let (client, mut connection) = self
-            .pg
-            .connect(tokio_postgres::NoTls)
+        let (client, messages) = self
+            .tls
+            .connect(&self.pg)
             .await
             .map_err(|e| PgReason(&e).to_string())?;
-        let (notified, mut notifications) = mpsc::unbounded_channel();
-        let driver = tokio::spawn(async move {
-            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = messages.next().await {
-                match message {
-                    Ok(AsyncMessage::Notification(_)) => {
-                        if notified.send(()).is_err() {
-                            return Ok(());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Err(PgReason(&e).to_string()),
-                }
-            }
-            Ok(())
-        });
+        let Messages {
+            notified: mut notifications,
+            driver,
+        } = messages;
         let result = async {
             client
                 .batch_execute(&format!("LISTEN {CHANNEL}"))
@@ -131,6 +166,8 @@ fn rows_to_list(rows: &[tokio_postgres::Row]) -> Result<Vec<Revocation>, Revocat
                 at: at
                     .parse()
                     .map_err(|e| RevocationError::Invalid(format!("revoked_at `{at}`: {e}")))?,
+                key_id: row.get(5),
+                mac: row.get(6),
             })
         })
         .collect()
@@ -157,21 +194,25 @@ impl RevocationStore for PgRevocations {
             let client = self.client().await?;
             client
                 .execute(
-                    "INSERT INTO mcp_lp_governance.revocations (kind, name, reason, revoked_by, revoked_at)
-                     VALUES ($1, $2, $3, $4, $5::text::timestamptz)
+                    "INSERT INTO mcp_lp_governance.revocations
+                       (kind, name, reason, revoked_by, revoked_at, key_id, mac)
+                     VALUES ($1, $2, $3, $4, $5::text::timestamptz, $6, $7)
                      ON CONFLICT (kind, name) DO UPDATE
                      SET reason = EXCLUDED.reason, revoked_by = EXCLUDED.revoked_by,
-                         revoked_at = EXCLUDED.revoked_at",
+                         revoked_at = EXCLUDED.revoked_at, key_id = EXCLUDED.key_id,
+                         mac = EXCLUDED.mac",
                     &[
                         &revocation.target.kind(),
                         &revocation.target.name(),
                         &revocation.reason,
                         &revocation.by,
                         &revocation.at.to_string(),
+                        &revocation.key_id,
+                        &revocation.mac,
                     ],
                 )
                 .await
-                .map_err(|e| self.unavailable(PgReason(&e).to_string()))?;
+                .map_err(|e| self.refused_change(&e))?;
             Ok(())
         })
     }
@@ -185,7 +226,7 @@ impl RevocationStore for PgRevocations {
                     &[&target.kind(), &target.name()],
                 )
                 .await
-                .map_err(|e| self.unavailable(PgReason(&e).to_string()))?;
+                .map_err(|e| self.refused_change(&e))?;
             Ok(removed > 0)
         })
     }

@@ -32,8 +32,58 @@ use mcp_lp::revocation::Revocations;
 pub struct StateStore {
     pool: Pool,
     pg: tokio_postgres::Config,
+    tls: StateTls,
     role: String,
     target: String,
+}
+
+/// How the store's connections are made: in plain text on this machine, or over TLS.
+#[derive(Clone)]
+pub(crate) enum StateTls {
+    Plain,
+    #[cfg(feature = "tls")]
+    Tls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+impl StateTls {
+    fn of(settings: &StateSettings, config: &Config) -> Result<Self, StateError> {
+        match &settings.tls_ca_file {
+            None => Ok(Self::Plain),
+            #[cfg(feature = "tls")]
+            Some(ca_file) => mcp_lp_db::tls_connector("state", ca_file, config)
+                .map(Self::Tls)
+                .map_err(|e| StateError::Setting {
+                    path: config.path().to_owned(),
+                    key: "state.tls.ca_file".into(),
+                    problem: e.to_string(),
+                }),
+            #[cfg(not(feature = "tls"))]
+            Some(_) => Err(StateError::Setting {
+                path: config.path().to_owned(),
+                key: "state.tls".into(),
+                problem: "this server was built without TLS support: enable the `tls` feature of mcp-lp-state".into(),
+            }),
+        }
+    }
+
+    /// Open one connection apart from the pool (the revocation list's listener), driven by a
+    /// task of its own; the task ends with the connection and gives its messages to `on`.
+    pub(crate) async fn connect(
+        &self,
+        pg: &tokio_postgres::Config,
+    ) -> Result<(tokio_postgres::Client, crate::revocations::Messages), tokio_postgres::Error> {
+        match self {
+            Self::Plain => {
+                let (client, connection) = pg.connect(tokio_postgres::NoTls).await?;
+                Ok((client, crate::revocations::Messages::spawn(connection)))
+            }
+            #[cfg(feature = "tls")]
+            Self::Tls(connector) => {
+                let (client, connection) = pg.connect(connector.clone()).await?;
+                Ok((client, crate::revocations::Messages::spawn(connection)))
+            }
+        }
+    }
 }
 
 impl fmt::Debug for StateStore {
@@ -57,13 +107,19 @@ impl StateStore {
             })?;
         let role = settings.pg.get_user().unwrap_or_default().to_owned();
         let target = target(&settings.pg);
-        let manager = Manager::from_config(
-            settings.pg.clone(),
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let tls = StateTls::of(&settings, config)?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            StateTls::Plain => {
+                Manager::from_config(settings.pg.clone(), tokio_postgres::NoTls, manager_config)
+            }
+            #[cfg(feature = "tls")]
+            StateTls::Tls(connector) => {
+                Manager::from_config(settings.pg.clone(), connector.clone(), manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .queue_mode(QueueMode::Lifo)
             .max_size(settings.max_connections)
@@ -81,12 +137,13 @@ impl StateStore {
             target: target.clone(),
             reason: pool_error_reason(&e),
         })?;
-        privileges::check(&connection, &role).await?;
+        privileges::check(&connection, &role, settings.role).await?;
         drop(connection);
-        tracing::info!(role = %role, database = %target, max_connections = settings.max_connections, "state store ready");
+        tracing::info!(role = %role, kind = ?settings.role, database = %target, max_connections = settings.max_connections, tls = settings.tls_ca_file.is_some(), "state store ready");
         Ok(Self {
             pool,
             pg: settings.pg,
+            tls,
             role,
             target,
         })
@@ -133,8 +190,13 @@ impl StateStore {
     /// The shared revocation list, read now and followed from now on: every change reaches
     /// this replica by `LISTEN/NOTIFY`. Refuses when it cannot be read.
     pub async fn revocations(&self, config: &Config) -> Result<Revocations, StateError> {
-        let store = PgRevocations::new(self.pool.clone(), self.pg.clone(), &self.target);
-        Revocations::follow(store, config.fail_closed_after())
+        let store = PgRevocations::new(
+            self.pool.clone(),
+            self.pg.clone(),
+            self.tls.clone(),
+            &self.target,
+        );
+        Revocations::follow(store, config)
             .await
             .map_err(|e| StateError::CheckFailed {
                 role: self.role.clone(),

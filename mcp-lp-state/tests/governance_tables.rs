@@ -5,9 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_lp::approval::{ApprovalError, ApprovalStore as _, CallKey, PendingCall, Verdict};
+use std::sync::Arc;
+
+use mcp_lp::approval::{ApprovalError, Approvals, Approver, CallKey, Door, PendingCall};
 use mcp_lp::last_used::{LastUsed, LastUsedStore as _, Use};
-use mcp_lp::revocation::{Revocation, Revocations, Target};
+use mcp_lp::revocation::{Revocations, Target};
+use mcp_lp::{Grant, Principal};
 
 mod common;
 use common::AuditDb;
@@ -44,10 +47,7 @@ async fn accepts_revocation_pushed_to_every_replica() {
     let db = AuditDb::new().await;
     let (a, b) = (follower(&db).await, follower(&db).await);
     let all = Target::All;
-    a.store()
-        .revoke(Revocation::now(all.clone(), "breakglass", "oncall"))
-        .await
-        .expect("revoke");
+    db.revoke(all.clone(), "breakglass").await;
     until("replica a sees the revocation", || holds(&a, &all)).await;
     until("replica b sees the revocation", || holds(&b, &all)).await;
     let entry = b.current().entries()[0].clone();
@@ -56,7 +56,7 @@ async fn accepts_revocation_pushed_to_every_replica() {
         ("breakglass", "oncall")
     );
 
-    assert!(b.store().unrevoke(all.clone()).await.expect("unrevoke"));
+    assert!(db.unrevoke(all.clone()).await);
     until("replica a sees the lift", || !holds(&a, &all)).await;
     until("replica b sees the lift", || !holds(&b, &all)).await;
 }
@@ -82,11 +82,7 @@ async fn keeps_revocations_while_disconnected_and_reads_again_after_reconnect() 
     let db = AuditDb::new().await;
     let replica = follower(&db).await;
     let tool = Target::Tool("purge".into());
-    replica
-        .store()
-        .revoke(Revocation::now(tool.clone(), "incident", "oncall"))
-        .await
-        .expect("revoke");
+    db.revoke(tool.clone(), "incident").await;
     until("the replica sees the revocation", || holds(&replica, &tool)).await;
 
     // Cut every connection of the role, the listening one included, and change the list
@@ -134,16 +130,62 @@ async fn refuses_state_role_that_can_truncate_revocations() {
 async fn refuses_state_role_without_the_governance_tables() {
     let db = AuditDb::new().await;
     db.sql(&format!(
-        "REVOKE DELETE ON mcp_lp_governance.revocations FROM {}",
+        "REVOKE SELECT ON mcp_lp_governance.revocations FROM {}",
         db.writer
     ))
     .await;
     let err = db.refusal().await;
     assert!(
-        err.contains("lacks DELETE on table mcp_lp_governance.revocations"),
+        err.contains("lacks SELECT on table mcp_lp_governance.revocations"),
         "{err}"
     );
     assert!(err.contains("governance.sql"), "{err}");
+}
+
+#[tokio::test]
+async fn refuses_replica_role_that_can_lift_revocations() {
+    let db = AuditDb::new().await;
+    db.sql(&format!(
+        "GRANT DELETE ON mcp_lp_governance.revocations TO {}",
+        db.writer
+    ))
+    .await;
+    let err = db.refusal().await;
+    assert!(
+        err.contains("DELETE on table mcp_lp_governance.revocations"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn refuses_revocation_change_by_the_replica_role() {
+    let db = AuditDb::new().await;
+    // The replicas' own store: what a compromised replica holds.
+    let config = db.config();
+    let replica = db.connect().await.expect("the store starts");
+    let list = replica.revocations(&config).await.expect("follows");
+    let err = list
+        .store()
+        .revoke(mcp_lp::revocation::Revocation::now(
+            Target::All,
+            "not mine to make",
+            "mallory",
+        ))
+        .await
+        .expect_err("the replica role cannot revoke");
+    assert!(err.to_string().contains("operator_url"), "{err}");
+    // The operator role can, and every replica follows it.
+    db.revoke(Target::Principal("eve@example.com".into()), "left")
+        .await;
+    let target = Target::Principal("eve@example.com".into());
+    until("the replica follows the operator's change", || {
+        holds(&list, &target)
+    })
+    .await;
+    assert!(
+        db.operator().await.is_ok(),
+        "the operator role passes its own check"
+    );
 }
 
 #[tokio::test]
@@ -186,110 +228,119 @@ async fn accepts_last_used_batches_keeping_the_latest() {
     assert_eq!(kept.at, alice.at);
 }
 
-fn pending(id: &str, min: u32, window_secs: i64) -> PendingCall {
-    let now = jiff::Timestamp::now();
-    PendingCall {
-        id: id.to_owned(),
-        principal: "alice@example.com".into(),
-        tool: "insertRecord".into(),
-        arguments_sha256: "a".repeat(64),
-        definition_sha256: "d".repeat(64),
-        arguments: serde_json::json!({ "title": "t" }),
-        why: "Insert one record.".into(),
+fn keys() -> mcp_lp::governance_key::GovernanceKeys {
+    mcp_lp::governance_key::GovernanceKeys::new(vec![
+        mcp_lp::governance_key::GovernanceKey::new(
+            "g1",
+            &secrecy::SecretString::from("a-governance-key-for-these-tests-32-bytes"),
+        )
+        .expect("key"),
+    ])
+    .expect("keys")
+}
+
+/// Approvals over the replica `store` of `db`, sealed with the test key.
+async fn approvals(db: &AuditDb) -> Approvals {
+    let store = db.connect().await.expect("the store starts");
+    Approvals::new(Arc::new(store.approvals()), keys())
+}
+
+fn call_key() -> CallKey<'static> {
+    CallKey {
+        principal: "alice@example.com",
+        tool: "insertRecord",
+        arguments_sha256: "aaaa",
+        definition_sha256: "dddd",
+    }
+}
+
+fn rule(min: u32, window: Duration) -> mcp_lp::approval::ApprovalRule {
+    mcp_lp::approval::ApprovalRule {
         grant: "records:approve".into(),
         min,
+        window,
         self_approve: false,
-        requested_at: now.to_string(),
-        expires_at: (now + jiff::SignedDuration::from_secs(window_secs)).to_string(),
-        approvals: Vec::new(),
-        denial: None,
-        used_at: None,
     }
 }
 
-fn key(call: &PendingCall) -> CallKey<'_> {
-    CallKey {
-        principal: &call.principal,
-        tool: &call.tool,
-        arguments_sha256: &call.arguments_sha256,
-        definition_sha256: &call.definition_sha256,
-    }
+/// A call parked in `approvals` as the checkpoint parks it.
+async fn park(approvals: &Approvals, min: u32, window: Duration) -> PendingCall {
+    approvals
+        .park(
+            call_key(),
+            &rule(min, window),
+            &serde_json::json!({ "title": "t" }),
+            "Insert one record.",
+        )
+        .await
+        .expect("parked")
 }
 
-fn verdict(by: &str) -> Verdict {
-    Verdict {
-        by: by.into(),
-        at: jiff::Timestamp::now().to_string(),
-        reason: String::new(),
-    }
-}
-
-fn id(n: u32) -> String {
-    format!("{n:032x}")
+fn approver(id: &str) -> Approver {
+    Approver::new(
+        Principal::new(id).with_grant(Grant::new("records:approve").expect("grant")),
+        Door::Api,
+        String::new(),
+    )
 }
 
 #[tokio::test]
 async fn accepts_approval_made_on_one_replica_and_used_once_on_another() {
     let db = AuditDb::new().await;
-    let (a, b) = (
-        db.connect().await.expect("a").approvals(),
-        db.connect().await.expect("b").approvals(),
-    );
-    let call = pending(&id(1), 2, 60);
-    a.request(call.clone()).await.expect("requested");
+    let (a, b) = (approvals(&db).await, approvals(&db).await);
+    let call = park(&a, 2, Duration::from_secs(60)).await;
     assert_eq!(
-        b.consume(&call.id, key(&call)).await,
+        b.consume(&call.id, call_key()).await,
         Err(ApprovalError::Pending { have: 0, need: 2 })
     );
-    b.decide(&call.id, verdict("bob@example.com"), true)
+    b.decide(&call.id, &approver("bob@example.com"), true)
         .await
         .expect("bob");
     assert_eq!(
-        a.decide(&call.id, verdict("alice@example.com"), true).await,
+        a.decide(&call.id, &approver("alice@example.com"), true)
+            .await,
         Err(ApprovalError::Requester)
     );
-    a.decide(&call.id, verdict("carol@example.com"), true)
+    a.decide(&call.id, &approver("carol@example.com"), true)
         .await
         .expect("carol");
     assert_eq!(
-        b.find(key(&call)).await.expect("find"),
+        b.find(call_key()).await.expect("find"),
         Some(call.id.clone())
     );
-    let other = "b".repeat(64);
     let changed = CallKey {
-        arguments_sha256: &other,
-        ..key(&call)
+        arguments_sha256: "bbbb",
+        ..call_key()
     };
     assert_eq!(
         b.consume(&call.id, changed).await,
         Err(ApprovalError::ArgumentsDiffer)
     );
-    let used = b.consume(&call.id, key(&call)).await.expect("used on b");
+    let used = b.consume(&call.id, call_key()).await.expect("used on b");
     assert_eq!(used.approvals.len(), 2);
     assert_eq!(
-        a.consume(&call.id, key(&call)).await,
+        a.consume(&call.id, call_key()).await,
         Err(ApprovalError::AlreadyUsed)
     );
-    assert_eq!(a.find(key(&call)).await.expect("find"), None);
+    assert_eq!(a.find(call_key()).await.expect("find"), None);
 }
 
 #[tokio::test]
 async fn accepts_exactly_one_of_concurrent_consumers() {
     let db = AuditDb::new().await;
     let (a, b) = (
-        std::sync::Arc::new(db.connect().await.expect("a").approvals()),
-        std::sync::Arc::new(db.connect().await.expect("b").approvals()),
+        Arc::new(approvals(&db).await),
+        Arc::new(approvals(&db).await),
     );
     for n in 0..20 {
-        let call = pending(&id(100 + n), 1, 60);
-        a.request(call.clone()).await.expect("requested");
-        a.decide(&call.id, verdict("bob@example.com"), true)
+        let call = park(&a, 1, Duration::from_secs(60)).await;
+        a.decide(&call.id, &approver("bob@example.com"), true)
             .await
             .expect("approved");
-        let (ca, cb) = (call.clone(), call.clone());
-        let (sa, sb) = (std::sync::Arc::clone(&a), std::sync::Arc::clone(&b));
-        let first = tokio::spawn(async move { sa.consume(&ca.id, key(&ca)).await });
-        let second = tokio::spawn(async move { sb.consume(&cb.id, key(&cb)).await });
+        let (ida, idb) = (call.id.clone(), call.id.clone());
+        let (sa, sb) = (Arc::clone(&a), Arc::clone(&b));
+        let first = tokio::spawn(async move { sa.consume(&ida, call_key()).await });
+        let second = tokio::spawn(async move { sb.consume(&idb, call_key()).await });
         let results = [first.await.expect("a task"), second.await.expect("b task")];
         let ran = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(ran, 1, "round {n}: {results:?}");
@@ -303,26 +354,24 @@ async fn accepts_exactly_one_of_concurrent_consumers() {
 #[tokio::test]
 async fn rejects_expired_and_denied_approvals() {
     let db = AuditDb::new().await;
-    let store = db.connect().await.expect("store").approvals();
-    let expired = pending(&id(7), 1, 1);
-    store.request(expired.clone()).await.expect("requested");
+    let store = approvals(&db).await;
+    let expired = park(&store, 1, Duration::from_secs(1)).await;
     store
-        .decide(&expired.id, verdict("bob@example.com"), true)
+        .decide(&expired.id, &approver("bob@example.com"), true)
         .await
         .expect("approved");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        store.consume(&expired.id, key(&expired)).await,
+        store.consume(&expired.id, call_key()).await,
         Err(ApprovalError::Expired)
     );
-    let denied = pending(&id(8), 1, 60);
-    store.request(denied.clone()).await.expect("requested");
+    let denied = park(&store, 1, Duration::from_secs(60)).await;
     store
-        .decide(&denied.id, verdict("bob@example.com"), false)
+        .decide(&denied.id, &approver("bob@example.com"), false)
         .await
         .expect("denied");
     assert_eq!(
-        store.consume(&denied.id, key(&denied)).await,
+        store.consume(&denied.id, call_key()).await,
         Err(ApprovalError::Denied {
             by: "bob@example.com".into()
         })
@@ -331,4 +380,82 @@ async fn rejects_expired_and_denied_approvals() {
         store.get("../../etc").await,
         Err(ApprovalError::Unknown(_))
     ));
+}
+
+#[tokio::test]
+async fn rejects_approval_record_edited_in_the_store() {
+    let db = AuditDb::new().await;
+    let store = approvals(&db).await;
+    let call = park(&store, 1, Duration::from_secs(60)).await;
+    // Whoever can UPDATE the table writes an approver into the record, moving the revision
+    // on as the trigger asks.
+    db.sql(&format!(
+        "UPDATE mcp_lp_governance.approvals
+         SET call = jsonb_set(jsonb_set(call, '{{approvals}}',
+                 '[{{\"by\": \"mallory@example.com\", \"at\": \"2026-12-07T00:00:00Z\", \"door\": \"api\"}}]'),
+                 '{{revision}}', to_jsonb(revision + 1)),
+             revision = revision + 1
+         WHERE id = '{}'",
+        call.id
+    ))
+    .await;
+    assert_eq!(
+        store.consume(&call.id, call_key()).await,
+        Err(ApprovalError::Tampered(call.id.clone()))
+    );
+}
+
+#[tokio::test]
+async fn rejects_used_approval_whose_mark_was_cleared() {
+    let db = AuditDb::new().await;
+    let store = approvals(&db).await;
+    let call = park(&store, 1, Duration::from_secs(60)).await;
+    store
+        .decide(&call.id, &approver("bob@example.com"), true)
+        .await
+        .expect("approved");
+    store
+        .consume(&call.id, call_key())
+        .await
+        .expect("used once");
+    // The row as it was before its use, written back by whoever can UPDATE the table: the
+    // trigger keeps a used approval used.
+    let cleared = db
+        .admin
+        .batch_execute(&format!(
+            "UPDATE mcp_lp_governance.approvals
+             SET used_at = NULL, call = call - 'used_at' || jsonb_build_object('revision', revision + 1),
+                 revision = revision + 1
+             WHERE id = '{}'",
+            call.id
+        ))
+        .await;
+    let err = cleared.expect_err("the trigger refuses");
+    assert!(
+        format!("{err:?}").contains("its use cannot be undone"),
+        "{err:?}"
+    );
+    assert_eq!(
+        approvals(&db).await.consume(&call.id, call_key()).await,
+        Err(ApprovalError::AlreadyUsed)
+    );
+}
+
+#[tokio::test]
+async fn forgets_expired_approvals_through_the_owners_function_only() {
+    let db = AuditDb::new().await;
+    let store = approvals(&db)
+        .await
+        .keep_expired_for(Duration::from_secs(0));
+    let short = park(&store, 1, Duration::from_millis(200)).await;
+    let open = park(&store, 1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A replica naming a time far ahead forgets only what expired before now.
+    let far = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
+    assert_eq!(store.forget_expired(far).await, Ok(1));
+    assert!(matches!(
+        store.get(&short.id).await,
+        Err(ApprovalError::Unknown(_))
+    ));
+    assert!(store.get(&open.id).await.is_ok());
 }

@@ -6,7 +6,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use mcp_lp::approval::{ApprovalError, ApprovalStore as _, FileApprovals, Verdict};
+use std::sync::Arc;
+
+use mcp_lp::approval::{
+    ApprovalError, ApprovalStore as _, Approvals, Approver, Door, FileApprovals,
+};
 use mcp_lp::{Checkpoint, Config, Grant, Principal};
 use mcp_lp_tests::{Approved, Connection, Recorder, connect_with, stateless};
 use rmcp::model::{
@@ -66,13 +70,23 @@ impl Setup {
         self.verdict(id, by, true).await
     }
 
+    /// Approvals as the doors and the command line reach them: this setup's store, with the
+    /// policy of `config`.
+    fn approvals(&self) -> Approvals {
+        let config = self.config(false, "");
+        Approvals::from_config(Arc::new(self.store()), &config, None).expect("approvals")
+    }
+
     async fn verdict(&self, id: &str, by: &str, approve: bool) -> Result<(), ApprovalError> {
-        let verdict = Verdict {
-            by: by.to_owned(),
-            at: jiff::Timestamp::now().to_string(),
-            reason: String::new(),
-        };
-        self.store().decide(id, verdict, approve).await.map(|_| ())
+        let approver = Principal::new(by).with_grant(Grant::new("items:approve").expect("grant"));
+        self.approvals()
+            .decide(
+                id,
+                &Approver::new(approver, Door::Api, String::new()),
+                approve,
+            )
+            .await
+            .map(|_| ())
     }
 
     fn deletes(&self) -> usize {
@@ -168,10 +182,17 @@ async fn rejects_call_without_approval() {
         error.message
     );
     let id = parked_id(&error);
+    // The model reads the refusal: it learns that a person approves, not how.
     assert!(
-        error.message.contains(&format!("approvals approve {id}")),
+        !error.message.contains("approvals approve"),
         "{}",
         error.message
+    );
+    assert!(
+        error.data.as_ref().expect("data")["approval"]
+            .get("command")
+            .is_none(),
+        "{error:?}"
     );
     assert_eq!(setup.deletes(), 0);
     // The same call again, not approved yet: still parked, still not run.
@@ -236,7 +257,7 @@ async fn accepts_call_after_approval() {
         .find(|e| e["outcome"] == "ok" && e["tool"] == "delete_item")
         .expect("the call's event");
     assert_eq!(call["approval"], id.as_str());
-    assert_eq!(call["approvers"], "bob@example.com");
+    assert_eq!(call["approvers"], json!(["bob@example.com"]));
 }
 
 #[tokio::test]
@@ -346,19 +367,46 @@ async fn rejects_approval_by_the_requester() {
 #[tokio::test]
 async fn accepts_approval_by_the_requester_when_configured() {
     let setup = Setup::new();
+    // A tool without an approval attribute: the configuration's rule is the whole rule.
     let config = setup.config(
         false,
-        "[tools.delete_item]\napproval = { self_approve = true }\n",
+        "[tools.read_item]\napproval = { grant = \"items:approve\", self_approve = true }\n",
     );
     let conn = setup
         .connect(&config, "solo@example.com", ClientLifecycleMode::Initialize)
         .await;
-    let id = parked_id(&rpc_error(conn.client.call_tool_once(params("z")).await));
+    let read = |text: &str| {
+        CallToolRequestParams::new("read_item").with_arguments(
+            json!({ "text": text })
+                .as_object()
+                .cloned()
+                .expect("object"),
+        )
+    };
+    let id = parked_id(&rpc_error(conn.client.call_tool_once(read("z")).await));
     setup
         .approve(&id, "solo@example.com")
         .await
         .expect("self-approval allowed");
-    ran(conn.client.call_tool_once(params("z")).await);
+    ran(conn.client.call_tool_once(read("z")).await);
+}
+
+#[tokio::test]
+async fn refuses_self_approve_that_loosens_the_attribute() {
+    let setup = Setup::new();
+    let config = setup.config(
+        false,
+        "[tools.delete_item]\napproval = { self_approve = true }\n",
+    );
+    let err = Checkpoint::new(setup.server.clone(), &config, requester(ALICE))
+        .err()
+        .expect("refused");
+    assert_eq!(err.key.as_deref(), Some("tools.delete_item.approval"));
+    assert!(
+        err.to_string()
+            .contains("may tighten the rule, not loosen it"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -1,10 +1,14 @@
 //! Approvals of one process in a directory, shared with its command line.
 
+use std::io::Write as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use futures::future::BoxFuture;
+use sha2::{Digest as _, Sha256};
 
-use super::{ApprovalError, ApprovalStore, CallKey, PendingCall, Verdict, is_id};
+use super::{ApprovalError, ApprovalStore, CallKey, PendingCall, is_id};
+use crate::audit::chain::hex;
 
 /// Pending approvals of one process, one JSON file per call in a directory
 /// (`[governance] approvals`, by default `mcp-lp.approvals` next to the configuration), so that
@@ -12,10 +16,18 @@ use super::{ApprovalError, ApprovalStore, CallKey, PendingCall, Verdict, is_id};
 ///
 /// Every change runs under an exclusive `flock` of `<dir>/.lock` and replaces the call's file
 /// by rename, so a verdict and the single use never interleave and a reader never sees half a
-/// file. The directory is created with mode 0700.
+/// file. The directory is made with mode 0700 and its files with 0600; a directory that is a
+/// symbolic link, belongs to another user, or that others may write is refused, and no file in
+/// it is followed through a symbolic link. A retry without state finds its call through an
+/// index (`by-call/`), spent nonces are files in `nonces/`.
 #[derive(Debug, Clone)]
 pub struct FileApprovals {
     dir: PathBuf,
+}
+
+/// `O_NOFOLLOW`: a file of the store that is a symbolic link is refused, not followed.
+fn no_follow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
 impl FileApprovals {
@@ -36,18 +48,50 @@ impl FileApprovals {
         }
     }
 
+    /// Make `dir` (mode 0700) or check the one there: a directory, not a link, the running
+    /// user's, and not writable by others.
+    fn own_directory(&self, dir: &Path) -> Result<(), ApprovalError> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        match std::fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| self.fail(format!("cannot make {}: {e}", dir.display()))),
+            Err(e) => Err(self.fail(format!("{}: {e}", dir.display()))),
+            Ok(meta) if meta.file_type().is_symlink() => Err(self.fail(format!(
+                "{} is a symbolic link; name the directory itself",
+                dir.display()
+            ))),
+            Ok(meta) if !meta.is_dir() => {
+                Err(self.fail(format!("{} is not a directory", dir.display())))
+            }
+            Ok(meta) if meta.uid() != rustix::process::geteuid().as_raw() => {
+                Err(self.fail(format!(
+                    "{} belongs to user {}, not to the user running the server; whoever owns it can change what is approved",
+                    dir.display(),
+                    meta.uid()
+                )))
+            }
+            Ok(meta) if meta.mode() & 0o022 != 0 => Err(self.fail(format!(
+                "{} may be written by others (mode {:o}); chmod 700",
+                dir.display(),
+                meta.mode() & 0o777
+            ))),
+            Ok(_) => Ok(()),
+        }
+    }
+
     /// Run `f` holding the directory's lock.
     fn locked<T>(&self, f: impl FnOnce() -> Result<T, ApprovalError>) -> Result<T, ApprovalError> {
-        use std::os::unix::fs::DirBuilderExt as _;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| self.fail(format!("cannot create the directory: {e}")))?;
+        self.own_directory(&self.dir)?;
         let lock = std::fs::OpenOptions::new()
+            .read(true)
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(no_follow())
             .open(self.dir.join(".lock"))
             .map_err(|e| self.fail(format!("cannot open the lock: {e}")))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
@@ -63,26 +107,67 @@ impl FileApprovals {
         Ok(self.dir.join(format!("{id}.json")))
     }
 
+    /// The text of `path`, `None` when it does not exist; never through a symbolic link.
+    fn read_file(&self, path: &Path) -> Result<Option<String>, ApprovalError> {
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(no_follow())
+            .open(path)
+        {
+            Ok(file) => std::io::read_to_string(file)
+                .map(Some)
+                .map_err(|e| self.fail(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.fail(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Write `text` to `path` whole: a new file (0600) renamed over the old one.
+    fn write_file(&self, path: &Path, text: &[u8]) -> Result<(), ApprovalError> {
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&temporary);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(no_follow())
+            .open(&temporary)
+            .and_then(|mut file| {
+                file.write_all(text)?;
+                file.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&temporary, path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&temporary);
+                self.fail(format!("cannot write {}: {e}", path.display()))
+            })
+    }
+
     fn read(&self, id: &str) -> Result<PendingCall, ApprovalError> {
         let path = self.path_of(id)?;
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ApprovalError::Unknown(id.to_owned()));
-            }
-            Err(e) => return Err(self.fail(e)),
-        };
+        let text = self
+            .read_file(&path)?
+            .ok_or_else(|| ApprovalError::Unknown(id.to_owned()))?;
         serde_json::from_str(&text).map_err(|e| self.fail(format!("{}: {e}", path.display())))
     }
 
     fn write(&self, call: &PendingCall) -> Result<(), ApprovalError> {
         let path = self.path_of(&call.id)?;
-        let temporary = self.dir.join(format!(".{}.tmp", call.id));
         let text = serde_json::to_vec_pretty(call).map_err(|e| self.fail(e))?;
-        std::fs::write(&temporary, text)
-            .and_then(|()| std::fs::File::open(&temporary)?.sync_all())
-            .and_then(|()| std::fs::rename(&temporary, &path))
-            .map_err(|e| self.fail(format!("cannot write {}: {e}", path.display())))
+        self.write_file(&path, &text)
+    }
+
+    /// The index file of the calls of `principal`, `tool` and arguments: it names the newest.
+    fn index_of(&self, principal: &str, tool: &str, arguments_sha256: &str) -> PathBuf {
+        let mut digest = Sha256::new();
+        for part in [principal, tool, arguments_sha256] {
+            digest.update(part.as_bytes());
+            digest.update([0]);
+        }
+        self.dir.join("by-call").join(hex(&digest.finalize()))
     }
 
     fn all(&self) -> Result<Vec<PendingCall>, ApprovalError> {
@@ -103,6 +188,13 @@ impl FileApprovals {
         }
         Ok(calls)
     }
+
+    fn nonce_path(&self, nonce: &str) -> Result<PathBuf, ApprovalError> {
+        if nonce.len() < 32 || nonce.len() > 64 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(self.fail("a nonce is 32 to 64 hex digits"));
+        }
+        Ok(self.dir.join("nonces").join(nonce))
+    }
 }
 
 impl ApprovalStore for FileApprovals {
@@ -110,8 +202,18 @@ impl ApprovalStore for FileApprovals {
         format!("directory {}", self.dir.display())
     }
 
-    fn request(&self, call: PendingCall) -> BoxFuture<'_, Result<(), ApprovalError>> {
-        Box::pin(async move { self.locked(|| self.write(&call)) })
+    fn insert(&self, call: PendingCall) -> BoxFuture<'_, Result<(), ApprovalError>> {
+        Box::pin(async move {
+            self.locked(|| {
+                if self.read_file(&self.path_of(&call.id)?)?.is_some() {
+                    return Err(self.fail(format!("approval `{}` exists already", call.id)));
+                }
+                self.write(&call)?;
+                let index = self.index_of(&call.principal, &call.tool, &call.arguments_sha256);
+                self.own_directory(&self.dir.join("by-call"))?;
+                self.write_file(&index, call.id.as_bytes())
+            })
+        })
     }
 
     fn get(&self, id: &str) -> BoxFuture<'_, Result<PendingCall, ApprovalError>> {
@@ -119,7 +221,7 @@ impl ApprovalStore for FileApprovals {
         Box::pin(async move { self.read(&id) })
     }
 
-    fn list(&self) -> BoxFuture<'_, Result<Vec<PendingCall>, ApprovalError>> {
+    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<PendingCall>, ApprovalError>> {
         Box::pin(async move {
             let mut open: Vec<_> = self
                 .all()?
@@ -127,76 +229,183 @@ impl ApprovalStore for FileApprovals {
                 .filter(|c| c.used_at.is_none())
                 .collect();
             open.sort_by(|a, b| b.requested_at.cmp(&a.requested_at));
+            open.truncate(limit);
             Ok(open)
         })
     }
 
-    fn decide(
+    fn replace(
         &self,
-        id: &str,
-        verdict: Verdict,
-        approve: bool,
-    ) -> BoxFuture<'_, Result<PendingCall, ApprovalError>> {
-        let id = id.to_owned();
+        revision: u64,
+        call: PendingCall,
+    ) -> BoxFuture<'_, Result<bool, ApprovalError>> {
         Box::pin(async move {
             self.locked(|| {
-                let mut call = self.read(&id)?;
-                call.check_verdict(&verdict.by, jiff::Timestamp::now())?;
-                call.record_verdict(verdict, approve);
+                if self.read(&call.id)?.revision != revision {
+                    return Ok(false);
+                }
                 self.write(&call)?;
-                Ok(call)
+                Ok(true)
             })
         })
     }
 
-    fn consume(
-        &self,
-        id: &str,
-        key: CallKey<'_>,
-    ) -> BoxFuture<'_, Result<PendingCall, ApprovalError>> {
-        let id = id.to_owned();
-        let check = (
-            key.principal.to_owned(),
-            key.tool.to_owned(),
-            key.arguments_sha256.to_owned(),
-            key.definition_sha256.to_owned(),
-        );
+    fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<PendingCall>, ApprovalError>> {
+        let index = self.index_of(key.principal, key.tool, key.arguments_sha256);
         Box::pin(async move {
-            self.locked(|| {
-                let mut call = self.read(&id)?;
-                let key = CallKey {
-                    principal: &check.0,
-                    tool: &check.1,
-                    arguments_sha256: &check.2,
-                    definition_sha256: &check.3,
-                };
-                call.check_use(key, jiff::Timestamp::now())?;
-                call.used_at = Some(super::now_string());
-                self.write(&call)?;
-                Ok(call)
-            })
+            let Some(id) = self.read_file(&index)? else {
+                return Ok(None);
+            };
+            match self.read(id.trim()) {
+                Ok(call) if call.used_at.is_none() => Ok(Some(call)),
+                Ok(_) | Err(ApprovalError::Unknown(_)) => Ok(None),
+                Err(e) => Err(e),
+            }
         })
     }
 
-    fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<String>, ApprovalError>> {
-        let (principal, tool, arguments) = (
-            key.principal.to_owned(),
-            key.tool.to_owned(),
-            key.arguments_sha256.to_owned(),
-        );
+    fn open_count(
+        &self,
+        principal: &str,
+        tool: &str,
+        now: jiff::Timestamp,
+    ) -> BoxFuture<'_, Result<u32, ApprovalError>> {
+        let (principal, tool) = (principal.to_owned(), tool.to_owned());
         Box::pin(async move {
-            Ok(self
+            let open = self
                 .all()?
-                .into_iter()
+                .iter()
                 .filter(|c| {
-                    c.used_at.is_none()
-                        && c.standing(jiff::Timestamp::now()) != super::Standing::Expired
-                        && c.principal == principal
+                    c.principal == principal
                         && c.tool == tool
-                        && c.arguments_sha256 == arguments
+                        && c.used_at.is_none()
+                        && c.denial.is_none()
+                        && !c.expired(now)
                 })
-                .max_by(|a, b| a.requested_at.cmp(&b.requested_at))
-                .map(|c| c.id))
+                .count();
+            Ok(u32::try_from(open).unwrap_or(u32::MAX))
         })
+    }
+
+    fn forget_expired(&self, before: jiff::Timestamp) -> BoxFuture<'_, Result<u64, ApprovalError>> {
+        Box::pin(async move {
+            self.locked(|| {
+                let mut forgotten = 0;
+                for call in self.all()? {
+                    if call.expired(before) {
+                        let _ = std::fs::remove_file(self.path_of(&call.id)?);
+                        let index =
+                            self.index_of(&call.principal, &call.tool, &call.arguments_sha256);
+                        if self.read_file(&index)?.as_deref().map(str::trim) == Some(&call.id) {
+                            let _ = std::fs::remove_file(index);
+                        }
+                        forgotten += 1;
+                    }
+                }
+                let nonces = self.dir.join("nonces");
+                if let Ok(entries) = std::fs::read_dir(&nonces) {
+                    for entry in entries.flatten() {
+                        let path = entry.path();
+                        let expired = self
+                            .read_file(&path)?
+                            .and_then(|t| t.trim().parse::<jiff::Timestamp>().ok())
+                            .is_none_or(|at| at < before);
+                        if expired {
+                            let _ = std::fs::remove_file(path);
+                        }
+                    }
+                }
+                Ok(forgotten)
+            })
+        })
+    }
+
+    fn spend_nonce(
+        &self,
+        nonce: &str,
+        expires: jiff::Timestamp,
+    ) -> BoxFuture<'_, Result<bool, ApprovalError>> {
+        let path = self.nonce_path(nonce);
+        Box::pin(async move {
+            let path = path?;
+            self.locked(|| {
+                self.own_directory(&self.dir.join("nonces"))?;
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(no_follow())
+                    .open(&path)
+                {
+                    Ok(mut file) => {
+                        file.write_all(expires.to_string().as_bytes())
+                            .and_then(|()| file.sync_all())
+                            .map_err(|e| self.fail(format!("{}: {e}", path.display())))?;
+                        Ok(true)
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(self.fail(format!("{}: {e}", path.display()))),
+                }
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refuses_approvals_directory_owned_by_another_user() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("approvals");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let store = FileApprovals::new(&dir);
+        assert_eq!(
+            store.open_count("a", "t", jiff::Timestamp::now()).await,
+            Ok(0)
+        );
+        // Another user's directory: root can hand it over; anyone else checks the mode rule.
+        let nobody = rustix::fs::Uid::from_raw(65534);
+        let err = if rustix::fs::chown(&dir, Some(nobody), None).is_ok() {
+            store
+                .spend_nonce(&"a".repeat(32), jiff::Timestamp::now())
+                .await
+                .unwrap_err()
+        } else {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+            store
+                .spend_nonce(&"a".repeat(32), jiff::Timestamp::now())
+                .await
+                .unwrap_err()
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("belongs to user 65534") || text.contains("may be written by others"),
+            "{text}"
+        );
+        let link = parent.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let err = FileApprovals::new(&link)
+            .spend_nonce(&"b".repeat(32), jiff::Timestamp::now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn accepts_each_nonce_once() {
+        let parent = tempfile::tempdir().unwrap();
+        let store = FileApprovals::new(parent.path().join("approvals"));
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60);
+        let nonce = "0123456789abcdef0123456789abcdef";
+        assert_eq!(store.spend_nonce(nonce, later).await, Ok(true));
+        assert_eq!(store.spend_nonce(nonce, later).await, Ok(false));
+        let mode = std::fs::metadata(parent.path().join("approvals"))
+            .unwrap()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 }

@@ -124,8 +124,8 @@ pub(crate) struct AuditEvent<'a> {
     pub(crate) outcome: Outcome,
     /// The approval the call was parked under, or ran on.
     pub(crate) approval: Option<&'a str>,
-    /// Who approved the call that ran, joined by spaces.
-    pub(crate) approvers: Option<&'a str>,
+    /// Who approved the call that ran, in order.
+    pub(crate) approvers: Option<&'a [&'a str]>,
 }
 
 impl<'a> AuditEvent<'a> {
@@ -177,8 +177,10 @@ impl<'a> AuditEvent<'a> {
             .opt_int("output_bytes", self.output_bytes.map(|b| b as u64))
             .int("duration_us", duration_us)
             .opt_str("approval", self.approval)
-            .opt_str("approvers", self.approvers)
             .str("outcome", self.outcome.as_str());
+        if let Some(approvers) = self.approvers {
+            record = record.list("approvers", approvers);
+        }
         if self.decision == Decision::Deny {
             record = record.warn();
         }

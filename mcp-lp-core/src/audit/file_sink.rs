@@ -5,6 +5,11 @@
 //! counting up), so `audit verify <path>.* <path>` reads the files in order. A new file opens
 //! with a header line naming the previous file's last event (`seq` and `hash`); the chain itself
 //! continues across files.
+//!
+//! One file has one writer: the sink holds an exclusive `flock` on its active file, and a
+//! second process opening the same path is refused, since two writers would rotate each
+//! other's files away. A governance command run beside a serving process writes a file of its
+//! own, named for its instance (`<path>.<instance>`, see [`FileSink::open_for_instance`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
@@ -61,9 +66,11 @@ struct FileState {
 }
 
 impl FileSink {
-    /// Open (or create) the active file for appending. Its directory must exist.
+    /// Open (or create) the active file for appending, and lock it. Its directory must exist;
+    /// a file another process writes is refused.
     pub fn open(options: FileSinkOptions) -> io::Result<Self> {
         let file = open_append(&options.path)?;
+        lock_as_only_writer(&file, &options.path)?;
         let len = file.metadata()?.len();
         let description = format!("file {}", options.path.display());
         let now = Instant::now();
@@ -82,8 +89,46 @@ impl FileSink {
     }
 }
 
+impl FileSink {
+    /// The sink of a short-lived process beside a serving one (a governance command): its own
+    /// file `<path>.<instance>` in the same directory, which `audit verify <path>.* <path>`
+    /// reads with the others, never rotated.
+    pub fn open_for_instance(options: FileSinkOptions, instance: &str) -> io::Result<Self> {
+        let mut name = options.path.file_name().unwrap_or_default().to_owned();
+        name.push(format!(".{instance}"));
+        Self::open(FileSinkOptions {
+            path: options.path.with_file_name(name),
+            rotate_bytes: None,
+            rotate_every: None,
+            ..options
+        })
+    }
+}
+
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::unix::fs::OpenOptionsExt as _;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Hold an exclusive lock on `file` for as long as it is open, or refuse: another process
+/// writes it.
+fn lock_as_only_writer(file: &File, path: &Path) -> io::Result<()> {
+    use rustix::fs::{FlockOperation, flock};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "another process writes to {}: one trail file has one writer (two would rotate each other's files away); give each process its own [audit] file",
+                path.display()
+            ),
+        )),
+        Err(e) => Err(io::Error::from(e)),
+    }
 }
 
 impl FileState {
@@ -136,7 +181,9 @@ impl FileState {
         let path = self.options.path.clone();
         let next = next_rotated(&path)?;
         fs::rename(&path, &next)?;
-        self.file = open_append(&path)?;
+        let file = open_append(&path)?;
+        lock_as_only_writer(&file, &path)?;
+        self.file = file;
         self.len = 0;
         self.opened = Instant::now();
         let previous_file = next

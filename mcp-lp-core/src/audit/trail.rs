@@ -187,7 +187,10 @@ impl AuditTrail {
     /// [`AUDIT_TARGET`]) and to each of `sinks`. With sinks or anchors it must be created on a
     /// Tokio runtime: each sink gets a writer task.
     pub fn start(options: TrailOptions, sinks: Vec<Box<dyn AuditSink>>) -> Self {
-        let instance = new_instance_id();
+        Self::start_as(new_instance_id(), options, sinks)
+    }
+
+    fn start_as(instance: String, options: TrailOptions, sinks: Vec<Box<dyn AuditSink>>) -> Self {
         let writers = sinks
             .into_iter()
             .map(|sink| Arc::new(spawn_writer(sink)))
@@ -225,11 +228,25 @@ impl AuditTrail {
     /// The trail `config`'s `[audit]` table describes, started: its first key seals (without
     /// keys the chain is unkeyed), its file is a durable sink. Records `start`,
     /// `config_loaded` and a `secret_resolved` for each secret the configuration resolved.
-    pub fn from_config(config: &Config, server: &str, version: &str) -> std::io::Result<Self> {
+    ///
+    /// `command` names a governance command (`approvals approve`, `revoke`, ...) run beside the
+    /// serving process: its events go to a file of its own next to the trail file (see
+    /// [`FileSink::open_for_instance`]), under the same key, and its `start` event names it.
+    pub fn from_config(
+        config: &Config,
+        server: &str,
+        version: &str,
+        command: Option<&str>,
+    ) -> std::io::Result<Self> {
         let settings = config.audit();
+        let instance = new_instance_id();
         let mut sinks: Vec<Box<dyn AuditSink>> = Vec::new();
         if let Some(file) = &settings.file {
-            let sink = FileSink::open(file.clone()).map_err(|e| {
+            let opened = match command {
+                None => FileSink::open(file.clone()),
+                Some(_) => FileSink::open_for_instance(file.clone(), &instance),
+            };
+            let sink = opened.map_err(|e| {
                 std::io::Error::new(e.kind(), format!("audit file {}: {e}", file.path.display()))
             })?;
             sinks.push(Box::new(sink));
@@ -246,7 +263,7 @@ impl AuditTrail {
             receipts: settings.receipts,
             anchors: settings.anchors.clone(),
         };
-        let trail = Self::start(options, sinks);
+        let trail = Self::start_as(instance, options, sinks);
         if config.allows_unapproved_tools() {
             trail.name_dev_switch("allow_unapproved_tools");
         }
@@ -262,6 +279,7 @@ impl AuditTrail {
                     config.manifest().map(|m| m.digest.as_str()),
                 )
                 .str("audit_key_id", &key_id)
+                .opt_str("command", command)
                 .int("pid", pid),
         );
         let path = config.path().display().to_string();

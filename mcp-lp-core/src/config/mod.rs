@@ -70,10 +70,12 @@ pub use self::audit::AuditSettings;
 
 pub use self::error::{ConfigError, ConfigErrorKind};
 pub use self::http::{ALLOWED_ALGORITHMS, ApprovalPageSection, AuthSection, HttpSection};
-use self::protocol::{ProtocolSection, RequestStateSection};
+use self::protocol::{KeySpec, ProtocolSection, RequestStateSection};
 pub use self::secret::{SecretError, SecretRef};
-use crate::approval::{ApprovalRule, DEFAULT_APPROVAL_WINDOW};
+use crate::approval::signers::CliApprovers;
+use crate::approval::{ApprovalRule, DEFAULT_APPROVAL_WINDOW, DEFAULT_MAX_PENDING};
 use crate::audit::ChainKey;
+use crate::governance_key::{DEFAULT_KEY_FILE, GovernanceKey, GovernanceKeys};
 use crate::grant::Grant;
 use crate::limits::{self, Limits};
 use crate::manifest::{MANIFEST_FILE, Manifest};
@@ -116,6 +118,10 @@ pub struct Config {
     review_overdue: ReviewOverdue,
     revocations_path: PathBuf,
     approvals_path: PathBuf,
+    governance_keys: Option<GovernanceKeys>,
+    max_pending: u32,
+    cli_approvers: Option<Arc<CliApprovers>>,
+    running_command: Option<&'static str>,
     fail_closed_after: Duration,
     max_grant_lifetime: Duration,
     protocol_versions: Vec<ProtocolVersion>,
@@ -157,8 +163,21 @@ struct RawConfig {
     audit: AuditSection,
     #[serde(default)]
     governance: GovernanceSection,
+    approvers: Option<ApproversSection>,
     #[serde(default)]
     app: toml::Table,
+}
+
+/// `[approvers]`: who may give verdicts from the command line (see
+/// [`crate::approval::signers`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproversSection {
+    /// ssh-keygen's allowed-signers file: `principal key-type key` per line.
+    allowed_signers: PathBuf,
+    /// The approver grants of each principal, each expiring as `[stdio] grants` do.
+    #[serde(default)]
+    grants: BTreeMap<String, Vec<GrantSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -258,6 +277,11 @@ struct GovernanceSection {
     fail_closed_after: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
     max_grant_lifetime: Option<Duration>,
+    /// The keys that seal approval records and revocation entries; the first seals.
+    #[serde(default)]
+    keys: Vec<KeySpec>,
+    /// How many calls of one principal and tool may wait for approval at once.
+    max_pending_per_caller: Option<std::num::NonZeroU32>,
 }
 
 /// What a manifest past its review date does at startup.
@@ -334,6 +358,10 @@ impl Config {
             review_overdue: ReviewOverdue::Refuse,
             revocations_path: PathBuf::from(crate::revocation::REVOCATIONS_FILE),
             approvals_path: PathBuf::from(crate::approval::APPROVALS_DIR),
+            governance_keys: None,
+            max_pending: DEFAULT_MAX_PENDING,
+            cli_approvers: None,
+            running_command: None,
             fail_closed_after: crate::revocation::DEFAULT_FAIL_CLOSED_AFTER,
             max_grant_lifetime: DEFAULT_MAX_GRANT_LIFETIME,
             protocol_versions: ProtocolVersion::KNOWN_VERSIONS.to_vec(),
@@ -536,6 +564,76 @@ impl Config {
             audit_keys.push(chain_key);
         }
 
+        let mut governance_keys = Vec::with_capacity(raw.governance.keys.len());
+        for (i, spec) in raw.governance.keys.iter().enumerate() {
+            let key = format!("governance.keys[{i}].secret");
+            let secret = spec
+                .secret
+                .resolve(base, raw.dev.allow_env_secrets)
+                .map_err(|e| {
+                    at(
+                        key.clone(),
+                        ConfigErrorKind::Secret,
+                        format!("secret {} {e}", spec.secret),
+                    )
+                })?;
+            let governance_key = GovernanceKey::new(&spec.id, &secret).map_err(|e| {
+                at(
+                    format!("governance.keys[{i}]"),
+                    ConfigErrorKind::InvalidValue,
+                    e.to_string(),
+                )
+            })?;
+            resolved_secrets.push((key, spec.secret.to_string()));
+            governance_keys.push(governance_key);
+        }
+        let governance_keys = if governance_keys.is_empty() {
+            None
+        } else {
+            Some(GovernanceKeys::new(governance_keys).map_err(|e| {
+                at(
+                    "governance.keys".into(),
+                    ConfigErrorKind::InvalidValue,
+                    e.to_string(),
+                )
+            })?)
+        };
+        let cli_approvers = match raw.approvers {
+            None => None,
+            Some(section) => {
+                let mut grants = Vec::new();
+                for (principal, specs) in section.grants {
+                    if let Some(problem) = crate::visible::id_problem(&principal) {
+                        return Err(at(
+                            format!("approvers.grants.{principal}"),
+                            ConfigErrorKind::InvalidValue,
+                            format!(
+                                "`{}` cannot name an approver: {problem}",
+                                crate::visible::escape_invisible(&principal)
+                            ),
+                        ));
+                    }
+                    for (i, spec) in specs.iter().enumerate() {
+                        check_grant_lifetime(&spec.0, now, latest, max_grant_lifetime).map_err(
+                            |(kind, message)| {
+                                at(format!("approvers.grants.{principal}[{i}]"), kind, message)
+                            },
+                        )?;
+                    }
+                    grants.push((principal, specs.into_iter().map(|s| s.0).collect()));
+                }
+                let signers = CliApprovers::load(&base.join(&section.allowed_signers), grants)
+                    .map_err(|message| {
+                        at(
+                            "approvers.allowed_signers".into(),
+                            ConfigErrorKind::InvalidValue,
+                            message,
+                        )
+                    })?;
+                Some(Arc::new(signers))
+            }
+        };
+
         let manifest_path = base.join(
             raw.governance
                 .manifest
@@ -593,6 +691,13 @@ impl Config {
                     .as_deref()
                     .unwrap_or(Path::new(crate::approval::APPROVALS_DIR)),
             ),
+            governance_keys,
+            max_pending: raw
+                .governance
+                .max_pending_per_caller
+                .map_or(DEFAULT_MAX_PENDING, std::num::NonZeroU32::get),
+            cli_approvers,
+            running_command: None,
             fail_closed_after,
             max_grant_lifetime,
             protocol_versions,
@@ -603,6 +708,71 @@ impl Config {
             resolved_secrets,
             app: raw.app,
         })
+    }
+
+    /// The keys that seal approval records and revocation entries: `[governance] keys`, or,
+    /// for a single process, its key file next to the configuration (`mcp-lp.governance.key`,
+    /// made on first use, mode 0600). With `[state]` the keys must be configured, since every
+    /// replica and the command line must hold the same ones.
+    pub fn governance_keys(&self) -> Result<GovernanceKeys, ConfigError> {
+        if let Some(keys) = &self.governance_keys {
+            return Ok(keys.clone());
+        }
+        if self.has_state() {
+            return Err(ConfigError::new(
+                &self.path,
+                Some("governance.keys".to_owned()),
+                ConfigErrorKind::MissingKey,
+                "replicas sharing a [state] store seal its approval records and revocations with one key that the store does not hold: configure [governance] keys = [{ id = \"...\", secret = { file = \"...\" } }]".to_owned(),
+            ));
+        }
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        GovernanceKeys::from_file(&base.join(DEFAULT_KEY_FILE)).map_err(|e| {
+            ConfigError::new(
+                &self.path,
+                Some("governance.keys".to_owned()),
+                ConfigErrorKind::Unreadable,
+                e.to_string(),
+            )
+        })
+    }
+
+    /// The governance keys that exist now, made by no one here: `[governance] keys`, or the
+    /// key file next to the configuration when it is there. What a reader that only checks
+    /// seals (the revocation list) uses, so that serving makes no file.
+    pub fn existing_governance_keys(&self) -> Option<GovernanceKeys> {
+        if let Some(keys) = &self.governance_keys {
+            return Some(keys.clone());
+        }
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        GovernanceKeys::read_file(&base.join(DEFAULT_KEY_FILE))
+            .ok()
+            .flatten()
+    }
+
+    /// How many calls of one principal and tool may wait for approval at once (`[governance]
+    /// max_pending_per_caller`).
+    pub fn max_pending(&self) -> u32 {
+        self.max_pending
+    }
+
+    /// The same configuration, loaded for the governance command `command` (`revoke`,
+    /// `approvals approve`, ...) rather than to serve: what a store that logs in differently for
+    /// operators (the `[state]` store's `operator_url`) reads.
+    #[must_use]
+    pub fn for_command(mut self, command: &'static str) -> Self {
+        self.running_command = Some(command);
+        self
+    }
+
+    /// The governance command this configuration was loaded for; `None` when serving.
+    pub fn running_command(&self) -> Option<&'static str> {
+        self.running_command
+    }
+
+    /// The command-line approvers of `[approvers]`, when configured.
+    pub fn cli_approvers(&self) -> Option<&Arc<CliApprovers>> {
+        self.cli_approvers.as_ref()
     }
 
     /// Where the approved manifest is (`[governance] manifest`, by default `mcp-lp.lock` next
@@ -923,6 +1093,12 @@ impl Config {
                 }
             }
             (Some(_), None) => {}
+        }
+        if policy.approval.is_some() && configured.self_approve {
+            return refuse(format!(
+                "tool `{}` declares its approval in its attribute, and `self_approve = true` would let the requester approve their own call: the configuration may tighten the rule, not loosen it",
+                policy.name
+            ));
         }
         if let Some(expires) = configured.expires
             && (expires.is_zero() || expires > DEFAULT_APPROVAL_WINDOW)

@@ -15,8 +15,11 @@ use super::{Revocation, RevocationError, RevocationFeed, RevocationStore, Target
 const POLL: Duration = Duration::from_secs(2);
 
 /// A revocation list kept in a JSON file (`[governance] revocations`, by default
-/// `mcp-lp.revocations.json` next to the configuration). `revoke` and `unrevoke` replace the
-/// file by rename, so a reader never sees half of it; the server watches its directory.
+/// `mcp-lp.revocations.json` next to the configuration). `revoke` and `unrevoke` read, change
+/// and replace the file under an exclusive `flock` of `.<name>.lock` beside it, so that two
+/// commands at once both land; the replacement is a new file (mode 0600) renamed over the old,
+/// so a reader never sees half of it. The server watches the directory. A list file that is a
+/// symbolic link is refused, not followed.
 ///
 /// A missing file is an empty list. A file that cannot be read or parsed is an unreachable
 /// store: the last list read stays in force.
@@ -55,9 +58,19 @@ impl FileRevocations {
     }
 
     fn read(&self) -> Result<Vec<Revocation>, RevocationError> {
-        let text = match std::fs::read_to_string(&self.path) {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&self.path);
+        let text = match opened.and_then(std::io::read_to_string) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                return Err(self.unavailable(
+                    "it is a symbolic link; whoever can change the link can change the list: name the file itself",
+                ));
+            }
             Err(e) => return Err(self.unavailable(e.to_string())),
         };
         let file: ListFile = serde_json::from_str(&text)
@@ -65,22 +78,63 @@ impl FileRevocations {
         Ok(file.revocations)
     }
 
-    fn write(&self, revocations: Vec<Revocation>) -> Result<(), RevocationError> {
-        let dir = self
-            .path
+    fn dir(&self) -> &Path {
+        self.path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or_else(|| Path::new("."));
+            .unwrap_or_else(|| Path::new("."))
+    }
+
+    fn name(&self) -> String {
+        self.path.file_name().map_or_else(
+            || "revocations".into(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+
+    /// Read, change with `change` and write the list holding the exclusive lock beside it.
+    fn change<T>(
+        &self,
+        change: impl FnOnce(&mut Vec<Revocation>) -> T,
+    ) -> Result<T, RevocationError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(self.dir().join(format!(".{}.lock", self.name())))
+            .map_err(|e| self.unavailable(format!("cannot open its lock: {e}")))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| self.unavailable(format!("cannot lock it: {e}")))?;
+        let mut list = self.read()?;
+        let result = change(&mut list);
+        self.write(list)?;
+        Ok(result)
+    }
+
+    fn write(&self, revocations: Vec<Revocation>) -> Result<(), RevocationError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         let mut text = serde_json::to_string_pretty(&ListFile { revocations })
             .map_err(|e| self.unavailable(e.to_string()))?;
         text.push('\n');
-        let name = self
-            .path
-            .file_name()
-            .map_or_else(|| "revocations".into(), |n| n.to_string_lossy());
-        let temporary = dir.join(format!(".{name}.{}", std::process::id()));
-        std::fs::write(&temporary, text)
-            .and_then(|()| std::fs::File::open(&temporary)?.sync_all())
+        let temporary = self
+            .dir()
+            .join(format!(".{}.{}", self.name(), std::process::id()));
+        let _ = std::fs::remove_file(&temporary);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&temporary)
+            .and_then(|mut file| {
+                file.write_all(text.as_bytes())?;
+                file.sync_all()
+            })
             .and_then(|()| std::fs::rename(&temporary, &self.path))
             .map_err(|e| {
                 let _ = std::fs::remove_file(&temporary);
@@ -100,22 +154,20 @@ impl RevocationStore for FileRevocations {
 
     fn revoke(&self, revocation: Revocation) -> BoxFuture<'_, Result<(), RevocationError>> {
         Box::pin(async move {
-            let mut list = self.read()?;
-            list.retain(|r| r.target != revocation.target);
-            list.push(revocation);
-            self.write(list)
+            self.change(|list| {
+                list.retain(|r| r.target != revocation.target);
+                list.push(revocation);
+            })
         })
     }
 
     fn unrevoke(&self, target: Target) -> BoxFuture<'_, Result<bool, RevocationError>> {
         Box::pin(async move {
-            let mut list = self.read()?;
-            let before = list.len();
-            list.retain(|r| r.target != target);
-            if list.len() == before {
-                return Ok(false);
-            }
-            self.write(list).map(|()| true)
+            self.change(|list| {
+                let before = list.len();
+                list.retain(|r| r.target != target);
+                list.len() != before
+            })
         })
     }
 
@@ -165,7 +217,61 @@ mod tests {
             reason: "incident 42".into(),
             by: "oncall".into(),
             at: jiff::Timestamp::UNIX_EPOCH,
+            key_id: String::new(),
+            mac: String::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn refuses_symlinked_revocation_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("elsewhere.json");
+        std::fs::write(&real, "{\"revocations\": []}").unwrap();
+        let link = dir.path().join("revocations.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let store = FileRevocations::new(&link);
+        let err = store.list().await.unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(store.revoke(revocation(Target::All)).await.is_err());
+        assert_eq!(
+            std::fs::read_to_string(&real).unwrap(),
+            "{\"revocations\": []}"
+        );
+    }
+
+    #[test]
+    fn keeps_both_of_two_concurrent_revocations() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revocations.json");
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    runtime
+                        .block_on(
+                            FileRevocations::new(path)
+                                .revoke(revocation(Target::Principal(format!("p{i}")))),
+                        )
+                        .unwrap();
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let list = runtime
+            .block_on(FileRevocations::new(&path).list())
+            .unwrap();
+        assert_eq!(list.len(), 8, "{list:?}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 pub use self::file::FileRevocations;
 use crate::config::{Config, ConfigError, ConfigErrorKind};
+use crate::governance_key::{GovernanceKeys, Purpose, Seal};
 use crate::policy::ToolPolicy;
 
 /// The revocation list's file name next to the configuration, unless `[governance]
@@ -98,7 +99,8 @@ impl fmt::Display for Target {
     }
 }
 
-/// One entry of the revocation list: what, why, by whom and when.
+/// One entry of the revocation list: what, why, by whom and when, sealed with the governance
+/// key (see [`crate::governance_key`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "StoredRevocation", into = "StoredRevocation")]
 pub struct Revocation {
@@ -110,10 +112,15 @@ pub struct Revocation {
     pub by: String,
     /// When.
     pub at: jiff::Timestamp,
+    /// The id of the governance key that sealed the entry; empty when none did (an entry
+    /// written by hand, or by an operator with SQL).
+    pub key_id: String,
+    /// The entry's seal, HMAC-SHA256 of its other fields.
+    pub mac: String,
 }
 
 impl Revocation {
-    /// A revocation of `target` made now, to the second.
+    /// A revocation of `target` made now, to the second, not yet sealed.
     pub fn now(target: Target, reason: impl Into<String>, by: impl Into<String>) -> Self {
         let now = jiff::Timestamp::now();
         Self {
@@ -121,7 +128,35 @@ impl Revocation {
             reason: reason.into(),
             by: by.into(),
             at: jiff::Timestamp::from_second(now.as_second()).unwrap_or(now),
+            key_id: String::new(),
+            mac: String::new(),
         }
+    }
+
+    /// What the seal covers: every field but the seal.
+    fn unsealed(&self) -> StoredRevocation {
+        StoredRevocation::from(Self {
+            key_id: String::new(),
+            mac: String::new(),
+            ..self.clone()
+        })
+    }
+
+    /// Seal the entry with the first of `keys`.
+    pub fn seal(&mut self, keys: &GovernanceKeys) {
+        let seal = keys.seal(Purpose::Revocation, &self.unsealed());
+        self.key_id = seal.key_id;
+        self.mac = seal.mac;
+    }
+
+    /// Whether the entry carries a seal of one of `keys` over everything it says. An entry
+    /// that does not is still in force (it can only take away), and is reported.
+    pub fn verifies(&self, keys: &GovernanceKeys) -> bool {
+        let seal = Seal {
+            key_id: self.key_id.clone(),
+            mac: self.mac.clone(),
+        };
+        keys.verifies(Purpose::Revocation, &self.unsealed(), &seal)
     }
 }
 
@@ -134,6 +169,10 @@ struct StoredRevocation {
     reason: String,
     by: String,
     at: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    key_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    mac: String,
 }
 
 impl TryFrom<StoredRevocation> for Revocation {
@@ -147,6 +186,8 @@ impl TryFrom<StoredRevocation> for Revocation {
             at: stored.at.parse().map_err(|e| {
                 RevocationError::Invalid(format!("`at = {:?}` is not a timestamp: {e}", stored.at))
             })?,
+            key_id: stored.key_id,
+            mac: stored.mac,
         })
     }
 }
@@ -159,6 +200,8 @@ impl From<Revocation> for StoredRevocation {
             reason: revocation.reason,
             by: revocation.by,
             at: revocation.at.to_string(),
+            key_id: revocation.key_id,
+            mac: revocation.mac,
         }
     }
 }
@@ -316,10 +359,44 @@ struct Inner {
     health: Mutex<Health>,
     changes: watch::Sender<Arc<RevocationList>>,
     evictors: Mutex<Vec<Evictor>>,
+    /// What entries are checked against; entries that do not verify are reported once each.
+    keys: KeySource,
+    reported: Mutex<std::collections::HashSet<Target>>,
 }
 
 /// An evictor and the tools of the server it evicts for.
 type Evictor = (Arc<dyn Evict>, &'static [ToolPolicy]);
+
+/// Where the governance keys that check entries come from.
+enum KeySource {
+    /// Configured, or read at start.
+    Keys(GovernanceKeys),
+    /// A single process's key file, which a governance command may make after the server
+    /// started: read again when the list changes.
+    File(std::path::PathBuf),
+}
+
+impl KeySource {
+    fn of(config: &Config) -> Self {
+        match config.existing_governance_keys() {
+            Some(keys) => Self::Keys(keys),
+            None => Self::File(
+                config
+                    .path()
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join(crate::governance_key::DEFAULT_KEY_FILE),
+            ),
+        }
+    }
+
+    fn keys(&self) -> Option<GovernanceKeys> {
+        match self {
+            Self::Keys(keys) => Some(keys.clone()),
+            Self::File(path) => GovernanceKeys::read_file(path).ok().flatten(),
+        }
+    }
+}
 
 struct Health {
     last_read: Instant,
@@ -336,22 +413,29 @@ impl fmt::Debug for Revocations {
 }
 
 impl Revocations {
-    /// Read `store`'s list, then follow it in a background task. Refuses to start when the
-    /// list cannot be read: a server that does not know what is revoked must not serve. Call it
-    /// within a Tokio runtime.
+    /// Read `store`'s list, then follow it in a background task, as `config` says: refusing
+    /// privileged tools after `[governance] fail_closed_after` without the store, and checking
+    /// each entry's seal with the governance keys. Refuses to start when the list cannot be
+    /// read: a server that does not know what is revoked must not serve. Call it within a
+    /// Tokio runtime.
     pub async fn follow(
         store: impl RevocationStore,
-        fail_closed_after: Duration,
+        config: &Config,
     ) -> Result<Self, RevocationError> {
-        Self::follow_shared(Arc::new(store), fail_closed_after).await
+        Self::follow_shared(Arc::new(store), config).await
     }
 
     pub(crate) async fn follow_shared(
         store: Arc<dyn RevocationStore>,
-        fail_closed_after: Duration,
+        config: &Config,
     ) -> Result<Self, RevocationError> {
         let initial = store.list().await?;
-        let this = Self::with_list(Arc::clone(&store), initial, fail_closed_after);
+        let this = Self::with_list(
+            Arc::clone(&store),
+            initial,
+            config.fail_closed_after(),
+            KeySource::of(config),
+        );
         let feed = RevocationFeed(Arc::downgrade(&this.0));
         tokio::spawn(store.follow(feed));
         Ok(this)
@@ -380,7 +464,12 @@ impl Revocations {
             )
         })?;
         let store: Arc<dyn RevocationStore> = Arc::new(store);
-        let this = Self::with_list(Arc::clone(&store), initial, config.fail_closed_after());
+        let this = Self::with_list(
+            Arc::clone(&store),
+            initial,
+            config.fail_closed_after(),
+            KeySource::of(config),
+        );
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(store.follow(RevocationFeed(Arc::downgrade(&this.0))));
@@ -397,21 +486,51 @@ impl Revocations {
         store: Arc<dyn RevocationStore>,
         initial: Vec<Revocation>,
         fail_closed_after: Duration,
+        keys: KeySource,
     ) -> Self {
         let list = Arc::new(RevocationList::new(initial));
         let (changes, _) = watch::channel(Arc::clone(&list));
-        Self(Arc::new(Inner {
+        let this = Self(Arc::new(Inner {
             describe: store.describe(),
             store,
             fail_closed_after,
-            current: RwLock::new(list),
+            current: RwLock::new(Arc::clone(&list)),
             health: Mutex::new(Health {
                 last_read: Instant::now(),
                 failing: None,
             }),
             changes,
             evictors: Mutex::new(Vec::new()),
-        }))
+            keys,
+            reported: Mutex::new(std::collections::HashSet::new()),
+        }));
+        this.report_unverified(&list);
+        this
+    }
+
+    /// Report each entry of `list` that does not carry the governance key's seal, once: it
+    /// stays in force, since a revocation only takes away, but it was not made by mcp-lp with
+    /// this deployment's key.
+    fn report_unverified(&self, list: &RevocationList) {
+        let Some(keys) = self.0.keys.keys() else {
+            return;
+        };
+        let Ok(mut reported) = self.0.reported.lock() else {
+            return;
+        };
+        for entry in list.entries() {
+            if !entry.verifies(&keys) && reported.insert(entry.target.clone()) {
+                tracing::warn!(store = %self.0.describe, target = %entry.target, "a revocation does not carry the governance key's seal; it is in force all the same");
+                crate::audit::record(
+                    &crate::audit::Record::new("revocation_unverified")
+                        .warn()
+                        .str("store", &self.0.describe)
+                        .str("kind", entry.target.kind())
+                        .str("name", entry.target.name())
+                        .str("by", &entry.by),
+                );
+            }
+        }
     }
 
     /// The store the list comes from, to revoke and unrevoke through.
@@ -483,6 +602,7 @@ impl Revocations {
         if previous == list {
             return;
         }
+        self.report_unverified(&list);
         let added: Vec<String> = list
             .entries
             .iter()
@@ -572,6 +692,8 @@ mod tests {
             reason: "incident 42".into(),
             by: "oncall".into(),
             at: jiff::Timestamp::UNIX_EPOCH,
+            key_id: String::new(),
+            mac: String::new(),
         }
     }
 

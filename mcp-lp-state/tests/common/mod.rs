@@ -44,6 +44,8 @@ pub(crate) struct AuditDb {
     /// A superuser connection to the database.
     pub(crate) admin: tokio_postgres::Client,
     pub(crate) writer: String,
+    /// The operator role of `[state] operator_url`.
+    pub(crate) operator: String,
     pub(crate) owner: String,
     pub(crate) dir: tempfile::TempDir,
 }
@@ -68,7 +70,11 @@ impl AuditDb {
             .await
             .expect("connect to the test database");
         tokio::spawn(connection);
-        let (owner, writer) = (format!("{name}_owner"), format!("{name}_writer"));
+        let (owner, writer, operator) = (
+            format!("{name}_owner"),
+            format!("{name}_writer"),
+            format!("{name}_operator"),
+        );
         let password = format!("pw-{name}");
         let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
         admin
@@ -76,14 +82,16 @@ impl AuditDb {
                 "SET client_min_messages = warning;
                  CREATE ROLE {owner} NOLOGIN;
                  CREATE ROLE {writer} LOGIN PASSWORD '{verifier}';
+                 CREATE ROLE {operator} LOGIN PASSWORD '{verifier}';
                  REVOKE ALL ON DATABASE {name} FROM PUBLIC;
-                 GRANT CONNECT ON DATABASE {name} TO {writer};"
+                 GRANT CONNECT ON DATABASE {name} TO {writer}, {operator};"
             ))
             .await
             .expect("create the roles");
         let sql = STATE_SCHEMA_SQL
             .replace(":\"state_owner\"", &format!("\"{owner}\""))
-            .replace(":\"state_role\"", &format!("\"{writer}\""));
+            .replace(":\"state_role\"", &format!("\"{writer}\""))
+            .replace(":\"state_operator\"", &format!("\"{operator}\""));
         admin
             .batch_execute(&sql)
             .await
@@ -100,14 +108,27 @@ impl AuditDb {
         )
         .expect("write the URL file");
         std::fs::write(
+            dir.path().join("operator.url"),
+            format!("postgres://{operator}:{password}@{host}:{port}/{name}\n"),
+        )
+        .expect("write the URL file");
+        std::fs::write(
+            dir.path().join("governance.key"),
+            "a-governance-key-for-these-tests-32-bytes\n",
+        )
+        .expect("write the key file");
+        std::fs::write(
             dir.path().join("mcp-lp.toml"),
-            "[state]\nurl = { file = \"state.url\" }\n\n[audit]\npostgres = true\n",
+            "[state]\nurl = { file = \"state.url\" }\noperator_url = { file = \"operator.url\" }\n\n\
+             [governance]\nkeys = [{ id = \"g1\", secret = { file = \"governance.key\" } }]\n\n\
+             [audit]\npostgres = true\n",
         )
         .expect("write the configuration");
         Self {
             name,
             admin,
             writer,
+            operator,
             owner,
             dir,
         }
@@ -115,6 +136,36 @@ impl AuditDb {
 
     pub(crate) fn config(&self) -> Config {
         Config::load(self.dir.path().join("mcp-lp.toml")).expect("the configuration loads")
+    }
+
+    /// The store as the governance command `revoke` opens it: as the operator role.
+    pub(crate) async fn operator(&self) -> Result<StateStore, StateError> {
+        StateStore::connect(&self.config().for_command("revoke")).await
+    }
+
+    /// Revoke `target` through the operator role, as `revoke` does.
+    pub(crate) async fn revoke(&self, target: mcp_lp::revocation::Target, reason: &str) {
+        let config = self.config().for_command("revoke");
+        let operator = StateStore::connect(&config)
+            .await
+            .expect("the operator role connects");
+        let list = operator.revocations(&config).await.expect("read");
+        list.store()
+            .revoke(mcp_lp::revocation::Revocation::now(
+                target, reason, "oncall",
+            ))
+            .await
+            .expect("revoke");
+    }
+
+    /// Lift the revocation of `target` through the operator role, as `unrevoke` does.
+    pub(crate) async fn unrevoke(&self, target: mcp_lp::revocation::Target) -> bool {
+        let config = self.config().for_command("unrevoke");
+        let operator = StateStore::connect(&config)
+            .await
+            .expect("the operator role connects");
+        let list = operator.revocations(&config).await.expect("read");
+        list.store().unrevoke(target).await.expect("unrevoke")
     }
 
     pub(crate) async fn sql(&self, sql: &str) {

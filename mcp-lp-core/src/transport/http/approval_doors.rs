@@ -7,15 +7,22 @@
 //! - **An HTML page** at `GET /approvals/{id}`, where the approver signs in at the deployment's
 //!   authorization server (authorization code with PKCE; the server is the OAuth client,
 //!   `[http.approvals]`). The URL carries only the approval's id, which grants nothing by
-//!   itself; the page checks who opened it: the signed-in person must hold the grant and, unless
-//!   the rule allows it, must not be the requester.
+//!   itself; the page checks who opened it: only a signed-in person holding the grant sees the
+//!   arguments and may decide.
+//!
+//! Who may decide is [`Approvals`]' to say, for both doors and the command line alike; the
+//! doors establish who is asking. A revoked approver is refused at every request, through
+//! either door, and a signed-in session ends with the token it was opened with.
 //!
 //! The sign-in state and the approver's session live in cookies sealed with the server's
-//! request-state keys, so any replica sharing the keys serves any step.
+//! request-state keys, each under a key derived for its purpose and bound to this server's
+//! resource, so any replica sharing the keys serves any step and nothing sealed for one use
+//! opens as another. The sign-in cookie is single-use: its nonce is spent in the approval
+//! store, which replicas share.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, Request, State};
@@ -28,14 +35,24 @@ use sha2::{Digest as _, Sha256};
 
 use super::bearer::BearerValidator;
 use super::jwks::issuer_metadata;
-use crate::approval::{self, ApprovalError, ApprovalStore, PendingCall, Standing};
+use crate::approval::{ApprovalError, Approvals, Approver, Door, PendingCall, Standing, is_id};
 use crate::audit::ArgumentDigest;
 use crate::config::ApprovalPageSection;
 use crate::principal::Principal;
-use crate::sealed_state::{Binding, StateSealer};
+use crate::revocation::Revocations;
+use crate::sealed_state::{Binding, Purpose, StateSealer};
+use crate::visible::{escape_invisible, same_person};
 
-/// How long a signed-in approver's session lasts.
+/// How long a signed-in approver's session lasts at most; never past the token it was opened
+/// with.
 const SESSION: Duration = Duration::from_secs(600);
+
+/// How long a sign-in may take from the redirect to the callback.
+const LOGIN: Duration = Duration::from_secs(600);
+
+/// How long the issuer's endpoints are remembered, and how long a failure to read them is.
+const METADATA_TTL: Duration = Duration::from_secs(600);
+const METADATA_RETRY: Duration = Duration::from_secs(10);
 
 /// The largest form or JSON body accepted.
 const MAX_BODY: usize = 16 * 1024;
@@ -45,10 +62,11 @@ const LOGIN_COOKIE: &str = "mcp_lp_login";
 
 /// What the doors need.
 pub(crate) struct Doors {
-    pub(crate) store: Arc<dyn ApprovalStore>,
+    pub(crate) approvals: Arc<Approvals>,
+    pub(crate) revocations: Revocations,
     pub(crate) validator: Option<Arc<BearerValidator>>,
     pub(crate) sealer: StateSealer,
-    /// The resource URI tokens name, asked for again at sign-in.
+    /// The resource URI tokens name, asked for again at sign-in; what cookies are bound to.
     pub(crate) resource: String,
     /// The resource's origin, which forms must come from.
     pub(crate) origin: String,
@@ -65,6 +83,8 @@ pub(crate) struct Login {
     pub(crate) scope: Option<String>,
     pub(crate) issuer: String,
     pub(crate) http: reqwest::Client,
+    /// The issuer's endpoints as last read, or the last failure, and when.
+    endpoints: Mutex<Option<(Instant, Result<(String, String), String>)>>,
 }
 
 impl Login {
@@ -83,11 +103,33 @@ impl Login {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            endpoints: Mutex::new(None),
         }
     }
 
-    /// The issuer's authorization and token endpoints, from its metadata.
+    /// The issuer's authorization and token endpoints, from its metadata: remembered for
+    /// [`METADATA_TTL`], and a failure for [`METADATA_RETRY`], so that requests to the page do
+    /// not make the server fetch the issuer's metadata each time.
     async fn endpoints(&self) -> Result<(String, String), String> {
+        if let Ok(remembered) = self.endpoints.lock()
+            && let Some((at, endpoints)) = remembered.as_ref()
+        {
+            let fresh = match endpoints {
+                Ok(_) => at.elapsed() < METADATA_TTL,
+                Err(_) => at.elapsed() < METADATA_RETRY,
+            };
+            if fresh {
+                return endpoints.clone();
+            }
+        }
+        let fetched = self.fetch_endpoints().await;
+        if let Ok(mut remembered) = self.endpoints.lock() {
+            *remembered = Some((Instant::now(), fetched.clone()));
+        }
+        fetched
+    }
+
+    async fn fetch_endpoints(&self) -> Result<(String, String), String> {
         let (_, metadata) = issuer_metadata(&self.http, &self.issuer)
             .await
             .map_err(|e| e.to_string())?;
@@ -123,9 +165,9 @@ pub(crate) async fn door(
         return page_error(StatusCode::NOT_FOUND, "no such page");
     }
     if first == "callback" && second.is_none() && parts.method == Method::GET {
-        return doors.callback(&parts.headers, parts.uri.query()).await;
+        return doors.callback(parts.uri.query(), &parts.headers).await;
     }
-    if !approval::is_id(first) {
+    if !is_id(first) {
         return page_error(StatusCode::NOT_FOUND, "no such approval");
     }
     let verdict = match (second, &parts.method) {
@@ -166,7 +208,10 @@ impl Doors {
                 return api_error(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string());
             }
         };
-        let call = match self.store.get(id).await {
+        if let Some(refused) = self.revoked(approver.id()) {
+            return approval_error(&refused);
+        }
+        let call = match self.approvals.get(id).await {
             Ok(call) => call,
             Err(e) => return approval_error(&e),
         };
@@ -175,7 +220,7 @@ impl Doors {
             return api_error(
                 StatusCode::FORBIDDEN,
                 error.code(),
-                format!("{} {error}", approver.id()),
+                format!("{} {error}", escape_invisible(approver.id())),
             );
         }
         let Some(approve) = verdict else {
@@ -185,10 +230,24 @@ impl Doors {
             .ok()
             .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_owned))
             .unwrap_or_default();
-        match approval::decide(&*self.store, id, approver.id(), approve, reason).await {
+        let approver = Approver::new((*approver).clone(), Door::Api, reason);
+        match self.approvals.decide(id, &approver, approve).await {
             Ok(call) => (StatusCode::OK, axum::Json(call_json(&call))).into_response(),
             Err(e) => approval_error(&e),
         }
+    }
+
+    /// The revocation that refuses `principal` as an approver, if any.
+    fn revoked(&self, principal: &str) -> Option<ApprovalError> {
+        let list = self.revocations.current();
+        list.entries()
+            .iter()
+            .find(|r| match &r.target {
+                crate::revocation::Target::All => true,
+                crate::revocation::Target::Principal(p) => same_person(p, principal),
+                _ => false,
+            })
+            .map(|r| ApprovalError::Revoked(format!("{}: {} (by {})", r.target, r.reason, r.by)))
     }
 
     /// The HTML page: the approver is whoever signed in.
@@ -208,7 +267,20 @@ impl Doors {
             }
             return self.sign_in(id).await;
         };
-        let call = match self.store.get(id).await {
+        if let Some(refused) = self.revoked(approver.id()) {
+            let mut response = page_error(StatusCode::FORBIDDEN, &refused.to_string());
+            // The session of a revoked approver ends here.
+            set_cookie(
+                &mut response,
+                SESSION_COOKIE,
+                "",
+                "Strict",
+                0,
+                self.secure(),
+            );
+            return response;
+        }
+        let call = match self.approvals.get(id).await {
             Ok(call) => call,
             Err(e) => return page_error(StatusCode::NOT_FOUND, &e.to_string()),
         };
@@ -237,39 +309,46 @@ impl Doors {
                 .find(|(k, _)| k == "reason")
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default();
-            notice = match self.check_may_decide(&approver, &call) {
-                Err(why) => why,
-                Ok(()) => {
-                    match approval::decide(&*self.store, id, approver.id(), approve, reason).await {
-                        Ok(_) if approve => "You approved this call.".to_owned(),
-                        Ok(_) => "You denied this call.".to_owned(),
-                        Err(e) => format!("Not recorded: {e}."),
-                    }
-                }
+            let deciding = Approver::new(approver.clone(), Door::Page, reason);
+            notice = match self.approvals.decide(id, &deciding, approve).await {
+                Ok(_) if approve => "You approved this call.".to_owned(),
+                Ok(_) => "You denied this call.".to_owned(),
+                Err(e) => format!("Not recorded: {e}."),
             };
         }
-        let call = self.store.get(id).await.unwrap_or(call);
+        let call = self.approvals.get(id).await.unwrap_or(call);
         self.render(&approver, &call, &notice)
     }
 
-    /// Who may decide: the grant, not the requester unless the rule allows it.
-    fn check_may_decide(&self, approver: &Principal, call: &PendingCall) -> Result<(), String> {
+    /// Why `approver` may not decide `call`, for the page; the decision itself is
+    /// [`Approvals::decide`]'s.
+    fn why_not(&self, approver: &Principal, call: &PendingCall) -> Option<String> {
         if !approver.holds(&call.grant, SystemTime::now()) {
-            return Err(format!(
-                "You are signed in as {}, who does not hold `{}`: you may read this call, not decide it.",
+            return Some(format!(
+                "You are signed in as {}, who does not hold `{}`: this call is not yours to see or decide.",
                 approver.id(),
                 call.grant
             ));
         }
-        if approver.id() == call.principal && !call.self_approve {
-            return Err("You asked for this call: another person approves it.".to_owned());
+        if same_person(approver.id(), &call.principal) && !call.self_approve {
+            return Some("You asked for this call: another person approves it.".to_owned());
         }
-        Ok(())
+        None
     }
 
     fn render(&self, approver: &Principal, call: &PendingCall, notice: &str) -> Response {
         let standing = call.standing(jiff::Timestamp::now());
-        let arguments = serde_json::to_string_pretty(&call.arguments).unwrap_or_default();
+        let holds = approver.holds(&call.grant, SystemTime::now());
+        // Only a holder of the approver grant reads what the call would do.
+        let arguments = if holds {
+            let pretty = serde_json::to_string_pretty(&call.arguments).unwrap_or_default();
+            format!(
+                "<h2>Arguments</h2><pre id=\"arguments\">{}</pre>",
+                shown(&pretty)
+            )
+        } else {
+            String::new()
+        };
         let approvers: Vec<&str> = call.approvals.iter().map(|v| v.by.as_str()).collect();
         let mut html = String::new();
         let _ = write!(
@@ -278,35 +357,37 @@ impl Doors {
              <h1>Approve a call of <code id=\"tool\">{tool}</code>?</h1>\
              <p>Requested by <strong id=\"requester\">{requester}</strong> at {at}. Expires at {expires}.</p>\
              <p id=\"why\">Why it needs approval: {why}</p>\
-             <h2>Arguments</h2><pre id=\"arguments\">{arguments}</pre>\
+             {arguments}\
              <p>Status: <strong id=\"status\">{standing}</strong>. Needs {min} approval(s) by holders of <code>{grant}</code>; approved by: {approvers}.</p>\
              <p>Signed in as <strong id=\"approver\">{me}</strong>.</p>",
-            tool = escape(&call.tool),
-            requester = escape(&call.principal),
-            at = escape(&call.requested_at),
-            expires = escape(&call.expires_at),
-            why = escape(&call.why),
-            arguments = escape(&arguments),
-            standing = escape(&standing.to_string()),
+            tool = shown(&call.tool),
+            requester = shown(&call.principal),
+            at = shown(&call.requested_at),
+            expires = shown(&call.expires_at),
+            why = shown(&call.why),
+            standing = shown(&standing.to_string()),
             min = call.min,
-            grant = escape(&call.grant),
+            grant = shown(&call.grant),
             approvers = if approvers.is_empty() {
                 "nobody yet".to_owned()
             } else {
-                escape(&approvers.join(", "))
+                shown(&approvers.join(", "))
             },
-            me = escape(approver.id()),
+            me = shown(approver.id()),
         );
         if !notice.is_empty() {
             let _ = write!(
                 html,
                 "<p id=\"notice\" role=\"status\">{}</p>",
-                escape(notice)
+                shown(notice)
             );
         }
-        match (self.check_may_decide(approver, call), &standing) {
-            (Ok(()), Standing::Pending { .. })
-                if !call.approvals.iter().any(|v| v.by == approver.id()) =>
+        match (self.why_not(approver, call), &standing) {
+            (None, Standing::Pending { .. })
+                if !call
+                    .approvals
+                    .iter()
+                    .any(|v| same_person(&v.by, approver.id())) =>
             {
                 let csrf = self.seal_csrf(approver, &call.id);
                 let _ = write!(
@@ -317,8 +398,8 @@ impl Doors {
                     csrf = escape(&csrf),
                 );
             }
-            (Err(why), _) if notice.is_empty() => {
-                let _ = write!(html, "<p id=\"refusal\">{}</p>", escape(&why));
+            (Some(why), _) if notice.is_empty() => {
+                let _ = write!(html, "<p id=\"refusal\">{}</p>", shown(&why));
             }
             _ => {}
         }
@@ -345,14 +426,41 @@ impl Doors {
         response
     }
 
+    fn secure(&self) -> bool {
+        self.origin.starts_with("https:")
+    }
+
+    /// A binding of what the doors seal for `purpose`: this server's, naming `principal` and
+    /// what it is for.
+    fn binding<'a>(
+        &'a self,
+        purpose: Purpose,
+        principal: &'a str,
+        what: &'static str,
+        arguments: &'a ArgumentDigest,
+    ) -> Binding<'a> {
+        Binding {
+            purpose,
+            resource: &self.resource,
+            principal,
+            tool: what,
+            arguments,
+        }
+    }
+
     /// Send the browser to the issuer to sign in, remembering (sealed, in a cookie) the PKCE
-    /// verifier, the state and the approval.
+    /// verifier, the state and the approval. An unknown approval is refused before the issuer
+    /// is asked anything.
     async fn sign_in(&self, id: &str) -> Response {
         let Some(login) = &self.login else {
             return page_error(
                 StatusCode::UNAUTHORIZED,
                 "sign-in to the approval page is not configured ([http.approvals]); approve with the JSON API and your bearer token",
             );
+        };
+        let grant = match self.approvals.get(id).await {
+            Ok(call) => call.grant,
+            Err(e) => return page_error(StatusCode::NOT_FOUND, &e.to_string()),
         };
         let (authorize, _) = match login.endpoints().await {
             Ok(endpoints) => endpoints,
@@ -363,12 +471,12 @@ impl Doors {
                 );
             }
         };
-        let grant = match self.store.get(id).await {
-            Ok(call) => call.grant,
-            Err(e) => return page_error(StatusCode::NOT_FOUND, &e.to_string()),
+        let (Ok(verifier), Ok(state)) = (random_token(), random_token()) else {
+            return page_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the operating system's random source failed; no sign-in is started without it",
+            );
         };
-        let verifier = random_token();
-        let state = random_token();
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
         let mut scope = format!("openid {grant}");
         if let Some(extra) = &login.scope {
@@ -388,22 +496,27 @@ impl Doors {
             .finish();
         let separator = if authorize.contains('?') { '&' } else { '?' };
         let remembered = json!({ "state": state, "verifier": verifier, "id": id }).to_string();
-        let cookie = self.sealer.seal(&fixed_binding("login"), &remembered);
+        let empty = ArgumentDigest::of(None);
+        let cookie = self.sealer.seal(
+            &self.binding(Purpose::LoginCookie, "", "login", &empty),
+            &remembered,
+        );
         let mut response = redirect_to(&format!("{authorize}{separator}{query}"));
         set_cookie(
             &mut response,
             LOGIN_COOKIE,
             &cookie,
             "Lax",
-            600,
-            self.origin.starts_with("https:"),
+            LOGIN.as_secs(),
+            self.secure(),
         );
         response
     }
 
     /// The issuer sends the browser back here with a code: trade it (with the verifier) for an
-    /// access token for this server, validate it like any bearer token, and open a session.
-    async fn callback(&self, headers: &HeaderMap, query: Option<&str>) -> Response {
+    /// access token for this server, validate it like any bearer token, and open a session
+    /// that ends with the token. The sign-in cookie works once.
+    async fn callback(&self, query: Option<&str>, headers: &HeaderMap) -> Response {
         let (Some(login), Some(validator)) = (&self.login, &self.validator) else {
             return page_error(StatusCode::NOT_FOUND, "sign-in is not configured");
         };
@@ -423,8 +536,16 @@ impl Doors {
                 &format!("sign-in failed at the authorization server: {error}"),
             );
         }
+        let empty = ArgumentDigest::of(None);
         let remembered = cookie(headers, LOGIN_COOKIE)
-            .and_then(|sealed| self.sealer.open(&fixed_binding("login"), sealed).ok())
+            .and_then(|sealed| {
+                self.sealer
+                    .open(
+                        &self.binding(Purpose::LoginCookie, "", "login", &empty),
+                        sealed,
+                    )
+                    .ok()
+            })
             .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
         let Some(remembered) = remembered else {
             return page_error(
@@ -440,7 +561,7 @@ impl Doors {
                 .to_owned()
         };
         let (state, verifier, id) = (field("state"), field("verifier"), field("id"));
-        if param("state").as_deref() != Some(state.as_str()) || !approval::is_id(&id) {
+        if param("state").as_deref() != Some(state.as_str()) || !is_id(&id) {
             return page_error(
                 StatusCode::BAD_REQUEST,
                 "the sign-in's state does not match",
@@ -452,6 +573,22 @@ impl Doors {
                 "the authorization server sent no code",
             );
         };
+        // The sign-in cookie is spent before the client secret goes anywhere: a replayed
+        // callback makes the server post nothing.
+        let nonce = crate::audit::chain::hex(&Sha256::digest(state.as_bytes()));
+        let expires = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::try_from(LOGIN).unwrap_or_default())
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        match self.approvals.spend_nonce(&nonce, expires).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return page_error(
+                    StatusCode::BAD_REQUEST,
+                    "this sign-in was used already; open the approval page again",
+                );
+            }
+            Err(e) => return page_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        }
         let token_endpoint = match login.endpoints().await {
             Ok((_, token)) => token,
             Err(e) => return page_error(StatusCode::BAD_GATEWAY, &e),
@@ -515,8 +652,8 @@ impl Doors {
                 "the token endpoint sent no access token",
             );
         };
-        let approver = match validator.validate(&token).await {
-            Ok(principal) => principal,
+        let (approver, token_exp) = match validator.validate_with_expiry(&token).await {
+            Ok(validated) => validated,
             Err(e) => {
                 return page_error(
                     StatusCode::UNAUTHORIZED,
@@ -524,44 +661,69 @@ impl Doors {
                 );
             }
         };
-        let expires = SystemTime::now() + SESSION;
+        if let Some(refused) = self.revoked(approver.id()) {
+            return page_error(StatusCode::FORBIDDEN, &refused.to_string());
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // The session ends with the token: a person whose token expired signs in again.
+        let exp = token_exp.min(now + SESSION.as_secs());
+        if exp <= now {
+            return page_error(StatusCode::UNAUTHORIZED, "the access token has expired");
+        }
+        let session = self.seal_session(&approver, exp);
+        let mut response = redirect_to(&format!("/approvals/{id}"));
+        set_cookie(
+            &mut response,
+            SESSION_COOKIE,
+            &session,
+            "Strict",
+            exp - now,
+            self.secure(),
+        );
+        set_cookie(&mut response, LOGIN_COOKIE, "", "Lax", 0, self.secure());
+        response
+    }
+
+    /// The session cookie of `approver`, good until `exp` (seconds since the epoch).
+    fn seal_session(&self, approver: &Principal, exp: u64) -> String {
         let grants: Vec<&str> = approver
             .grants()
             .iter()
             .filter(|g| g.is_active(SystemTime::now()))
             .map(crate::grant::Grant::name)
             .collect();
-        let session = json!({
-            "sub": approver.id(),
-            "grants": grants,
-            "exp": expires.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        })
-        .to_string();
-        let sealed = self.sealer.seal(&fixed_binding("session"), &session);
-        let mut response = redirect_to(&format!("/approvals/{id}"));
-        let secure = self.origin.starts_with("https:");
-        set_cookie(
-            &mut response,
-            SESSION_COOKIE,
-            &sealed,
-            "Strict",
-            SESSION.as_secs(),
-            secure,
-        );
-        set_cookie(&mut response, LOGIN_COOKIE, "", "Lax", 0, secure);
-        response
+        let session = json!({ "sub": approver.id(), "grants": grants, "exp": exp }).to_string();
+        let empty = ArgumentDigest::of(None);
+        self.sealer.seal(
+            &self.binding(Purpose::SessionCookie, "", "session", &empty),
+            &session,
+        )
     }
 
     /// The signed-in approver, from the session cookie.
     fn session(&self, headers: &HeaderMap) -> Option<Principal> {
         let sealed = cookie(headers, SESSION_COOKIE)?;
-        let text = self.sealer.open(&fixed_binding("session"), sealed).ok()?;
+        self.open_session(sealed)
+    }
+
+    fn open_session(&self, sealed: &str) -> Option<Principal> {
+        let empty = ArgumentDigest::of(None);
+        let text = self
+            .sealer
+            .open(
+                &self.binding(Purpose::SessionCookie, "", "session", &empty),
+                sealed,
+            )
+            .ok()?;
         let session: serde_json::Value = serde_json::from_str(&text).ok()?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-        if session.get("exp")?.as_u64()? <= now {
+        let exp = session.get("exp")?.as_u64()?;
+        if exp <= now {
             return None;
         }
-        let expires = UNIX_EPOCH + Duration::from_secs(session.get("exp")?.as_u64()?);
+        let expires = UNIX_EPOCH + Duration::from_secs(exp);
         let mut principal = Principal::new(session.get("sub")?.as_str()?);
         for grant in session.get("grants")?.as_array()? {
             let grant = crate::grant::Grant::new(grant.as_str()?).ok()?;
@@ -574,34 +736,21 @@ impl Doors {
     /// session and call decides nothing else.
     fn seal_csrf(&self, approver: &Principal, id: &str) -> String {
         let digest = ArgumentDigest::of(json!({ "approval": id }).as_object());
-        let binding = Binding {
-            principal: approver.id(),
-            tool: "csrf",
-            arguments: &digest,
-        };
-        self.sealer.seal(&binding, "csrf")
+        self.sealer.seal(
+            &self.binding(Purpose::FormToken, approver.id(), "csrf", &digest),
+            "csrf",
+        )
     }
 
     fn open_csrf(&self, approver: &Principal, id: &str, token: &str) -> Result<(), ()> {
         let digest = ArgumentDigest::of(json!({ "approval": id }).as_object());
-        let binding = Binding {
-            principal: approver.id(),
-            tool: "csrf",
-            arguments: &digest,
-        };
         self.sealer
-            .open(&binding, token)
+            .open(
+                &self.binding(Purpose::FormToken, approver.id(), "csrf", &digest),
+                token,
+            )
             .map(|_| ())
             .map_err(|_| ())
-    }
-}
-
-fn fixed_binding(what: &'static str) -> Binding<'static> {
-    static EMPTY: std::sync::OnceLock<ArgumentDigest> = std::sync::OnceLock::new();
-    Binding {
-        principal: "mcp-lp-approvals",
-        tool: what,
-        arguments: EMPTY.get_or_init(|| ArgumentDigest::of(None)),
     }
 }
 
@@ -687,8 +836,14 @@ fn redirect_to(location: &str) -> Response {
 fn approval_error(error: &ApprovalError) -> Response {
     let status = match error {
         ApprovalError::Unknown(_) => StatusCode::NOT_FOUND,
-        ApprovalError::Requester | ApprovalError::LacksGrant(_) => StatusCode::FORBIDDEN,
-        ApprovalError::Store { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        ApprovalError::Requester
+        | ApprovalError::LacksGrant(_)
+        | ApprovalError::Revoked(_)
+        | ApprovalError::InvalidApprover { .. } => StatusCode::FORBIDDEN,
+        ApprovalError::Store { .. } | ApprovalError::Unrecorded(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ApprovalError::Tampered(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::CONFLICT,
     };
     api_error(status, error.code(), error.to_string())
@@ -705,7 +860,7 @@ fn api_error(status: StatusCode, code: &str, message: String) -> Response {
 fn page_error(status: StatusCode, message: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Approval</title></head><body><p id=\"error\">{}</p></body></html>",
-        escape(message)
+        shown(message)
     );
     let mut response = (status, html).into_response();
     response.headers_mut().insert(
@@ -715,11 +870,18 @@ fn page_error(status: StatusCode, message: &str) -> Response {
     response
 }
 
-/// 256 random bits, base64url: PKCE verifiers and OAuth state.
-fn random_token() -> String {
+/// 256 random bits, base64url: PKCE verifiers and OAuth state. Fails rather than make a
+/// guessable one.
+fn random_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
-    let _ = getrandom::fill(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
+    getrandom::fill(&mut bytes)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// `text` as a person should read it on the page: characters that do not show written as
+/// their escapes, then made safe inside HTML text and attribute values.
+fn shown(text: &str) -> String {
+    escape(&escape_invisible(text))
 }
 
 /// `text` safe inside HTML text and attribute values.

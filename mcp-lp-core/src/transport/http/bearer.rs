@@ -176,6 +176,16 @@ impl BearerValidator {
         Ok(principal)
     }
 
+    /// Validate `token` as [`BearerValidator::validate`] does, and give its `exp` too (seconds
+    /// since the epoch): what a session opened with it must not outlive.
+    pub(crate) async fn validate_with_expiry(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, u64), TokenError> {
+        let (principal, exp, _) = self.verify(token).await?;
+        Ok((principal, exp))
+    }
+
     /// Check the token's signature and claims; the principal, the token's `exp` and the id of
     /// the key that verified it.
     async fn verify(&self, token: &str) -> Result<(Principal, u64, String), TokenError> {

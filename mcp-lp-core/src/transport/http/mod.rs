@@ -125,9 +125,10 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         }
         _ => None,
     };
-    let doors = checkpoint.approval_store().map(|store| {
+    let doors = checkpoint.approvals().map(|approvals| {
         Arc::new(approval_doors::Doors {
-            store: Arc::clone(store),
+            approvals: Arc::clone(approvals),
+            revocations: checkpoint.revocation_list().clone(),
             validator: validator.clone(),
             sealer: checkpoint.sealer().clone(),
             resource: resource.clone(),
@@ -202,30 +203,13 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
     crate::audit::trail().end_startup();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            stop_signal().await;
+            crate::transport::shutdown_signal().await;
             shutdown.cancel();
         })
         .await
         .map_err(HttpError::Serve);
     last_uses.flush().await;
     served
-}
-
-/// SIGINT, or SIGTERM (what container runtimes send): either stops the server gracefully, so
-/// that the audit trail records its shutdown.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `scheme://host[:port]` of a URI.
