@@ -4,7 +4,8 @@
 //! a state (or a sealed state to open). Properties:
 //! - any text opened as sealed state is refused, unless it opens under the very binding it was
 //!   sealed for: then changing the principal, the tool or the arguments refuses it by name;
-//! - state sealed for a call opens for that call with the same content, and for no other;
+//! - state sealed for a call opens for that call with the same content, and for no other: not
+//!   at another server (resource), and not as a cookie (another purpose's key);
 //! - altered, it does not open (or opens to the very same state: an encoding that decodes to
 //!   the same sealed bytes is no forgery); sealed under a key this server does not hold, it is
 //!   refused as such; over the size limit it is refused before anything is read.
@@ -15,7 +16,8 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use mcp_lp::audit::ArgumentDigest;
 use mcp_lp::sealed_state::{
-    Binding, DEFAULT_STATE_TTL, MAX_SEALED_STATE_BYTES, SealingKey, StateRejected, StateSealer,
+    Binding, DEFAULT_STATE_TTL, MAX_SEALED_STATE_BYTES, Purpose, SealingKey, StateRejected,
+    StateSealer,
 };
 
 fn key(id: &str, secret: &str) -> SealingKey {
@@ -71,11 +73,7 @@ fuzz_target!(|data: &[u8]| {
         other.insert("\u{0}other".into(), true.into());
         other
     }));
-    let binding = Binding {
-        principal,
-        tool,
-        arguments: &digest,
-    };
+    let binding = Binding::request_state("https://fuzz.example/mcp", principal, tool, &digest);
     let other_principal = format!("{principal}\u{0}");
     let other_tool = format!("{tool}\u{0}");
     let for_principal = Binding {
@@ -88,6 +86,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let for_arguments = Binding {
         arguments: &other_digest,
+        ..binding
+    };
+    let for_resource = Binding {
+        resource: "https://other.example/mcp",
+        ..binding
+    };
+    let as_cookie = Binding {
+        purpose: Purpose::SessionCookie,
         ..binding
     };
     let (ours, theirs) = sealers();
@@ -127,6 +133,14 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(
             rejected(ours.open(&for_arguments, &sealed)),
             Some(StateRejected::OtherArguments)
+        );
+        assert_eq!(
+            rejected(ours.open(&for_resource, &sealed)),
+            Some(StateRejected::OtherResource)
+        );
+        assert_eq!(
+            rejected(ours.open(&as_cookie, &sealed)),
+            Some(StateRejected::Tampered)
         );
         assert_eq!(
             rejected(theirs.open(&binding, &sealed)),

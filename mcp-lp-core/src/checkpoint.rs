@@ -427,7 +427,7 @@ impl<S: ToolSet> Checkpoint<S> {
                     rate: limits.rate.map(RateLimiter::new),
                     approval: config.approval_for(policy),
                     definition_sha256: crate::manifest::digest_of(&crate::manifest::definition(
-                        policy, tool,
+                        policy, tool, config,
                     )),
                     description: tool
                         .and_then(|t| t.description.as_deref())
@@ -683,10 +683,14 @@ impl<S: ToolSet> Checkpoint<S> {
         // is the same call without state: it is found by what it is.
         let by_state = modern && self.shared.approval_page.is_some();
         if approval_id.is_none() && !by_state {
-            approval_id = approvals
-                .find(key)
-                .await
-                .map_err(|e| Parked::unavailable(tool, &e))?;
+            approval_id = approvals.find(key).await.map_err(|refused| match refused {
+                // The record the index names is not this deployment's: say so, as for a
+                // retry that names it.
+                ApprovalError::Tampered(ref id) => {
+                    self.refused_approval(tool, key.principal, id.clone(), &refused)
+                }
+                other => Parked::unavailable(tool, &other),
+            })?;
         }
         if let Some(id) = approval_id {
             return approvals

@@ -606,9 +606,9 @@ fn approve<S: ToolSet>(
     let now = jiff::Timestamp::now()
         .round(jiff::Unit::Second)?
         .to_string();
-    let manifest = Manifest::of::<S>(&by, &now, owner, &due.to_string());
+    let manifest = Manifest::of::<S>(&config, &by, &now, owner, &due.to_string());
     let target = config.manifest_path();
-    let before = config.manifest().map(|m| m.drift::<S>());
+    let before = config.manifest().map(|m| m.drift::<S>(&config));
     manifest.write(target)?;
     let mut report = format!(
         "approved {} tools of {} into {}\ndigest {}\nowner {owner}, review by {due}, approved by {by}\n",

@@ -186,3 +186,8 @@ pub fn sealed_chain(key: &crate::audit::ChainKey, principals: &[&str]) -> Vec<St
     }
     lines
 }
+
+/// The revocation list file's text as [`crate::revocation::FileRevocations`] reads it.
+pub fn read_revocation_list(text: &str) -> Result<Vec<crate::revocation::Revocation>, String> {
+    crate::revocation::parse_list(text)
+}

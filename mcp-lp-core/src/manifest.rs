@@ -4,9 +4,12 @@
 //! widened role) stops the start with a precise diff.
 //!
 //! A tool's definition is what a model reads and what the server grants: name, title,
-//! description, input and output schema, annotations, and the declared role, database
-//! capability, grants and limits. Its digest is the SHA-256 of its RFC 8785 canonical JSON;
-//! the manifest's digest covers the whole file but its own `digest` field.
+//! description, input and output schema, annotations, icons and `_meta`, the declared role,
+//! database capability and grants, and what the configuration makes of them: the approval
+//! rule, the limits (timeout, output and argument caps, rate) and the role's ARN in force. Its
+//! digest is the SHA-256 of its RFC 8785 canonical JSON. The server's own definition (its
+//! instructions, title, description, icons and website) is pinned too, since a model reads it.
+//! The manifest's digest covers the whole file but its own `digest` field.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,8 +32,9 @@ pub const MANIFEST_FILE: &str = "mcp-lp.lock";
 /// pinned manifest's `digest`, `owner` and `review_by`.
 pub const MANIFEST_META_KEY: &str = "io.mcp-lp/manifest";
 
-/// The manifest format's version.
-const FORMAT: u32 = 1;
+/// The manifest format's version: 2 pins the server's definition and what the configuration
+/// makes of each tool.
+const FORMAT: u32 = 2;
 
 /// An approved manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +52,10 @@ pub struct Manifest {
     pub owner: String,
     /// The date by which it must be reviewed again, `YYYY-MM-DD`.
     pub review_by: String,
+    /// What the server says of itself to clients: instructions, title, description, icons,
+    /// website.
+    #[serde(default)]
+    pub definition: Value,
     /// Each tool by name.
     pub tools: BTreeMap<String, ApprovedTool>,
     /// SHA-256 of the manifest's RFC 8785 form without this field.
@@ -68,6 +76,8 @@ pub struct ApprovedTool {
 /// A difference between what a server serves and its manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Drift {
+    /// The server's own definition differs: what changed (`instructions changed`).
+    Server(String),
     /// A tool the manifest does not have.
     Added(String),
     /// A tool of the manifest the server no longer has.
@@ -84,6 +94,7 @@ pub enum Drift {
 impl fmt::Display for Drift {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Server(what) => write!(f, "server: {what}"),
             Self::Added(tool) => write!(f, "tool {tool}: added, not in the manifest"),
             Self::Removed(tool) => write!(f, "tool {tool}: removed, still in the manifest"),
             Self::Changed { tool, what } => write!(f, "tool {tool}: {what}"),
@@ -129,11 +140,21 @@ pub enum ManifestError {
     },
 }
 
-/// The definition of the tool of `policy` as `router` describes it, in the manifest's form.
-pub fn definition(policy: &ToolPolicy, tool: Option<&Tool>) -> Value {
+/// The definition of the tool of `policy` as `tool` (its router entry) describes it and
+/// `config` configures it, in the manifest's form.
+pub fn definition(policy: &ToolPolicy, tool: Option<&Tool>, config: &Config) -> Value {
     let mut requires: Vec<&str> = policy.requires.to_vec();
     requires.sort_unstable();
     let field = |value: Option<Value>| value.unwrap_or(Value::Null);
+    let limits = config.limits_for(policy);
+    let approval = config.approval_for(policy).map(|rule| {
+        json!({
+            "grant": rule.grant,
+            "min": rule.min,
+            "expires_secs": rule.window.as_secs(),
+            "self_approve": rule.self_approve,
+        })
+    });
     json!({
         "name": policy.name,
         "title": field(tool.and_then(|t| t.title.clone()).map(Value::String)),
@@ -141,14 +162,30 @@ pub fn definition(policy: &ToolPolicy, tool: Option<&Tool>) -> Value {
         "input_schema": field(tool.map(|t| Value::Object((*t.input_schema).clone()))),
         "output_schema": field(tool.and_then(|t| t.output_schema.as_ref().map(|s| Value::Object((**s).clone())))),
         "annotations": field(tool.and_then(|t| t.annotations.as_ref()).and_then(|a| serde_json::to_value(a).ok())),
+        "icons": field(tool.and_then(|t| t.icons.as_ref()).and_then(|i| serde_json::to_value(i).ok())),
+        "meta": field(tool.and_then(|t| t.meta.as_ref()).and_then(|m| serde_json::to_value(m).ok())),
         "role": policy.role,
+        "role_arn": policy.role.and_then(|role| config.role_arn(role)),
         "db": policy.db,
         "db_access": policy.db.map(|_| policy.db_access.as_str()),
         "requires": requires,
-        "timeout_ms": policy.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-        "max_output_bytes": policy.max_output_bytes,
-        "rate": policy.rate.map(|r| r.to_string()),
-        "approval": policy.approval,
+        "timeout_ms": u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
+        "max_output_bytes": limits.max_output_bytes,
+        "max_argument_bytes": limits.max_argument_bytes,
+        "rate": limits.rate.map(|r| r.to_string()),
+        "approval": approval,
+    })
+}
+
+/// What the server `S` says of itself to clients, in the manifest's form.
+pub fn server_definition<S: ToolSet>() -> Value {
+    let info = S::server_info();
+    json!({
+        "instructions": S::instructions(),
+        "title": info.title,
+        "description": info.description,
+        "icons": info.icons.as_ref().and_then(|i| serde_json::to_value(i).ok()),
+        "website_url": info.website_url,
     })
 }
 
@@ -158,29 +195,31 @@ pub fn digest_of(value: &impl Serialize) -> String {
     hex(&Sha256::digest(&canonical))
 }
 
-/// Every tool of `S` in the manifest's form, by name.
-pub fn definitions<S: ToolSet>() -> BTreeMap<String, Value> {
+/// Every tool of `S` in the manifest's form under `config`, by name.
+pub fn definitions<S: ToolSet>(config: &Config) -> BTreeMap<String, Value> {
     let router = S::tool_router();
     S::policies()
         .iter()
         .map(|policy| {
             (
                 policy.name.to_owned(),
-                definition(policy, router.get(policy.name)),
+                definition(policy, router.get(policy.name), config),
             )
         })
         .collect()
 }
 
 impl Manifest {
-    /// A manifest of what `S` serves now, approved by `approved_by` at `approved_at`.
+    /// A manifest of what `S` serves now under `config`, approved by `approved_by` at
+    /// `approved_at`.
     pub fn of<S: ToolSet>(
+        config: &Config,
         approved_by: &str,
         approved_at: &str,
         owner: &str,
         review_by: &str,
     ) -> Self {
-        let tools = definitions::<S>()
+        let tools = definitions::<S>(config)
             .into_iter()
             .map(|(name, definition)| {
                 let digest = digest_of(&definition);
@@ -194,6 +233,7 @@ impl Manifest {
             approved_at: approved_at.to_owned(),
             owner: owner.to_owned(),
             review_by: review_by.to_owned(),
+            definition: server_definition::<S>(),
             tools,
             digest: String::new(),
         };
@@ -273,9 +313,20 @@ impl Manifest {
         (today > due).then_some(i64::from(days.max(1)))
     }
 
-    /// How what `S` serves differs from this manifest, tool by tool in name order.
-    pub fn drift<S: ToolSet>(&self) -> Vec<Drift> {
-        diff(&self.tools, &definitions::<S>())
+    /// How what `S` serves under `config` differs from this manifest: the server's own
+    /// definition, then tool by tool in name order.
+    pub fn drift<S: ToolSet>(&self, config: &Config) -> Vec<Drift> {
+        let served = server_definition::<S>();
+        let mut drift: Vec<Drift> = if self.definition == served {
+            Vec::new()
+        } else {
+            changes(&self.definition, &served, SERVER_FIELDS)
+                .into_iter()
+                .map(Drift::Server)
+                .collect()
+        };
+        drift.extend(diff(&self.tools, &definitions::<S>(config)));
+        drift
     }
 }
 
@@ -287,7 +338,7 @@ fn diff(approved: &BTreeMap<String, ApprovedTool>, served: &BTreeMap<String, Val
             None => drift.push(Drift::Added(name.clone())),
             Some(tool) if tool.digest == digest_of(definition) => {}
             Some(tool) => {
-                for what in changes(&tool.definition, definition) {
+                for what in changes(&tool.definition, definition, TOOL_FIELDS) {
                     drift.push(Drift::Changed {
                         tool: name.clone(),
                         what,
@@ -304,38 +355,56 @@ fn diff(approved: &BTreeMap<String, ApprovedTool>, served: &BTreeMap<String, Val
     drift
 }
 
-/// What differs between two definitions, one line per field.
-fn changes(approved: &Value, served: &Value) -> Vec<String> {
-    const FIELDS: &[(&str, &str)] = &[
-        ("title", "title"),
-        ("description", "description"),
-        ("input_schema", "input schema"),
-        ("output_schema", "output schema"),
-        ("annotations", "annotations"),
-        ("role", "role"),
-        ("db", "db capability"),
-        ("db_access", "db access"),
-        ("requires", "grants"),
-        ("timeout_ms", "timeout_ms"),
-        ("max_output_bytes", "max_output_bytes"),
-        ("rate", "rate"),
-        ("approval", "approval"),
-    ];
+/// A tool's fields, each with how drift names it; the first five are text a model reads or a
+/// schema, named changed rather than quoted.
+const TOOL_FIELDS: &[(&str, &str)] = &[
+    ("title", "title"),
+    ("description", "description"),
+    ("input_schema", "input schema"),
+    ("output_schema", "output schema"),
+    ("annotations", "annotations"),
+    ("icons", "icons"),
+    ("meta", "_meta"),
+    ("role", "role"),
+    ("role_arn", "role ARN"),
+    ("db", "db capability"),
+    ("db_access", "db access"),
+    ("requires", "grants"),
+    ("timeout_ms", "timeout_ms"),
+    ("max_output_bytes", "max_output_bytes"),
+    ("max_argument_bytes", "max_argument_bytes"),
+    ("rate", "rate"),
+    ("approval", "approval"),
+];
+
+/// The server's own fields.
+const SERVER_FIELDS: &[(&str, &str)] = &[
+    ("instructions", "instructions"),
+    ("title", "title"),
+    ("description", "description"),
+    ("icons", "icons"),
+    ("website_url", "website"),
+];
+
+/// What differs between two definitions with `fields`, one line per field.
+fn changes(approved: &Value, served: &Value, fields: &[(&str, &str)]) -> Vec<String> {
     let mut out = Vec::new();
-    for (key, label) in FIELDS {
+    for (key, label) in fields {
         let (before, after) = (&approved[*key], &served[*key]);
         if before == after {
             continue;
         }
         match key {
-            // Text a model reads, or a schema: named, not quoted, as it may be long.
-            &"title" | &"description" | &"input_schema" | &"output_schema" | &"annotations" => {
+            // Text a model reads, a schema or structured data: named, not quoted, as it may be
+            // long.
+            &"title" | &"description" | &"input_schema" | &"output_schema" | &"annotations"
+            | &"icons" | &"meta" | &"instructions" | &"approval" => {
                 out.push(format!("{label} changed"));
             }
             _ => out.push(format!("{label} {} -> {}", shown(before), shown(after))),
         }
     }
-    let known: Vec<&str> = FIELDS.iter().map(|(k, _)| *k).chain(["name"]).collect();
+    let known: Vec<&str> = fields.iter().map(|(k, _)| *k).chain(["name"]).collect();
     if out.is_empty()
         || served
             .as_object()
@@ -370,7 +439,7 @@ pub(crate) fn hold_to_manifest<S: ToolSet>(config: &Config) -> Result<(), Config
         return Ok(());
     };
     let path = config.manifest_path().display().to_string();
-    let drift = manifest.drift::<S>();
+    let drift = manifest.drift::<S>(config);
     if !drift.is_empty() {
         let lines: Vec<String> = drift.iter().map(ToString::to_string).collect();
         let diff = lines.join("; ");

@@ -155,7 +155,7 @@ impl ApprovalStore for PgApprovals {
         })
     }
 
-    fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<PendingCall>, ApprovalError>> {
+    fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<String>, ApprovalError>> {
         let key = (
             key.principal.to_owned(),
             key.tool.to_owned(),
@@ -165,7 +165,7 @@ impl ApprovalStore for PgApprovals {
             let client = self.client().await?;
             let row = client
                 .query_opt(
-                    "SELECT call::text FROM mcp_lp_governance.approvals
+                    "SELECT id FROM mcp_lp_governance.approvals
                      WHERE principal = $1 AND tool = $2 AND arguments_sha256 = $3
                        AND used_at IS NULL
                      ORDER BY requested_at DESC LIMIT 1",
@@ -173,7 +173,7 @@ impl ApprovalStore for PgApprovals {
                 )
                 .await
                 .map_err(|e| self.pg(&e))?;
-            row.map(|row| self.parse(row.get(0))).transpose()
+            Ok(row.map(|row| row.get(0)))
         })
     }
 

@@ -490,6 +490,8 @@ impl rmcp::ServerHandler for HeaderProbe {
 pub struct Approved {
     /// How many times `delete_item` ran.
     pub deletes: Arc<AtomicUsize>,
+    /// How many times `purge_items` finished its second round, where its effect happens.
+    pub purges: Arc<AtomicUsize>,
 }
 
 #[mcp_lp::server]
@@ -505,5 +507,40 @@ impl Approved {
     #[tool]
     async fn read_item(&self, Parameters(args): Parameters<EchoArgs>) -> String {
         args.text
+    }
+
+    /// Purge items, in two rounds (MCP 2026-07-28): the approved call asks which items and
+    /// hands out the state [`ARMED`]; the round that brings it back purges (counted in
+    /// `purges`).
+    #[tool(requires = "items:delete", approval = "items:approve")]
+    async fn purge_items(
+        &self,
+        Parameters(args): Parameters<EchoArgs>,
+        RequestState(state): RequestState,
+    ) -> CallToolResponse {
+        match state {
+            Some(state) => {
+                self.purges.fetch_add(1, Ordering::SeqCst);
+                let done = format!("purged {} with state {state}", args.text);
+                CallToolResult::success(vec![ContentBlock::text(done)]).into()
+            }
+            None => {
+                let schema = ElicitationSchema::builder()
+                    .required_bool("ok")
+                    .build()
+                    .expect("a one-field form");
+                let question = InputRequest::Elicitation(ElicitRequest::new(
+                    ElicitRequestParams::FormElicitationParams {
+                        meta: None,
+                        message: format!("Purge {}?", args.text),
+                        requested_schema: schema,
+                    },
+                ));
+                let requests = [("confirmation".to_owned(), question)]
+                    .into_iter()
+                    .collect();
+                InputRequiredResult::new(Some(requests), Some(ARMED.into())).into()
+            }
+        }
     }
 }

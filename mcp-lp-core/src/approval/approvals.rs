@@ -10,7 +10,7 @@ use super::{
     ApprovalError, ApprovalRule, ApprovalStore, CallKey, DEFAULT_APPROVAL_WINDOW,
     DEFAULT_MAX_PENDING, Door, PendingCall, Standing, Verdict, random_hex,
 };
-use crate::audit::Record;
+use crate::audit::{AuditTrail, Record};
 use crate::config::{Config, ConfigError};
 use crate::governance_key::GovernanceKeys;
 use crate::principal::Principal;
@@ -112,6 +112,8 @@ pub struct Approvals {
     /// store to before its use still runs nothing here.
     consumed: Mutex<HashMap<String, jiff::Timestamp>>,
     last_forget: Mutex<Option<Instant>>,
+    /// Where verdicts are recorded; the process's trail unless given.
+    trail: Option<AuditTrail>,
 }
 
 impl std::fmt::Debug for Approvals {
@@ -135,7 +137,19 @@ impl Approvals {
             keep_expired: DEFAULT_APPROVAL_WINDOW,
             consumed: Mutex::new(HashMap::new()),
             last_forget: Mutex::new(None),
+            trail: None,
         }
+    }
+
+    /// Record verdicts in `trail` rather than the process's.
+    #[must_use]
+    pub fn with_trail(mut self, trail: AuditTrail) -> Self {
+        self.trail = Some(trail);
+        self
+    }
+
+    fn trail(&self) -> &AuditTrail {
+        self.trail.as_ref().unwrap_or_else(|| crate::audit::trail())
     }
 
     /// Approvals kept in `store` as `config` says: sealed with its governance keys, at most
@@ -290,7 +304,7 @@ impl Approvals {
         if call.id != id || !call.verifies(&self.keys) {
             let id: String = escape_invisible(id).chars().take(40).collect();
             tracing::error!(approval = %id, store = %self.store.describe(), "an approval record does not carry the governance key's seal");
-            crate::audit::record(
+            self.trail().record(
                 &Record::new("approval_tampered")
                     .warn()
                     .str("approval", &id)
@@ -311,16 +325,19 @@ impl Approvals {
             .collect())
     }
 
-    /// The id of the newest open call of `key` (a retry without state).
+    /// The id of the newest open call of `key` (a retry without state). The record the index
+    /// names must carry the seal and be that id's: a record copied there is refused, not
+    /// passed over.
     pub async fn find(&self, key: CallKey<'_>) -> Result<Option<String>, ApprovalError> {
-        let Some(call) = self.store.find(key).await? else {
+        let Some(id) = self.store.find(key).await? else {
             return Ok(None);
         };
-        let call = self.verified(&call.id.clone(), call)?;
-        Ok(
-            (call.check_key(key).is_ok() && !call.expired(jiff::Timestamp::now()))
-                .then_some(call.id),
-        )
+        let call = self.get(&id).await?;
+        Ok((call.principal == key.principal
+            && call.tool == key.tool
+            && call.arguments_sha256 == key.arguments_sha256
+            && !call.expired(jiff::Timestamp::now()))
+        .then_some(call.id))
     }
 
     /// Give `approver`'s verdict on the call `id`. It takes effect only once the audit trail
@@ -347,7 +364,7 @@ impl Approvals {
                 problem: "the verdict names another principal than the door established".into(),
             });
         }
-        crate::audit::trail()
+        self.trail()
             .admits_calls()
             .map_err(|e| ApprovalError::Unrecorded(e.0))?;
         for _attempt in 0..3 {
@@ -363,7 +380,7 @@ impl Approvals {
             next.revision = call.revision + 1;
             next.seal(&self.keys);
             let kind = if approve { "approved" } else { "denied" };
-            let recorded = crate::audit::record(
+            let recorded = self.trail().record(
                 &Record::new(kind)
                     .str("approval", id)
                     .str("by", &verdict.by)
@@ -386,7 +403,7 @@ impl Approvals {
             }
             // Another writer changed the record between the read and the write: the event
             // above stands for a verdict that did not take; say so, then look again.
-            crate::audit::record(
+            self.trail().record(
                 &Record::new("verdict_not_applied")
                     .warn()
                     .str("approval", id)
@@ -733,6 +750,54 @@ mod tests {
             ApprovalError::Unknown(call.id.clone())
         );
         assert!(approvals.get(&kept.id).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn refuses_verdict_when_the_trail_cannot_record_it() {
+        use crate::audit::{FileSink, FileSinkOptions, FsyncPolicy, TrailOptions};
+        // A durable sink on a full disk, failing closed.
+        let sink = FileSink::open(FileSinkOptions {
+            path: "/dev/full".into(),
+            rotate_bytes: None,
+            rotate_every: None,
+            fsync: FsyncPolicy::EveryEvent,
+        })
+        .unwrap();
+        let trail = AuditTrail::start(
+            TrailOptions {
+                write_timeout: Duration::from_millis(200),
+                ..TrailOptions::default()
+            },
+            vec![Box::new(sink)],
+        );
+        let approvals =
+            Approvals::new(Arc::new(MemoryApprovals::new()), keys()).with_trail(trail.clone());
+        let arguments = serde_json::json!({});
+        let rule = rule();
+        let call = approvals
+            .park(key("alice"), &rule, &arguments, "Delete.")
+            .await
+            .unwrap();
+        let refused = approvals
+            .decide(&call.id, &approver("bob@example.com"), true)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "unrecorded");
+        // The verdict did not take: the call is still pending, and stays so while the trail
+        // refuses.
+        assert_eq!(
+            approvals
+                .get(&call.id)
+                .await
+                .unwrap()
+                .standing(jiff::Timestamp::now()),
+            Standing::Pending { have: 0, need: 1 }
+        );
+        let again = approvals
+            .decide(&call.id, &approver("bob@example.com"), true)
+            .await
+            .unwrap_err();
+        assert_eq!(again.code(), "unrecorded");
     }
 
     #[tokio::test]

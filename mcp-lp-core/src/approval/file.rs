@@ -250,14 +250,15 @@ impl ApprovalStore for FileApprovals {
         })
     }
 
-    fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<PendingCall>, ApprovalError>> {
+    fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<String>, ApprovalError>> {
         let index = self.index_of(key.principal, key.tool, key.arguments_sha256);
         Box::pin(async move {
             let Some(id) = self.read_file(&index)? else {
                 return Ok(None);
             };
-            match self.read(id.trim()) {
-                Ok(call) if call.used_at.is_none() => Ok(Some(call)),
+            let id = id.trim();
+            match self.read(id) {
+                Ok(call) if call.used_at.is_none() => Ok(Some(id.to_owned())),
                 Ok(_) | Err(ApprovalError::Unknown(_)) => Ok(None),
                 Err(e) => Err(e),
             }

@@ -108,7 +108,7 @@ impl ApprovalStore for MemoryApprovals {
         })
     }
 
-    fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<PendingCall>, ApprovalError>> {
+    fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<String>, ApprovalError>> {
         self.with(|state| {
             Ok(state
                 .calls
@@ -120,7 +120,7 @@ impl ApprovalStore for MemoryApprovals {
                         && c.arguments_sha256 == key.arguments_sha256
                 })
                 .max_by(|a, b| a.requested_at.cmp(&b.requested_at))
-                .cloned())
+                .map(|c| c.id.clone()))
         })
     }
 

@@ -35,10 +35,10 @@ pub trait ApprovalStore: Send + Sync + 'static {
         call: PendingCall,
     ) -> BoxFuture<'_, Result<bool, ApprovalError>>;
 
-    /// The newest call not yet used of this principal, tool and arguments, for a retry that
-    /// brings no state (MCP 2025-11-25, stdio). Looked up by an index, not by reading every
-    /// call.
-    fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<PendingCall>, ApprovalError>>;
+    /// The id of the newest call not yet used of this principal, tool and arguments, for a
+    /// retry that brings no state (MCP 2025-11-25, stdio). Looked up by an index, not by
+    /// reading every call.
+    fn find(&self, key: CallKey<'_>) -> BoxFuture<'_, Result<Option<String>, ApprovalError>>;
 
     /// How many calls of `principal` and `tool` are open at `now`: not used, not denied, not
     /// expired.

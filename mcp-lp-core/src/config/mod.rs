@@ -1039,6 +1039,17 @@ impl Config {
         }
     }
 
+    /// The ARN `[aws.roles.<role>] arn` configures for `role`, when it does.
+    pub fn role_arn(&self, role: &str) -> Option<&str> {
+        self.aws
+            .get("roles")?
+            .as_table()?
+            .get(role)?
+            .as_table()?
+            .get("arn")?
+            .as_str()
+    }
+
     /// The approval `policy`'s calls need: its attribute's, tightened by `[tools.<name>]
     /// approval`; `None` when neither asks for one. [`Config::check_tools`] has refused what
     /// would loosen the attribute.

@@ -34,6 +34,13 @@ struct ListFile {
     revocations: Vec<Revocation>,
 }
 
+/// The revocations of a list file's text, or why it is not a list.
+pub(crate) fn parse_list(text: &str) -> Result<Vec<Revocation>, String> {
+    serde_json::from_str::<ListFile>(text)
+        .map(|file| file.revocations)
+        .map_err(|e| format!("not a revocation list: {e}"))
+}
+
 impl FileRevocations {
     /// The list kept at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
@@ -73,9 +80,7 @@ impl FileRevocations {
             }
             Err(e) => return Err(self.unavailable(e.to_string())),
         };
-        let file: ListFile = serde_json::from_str(&text)
-            .map_err(|e| self.unavailable(format!("not a revocation list: {e}")))?;
-        Ok(file.revocations)
+        parse_list(&text).map_err(|e| self.unavailable(e))
     }
 
     fn dir(&self) -> &Path {

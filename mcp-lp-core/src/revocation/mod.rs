@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use self::file::FileRevocations;
+#[cfg(feature = "fuzzing")]
+pub(crate) use self::file::parse_list;
 use crate::config::{Config, ConfigError, ConfigErrorKind};
 use crate::governance_key::{GovernanceKeys, Purpose, Seal};
 use crate::policy::ToolPolicy;

@@ -298,7 +298,9 @@ impl Doors {
                 .iter()
                 .find(|(k, _)| k == "csrf")
                 .map(|(_, v)| v.as_str());
-            if !same_origin || token.is_none_or(|t| self.open_csrf(&approver, id, t).is_err()) {
+            if !same_origin
+                || token.is_none_or(|t| self.cookies().open_csrf(&approver, id, t).is_err())
+            {
                 return page_error(
                     StatusCode::FORBIDDEN,
                     "the form did not come from this page",
@@ -389,7 +391,7 @@ impl Doors {
                     .iter()
                     .any(|v| same_person(&v.by, approver.id())) =>
             {
-                let csrf = self.seal_csrf(approver, &call.id);
+                let csrf = self.cookies().seal_csrf(approver, &call.id);
                 let _ = write!(
                     html,
                     "<form method=\"post\" action=\"/approvals/{id}/approve\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button id=\"approve\" type=\"submit\">Approve</button></form>\
@@ -428,24 +430,6 @@ impl Doors {
 
     fn secure(&self) -> bool {
         self.origin.starts_with("https:")
-    }
-
-    /// A binding of what the doors seal for `purpose`: this server's, naming `principal` and
-    /// what it is for.
-    fn binding<'a>(
-        &'a self,
-        purpose: Purpose,
-        principal: &'a str,
-        what: &'static str,
-        arguments: &'a ArgumentDigest,
-    ) -> Binding<'a> {
-        Binding {
-            purpose,
-            resource: &self.resource,
-            principal,
-            tool: what,
-            arguments,
-        }
     }
 
     /// Send the browser to the issuer to sign in, remembering (sealed, in a cookie) the PKCE
@@ -497,8 +481,9 @@ impl Doors {
         let separator = if authorize.contains('?') { '&' } else { '?' };
         let remembered = json!({ "state": state, "verifier": verifier, "id": id }).to_string();
         let empty = ArgumentDigest::of(None);
-        let cookie = self.sealer.seal(
-            &self.binding(Purpose::LoginCookie, "", "login", &empty),
+        let cookies = self.cookies();
+        let cookie = cookies.sealer.seal(
+            &cookies.binding(Purpose::LoginCookie, "", "login", &empty),
             &remembered,
         );
         let mut response = redirect_to(&format!("{authorize}{separator}{query}"));
@@ -537,11 +522,13 @@ impl Doors {
             );
         }
         let empty = ArgumentDigest::of(None);
+        let cookies = self.cookies();
         let remembered = cookie(headers, LOGIN_COOKIE)
             .and_then(|sealed| {
-                self.sealer
+                cookies
+                    .sealer
                     .open(
-                        &self.binding(Purpose::LoginCookie, "", "login", &empty),
+                        &cookies.binding(Purpose::LoginCookie, "", "login", &empty),
                         sealed,
                     )
                     .ok()
@@ -672,7 +659,7 @@ impl Doors {
         if exp <= now {
             return page_error(StatusCode::UNAUTHORIZED, "the access token has expired");
         }
-        let session = self.seal_session(&approver, exp);
+        let session = self.cookies().seal_session(&approver, exp);
         let mut response = redirect_to(&format!("/approvals/{id}"));
         set_cookie(
             &mut response,
@@ -684,6 +671,46 @@ impl Doors {
         );
         set_cookie(&mut response, LOGIN_COOKIE, "", "Lax", 0, self.secure());
         response
+    }
+
+    fn cookies(&self) -> Cookies<'_> {
+        Cookies {
+            sealer: &self.sealer,
+            resource: &self.resource,
+        }
+    }
+
+    /// The signed-in approver, from the session cookie.
+    fn session(&self, headers: &HeaderMap) -> Option<Principal> {
+        self.cookies()
+            .open_session(cookie(headers, SESSION_COOKIE)?)
+    }
+}
+
+/// What the doors seal into cookies and forms: each under the key of its purpose, bound to this
+/// server's resource.
+struct Cookies<'a> {
+    sealer: &'a StateSealer,
+    resource: &'a str,
+}
+
+impl Cookies<'_> {
+    /// A binding of what the doors seal for `purpose`: this server's, naming `principal` and
+    /// what it is for.
+    fn binding<'a>(
+        &'a self,
+        purpose: Purpose,
+        principal: &'a str,
+        what: &'static str,
+        arguments: &'a ArgumentDigest,
+    ) -> Binding<'a> {
+        Binding {
+            purpose,
+            resource: self.resource,
+            principal,
+            tool: what,
+            arguments,
+        }
     }
 
     /// The session cookie of `approver`, good until `exp` (seconds since the epoch).
@@ -700,12 +727,6 @@ impl Doors {
             &self.binding(Purpose::SessionCookie, "", "session", &empty),
             &session,
         )
-    }
-
-    /// The signed-in approver, from the session cookie.
-    fn session(&self, headers: &HeaderMap) -> Option<Principal> {
-        let sealed = cookie(headers, SESSION_COOKIE)?;
-        self.open_session(sealed)
     }
 
     fn open_session(&self, sealed: &str) -> Option<Principal> {
@@ -898,4 +919,62 @@ fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grant::Grant;
+    use crate::sealed_state::DEFAULT_STATE_TTL;
+
+    fn session_of(cookies: &Cookies<'_>) -> String {
+        let bob = Principal::new("bob@example.com").with_grant(Grant::new("docs:approve").unwrap());
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 300;
+        cookies.seal_session(&bob, exp)
+    }
+
+    #[test]
+    fn rejects_session_cookie_as_request_state() {
+        let sealer = StateSealer::ephemeral(DEFAULT_STATE_TTL);
+        let cookies = Cookies {
+            sealer: &sealer,
+            resource: "https://mcp.example.com/mcp",
+        };
+        let session = session_of(&cookies);
+        assert!(cookies.open_session(&session).is_some());
+        // Presented as requestState of any call of this very server, it opens as nothing.
+        let empty = ArgumentDigest::of(None);
+        for (principal, tool) in [("", "session"), ("bob@example.com", "delete")] {
+            let binding =
+                Binding::request_state("https://mcp.example.com/mcp", principal, tool, &empty);
+            assert_eq!(
+                sealer.open(&binding, &session),
+                Err(crate::sealed_state::StateRejected::Tampered)
+            );
+        }
+        // Nor does a form token open as a session.
+        let csrf = cookies.seal_csrf(&Principal::new("bob@example.com"), &"a".repeat(32));
+        assert!(cookies.open_session(&csrf).is_none());
+    }
+
+    #[test]
+    fn rejects_session_cookie_of_another_resource() {
+        // Two servers sharing the sealing keys, as replicas of different deployments might.
+        let sealer = StateSealer::ephemeral(DEFAULT_STATE_TTL);
+        let one = Cookies {
+            sealer: &sealer,
+            resource: "https://one.example.com/mcp",
+        };
+        let other = Cookies {
+            sealer: &sealer,
+            resource: "https://other.example.com/mcp",
+        };
+        let session = session_of(&one);
+        assert!(one.open_session(&session).is_some());
+        assert!(other.open_session(&session).is_none());
+    }
 }
