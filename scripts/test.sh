@@ -33,8 +33,8 @@ eval "$("$REPO_ROOT/scripts/postgres.sh" env)"
 
 say "cargo build --workspace --all-targets"
 cargo build --workspace --all-targets
-say "cargo build -p mcp-lp-db --features tls --all-targets"
-cargo build -p mcp-lp-db --features tls --all-targets
+say "cargo build -p mcp-lp-db -p mcp-lp-state --features tls --all-targets"
+cargo build -p mcp-lp-db -p mcp-lp-state --features mcp-lp-db/tls,mcp-lp-state/tls --all-targets
 
 failed=()
 
@@ -59,8 +59,9 @@ fi
 
 say "cargo test --workspace"
 cargo test --workspace --no-fail-fast || failed+=("cargo test --workspace")
-say "cargo test -p mcp-lp-db --features tls --test tls (TLS to the local PostgreSQL)"
-cargo test -p mcp-lp-db --features tls --test tls || failed+=("cargo test -p mcp-lp-db --features tls")
+say "cargo test -p mcp-lp-db -p mcp-lp-state --features tls --test tls (TLS to the local PostgreSQL)"
+cargo test -p mcp-lp-db -p mcp-lp-state --features mcp-lp-db/tls,mcp-lp-state/tls --test tls ||
+    failed+=("cargo test --features tls --test tls")
 say "cargo test -p mcp-lp-aws -- --ignored (against the AWS emulator)"
 cargo test -p mcp-lp-aws --no-fail-fast -- --ignored || failed+=("cargo test -p mcp-lp-aws -- --ignored")
 

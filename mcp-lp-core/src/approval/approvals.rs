@@ -95,7 +95,7 @@ impl<'a> RoundState<'a> {
     /// The state to seal for a round of the approved run `id` that the tool asked for with
     /// `state`, with a fresh nonce.
     pub fn round(id: &str, state: &str) -> Result<String, ApprovalError> {
-        let nonce = random_hex(|b| getrandom::fill(b))?;
+        let nonce = random_hex(getrandom::fill)?;
         Ok(format!("{ROUND_PREFIX}{id}:{nonce}:{state}"))
     }
 }
@@ -217,7 +217,7 @@ impl Approvals {
         arguments: &serde_json::Value,
         why: &str,
     ) -> Result<PendingCall, ApprovalError> {
-        self.park_with(key, rule, arguments, why, |b| getrandom::fill(b))
+        self.park_with(key, rule, arguments, why, getrandom::fill)
             .await
     }
 

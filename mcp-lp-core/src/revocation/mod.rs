@@ -312,7 +312,7 @@ pub trait Evict: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub enum Refused {
     /// A revocation covers the call.
-    Revoked(Revocation),
+    Revoked(Box<Revocation>),
     /// The store has not been reached for longer than `fail_closed_after`, and the tool is
     /// privileged.
     StoreUnreachable {
@@ -564,7 +564,7 @@ impl Revocations {
     /// Whether `principal` may call `tool` as far as revocation goes: `Err` with why not.
     pub fn check(&self, principal: &str, tool: &ToolPolicy) -> Result<(), Refused> {
         if let Some(revocation) = self.current().refusing(principal, tool) {
-            return Err(Refused::Revoked(revocation.clone()));
+            return Err(Refused::Revoked(Box::new(revocation.clone())));
         }
         if tool.requires.is_empty() {
             return Ok(());

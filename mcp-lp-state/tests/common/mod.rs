@@ -138,6 +138,14 @@ impl AuditDb {
         Config::load(self.dir.path().join("mcp-lp.toml")).expect("the configuration loads")
     }
 
+    /// The configuration with `extra` TOML after it (in a file of its own beside it).
+    pub(crate) fn config_with(&self, extra: &str) -> Config {
+        let base = std::fs::read_to_string(self.dir.path().join("mcp-lp.toml")).expect("read");
+        let path = self.dir.path().join("mcp-lp-extra.toml");
+        std::fs::write(&path, format!("{base}\n{extra}\n")).expect("write");
+        Config::load(path).expect("the configuration loads")
+    }
+
     /// The store as the governance command `revoke` opens it: as the operator role.
     pub(crate) async fn operator(&self) -> Result<StateStore, StateError> {
         StateStore::connect(&self.config().for_command("revoke")).await

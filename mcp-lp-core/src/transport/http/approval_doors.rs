@@ -76,6 +76,9 @@ pub(crate) struct Doors {
     pub(crate) login: Option<Login>,
 }
 
+/// The issuer's authorization and token endpoints, or why they cannot be read.
+type Endpoints = Result<(String, String), String>;
+
 /// The approval page's OAuth client.
 pub(crate) struct Login {
     pub(crate) client_id: String,
@@ -84,7 +87,7 @@ pub(crate) struct Login {
     pub(crate) issuer: String,
     pub(crate) http: reqwest::Client,
     /// The issuer's endpoints as last read, or the last failure, and when.
-    endpoints: Mutex<Option<(Instant, Result<(String, String), String>)>>,
+    endpoints: Mutex<Option<(Instant, Endpoints)>>,
 }
 
 impl Login {
@@ -110,7 +113,7 @@ impl Login {
     /// The issuer's authorization and token endpoints, from its metadata: remembered for
     /// [`METADATA_TTL`], and a failure for [`METADATA_RETRY`], so that requests to the page do
     /// not make the server fetch the issuer's metadata each time.
-    async fn endpoints(&self) -> Result<(String, String), String> {
+    async fn endpoints(&self) -> Endpoints {
         if let Ok(remembered) = self.endpoints.lock()
             && let Some((at, endpoints)) = remembered.as_ref()
         {
@@ -129,7 +132,7 @@ impl Login {
         fetched
     }
 
-    async fn fetch_endpoints(&self) -> Result<(String, String), String> {
+    async fn fetch_endpoints(&self) -> Endpoints {
         let (_, metadata) = issuer_metadata(&self.http, &self.issuer)
             .await
             .map_err(|e| e.to_string())?;
