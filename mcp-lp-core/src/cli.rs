@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::approval::{ApprovalStore, Approvals, FileApprovals, PendingCall};
+use crate::approval::{ApprovalStore, Approvals, FileApprovals, PendingCall, Standing};
 use crate::audit::{self, AuditTrail, Record};
 use crate::authorize::authorize;
 use crate::checkpoint::{Checkpoint, Server};
@@ -28,7 +28,7 @@ use crate::manifest::Manifest;
 use crate::policy::ToolSet;
 use crate::revocation::Revocations;
 use crate::revocation::{FileRevocations, Revocation, RevocationStore, Target};
-use crate::visible::escape_invisible;
+use crate::visible::{escape_invisible, escape_invisible_keeping_lines};
 
 /// The log filter when `RUST_LOG` is not set. rmcp's own protocol chatter stays at warn: at
 /// debug it logs whole messages, tool arguments included.
@@ -845,7 +845,7 @@ impl Governance {
 
 /// One call as an approver reads it, every character that does not show written as its
 /// escape.
-fn describe_call(call: &PendingCall, now: jiff::Timestamp) -> String {
+fn describe_call(call: &PendingCall, standing: &Standing) -> String {
     let approvers: Vec<String> = call
         .approvals
         .iter()
@@ -853,16 +853,16 @@ fn describe_call(call: &PendingCall, now: jiff::Timestamp) -> String {
         .collect();
     let arguments =
         serde_json::to_string_pretty(&call.arguments).unwrap_or_else(|_| "?".to_owned());
-    let arguments = escape_invisible(&arguments);
+    let arguments = escape_invisible_keeping_lines(&arguments);
     format!(
         "approval {}\n  tool {}, requested by {} at {}\n  status {}, expires at {}\n  why: {}\n  approvers need grant {}; {} of {} approved{}\n  arguments (sha256 {}):\n{}\n",
         call.id,
         escape_invisible(&call.tool),
         escape_invisible(&call.principal),
         call.requested_at,
-        escape_invisible(&call.standing(now).to_string()),
+        escape_invisible(&standing.to_string()),
         call.expires_at,
-        escape_invisible(&call.why),
+        escape_invisible_keeping_lines(&call.why),
         call.grant,
         approvers.len(),
         call.min,
@@ -917,13 +917,16 @@ async fn approvals_action(
                     call.id,
                     escape_invisible(&call.tool),
                     escape_invisible(&call.principal),
-                    call.standing(now),
+                    approvals.standing(&call, now),
                     call.expires_at
                 );
             }
             report
         }
-        ApprovalsCommand::Show { id } => describe_call(&approvals.get(&id).await?, now),
+        ApprovalsCommand::Show { id } => {
+            let call = approvals.get(&id).await?;
+            describe_call(&call, &approvals.standing(&call, now))
+        }
         ApprovalsCommand::Approve { id, signer } => {
             let call = verdict(
                 &approvals,
@@ -937,7 +940,7 @@ async fn approvals_action(
             format!(
                 "approved by {}\n{}",
                 escape_invisible(call.approvals.last().map_or("", |v| v.by.as_str())),
-                describe_call(&call, jiff::Timestamp::now())
+                describe_call(&call, &approvals.standing(&call, jiff::Timestamp::now()))
             )
         }
         ApprovalsCommand::Deny { id, signer, reason } => {
@@ -945,7 +948,7 @@ async fn approvals_action(
             format!(
                 "denied by {}\n{}",
                 escape_invisible(call.denial.as_ref().map_or("", |v| v.by.as_str())),
-                describe_call(&call, jiff::Timestamp::now())
+                describe_call(&call, &approvals.standing(&call, jiff::Timestamp::now()))
             )
         }
     };

@@ -47,12 +47,31 @@ pub fn is_invisible(c: char) -> bool {
 /// assert_eq!(escape_invisible("txt.\u{202e}fdp"), "txt.\\u{202e}fdp");
 /// ```
 pub fn escape_invisible(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_invisible) {
+    escape_where(text, is_invisible)
+}
+
+/// [`escape_invisible`] for text laid out on several lines (pretty-printed JSON, a tool's
+/// description): line feeds and tabs stay as they are, everything else nobody sees is escaped.
+///
+/// ```
+/// use mcp_lp::visible::escape_invisible_keeping_lines;
+///
+/// assert_eq!(
+///     escape_invisible_keeping_lines("{\n  \"name\": \"txt.\u{202e}fdp\"\n}"),
+///     "{\n  \"name\": \"txt.\\u{202e}fdp\"\n}"
+/// );
+/// ```
+pub fn escape_invisible_keeping_lines(text: &str) -> Cow<'_, str> {
+    escape_where(text, |c| c != '\n' && c != '\t' && is_invisible(c))
+}
+
+fn escape_where(text: &str, hidden: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.chars().any(&hidden) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
-        if is_invisible(c) {
+        if hidden(c) {
             let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
         } else {
             out.push(c);
@@ -128,6 +147,16 @@ mod tests {
         assert!(!same_person("alice@example.com", "alice@example.org"));
         assert!(os_user_is("alice", "Alice@example.com"));
         assert!(!os_user_is("bob", "alice@example.com"));
+    }
+
+    #[test]
+    fn keeps_line_breaks_of_multi_line_text_and_escapes_the_rest() {
+        let pretty = "{\n\t\"a\": \"x\u{202e}y\u{2028}\r\"\n}";
+        assert_eq!(
+            escape_invisible_keeping_lines(pretty),
+            "{\n\t\"a\": \"x\\u{202e}y\\u{2028}\\u{d}\"\n}"
+        );
+        assert_eq!(escape_invisible("a\nb"), "a\\u{a}b");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //
 //   node provider.mjs [--port N] [--users FILE] [--approvals-redirect-uri URI]...
 //                     [--access-token-ttl SECONDS] [--access-token-alg RS256|ES256]
+//                     [--request-log FILE]
 //
 // Every option can also come from the environment (the option wins):
 //   MCP_LP_OIDC_PORT                    port on 127.0.0.1; 0 (the default) picks a free one
@@ -17,6 +18,8 @@
 //   MCP_LP_OIDC_ACCESS_TOKEN_ALG        access token signature algorithm (default RS256)
 //   MCP_LP_OIDC_REGISTRATION_TOKEN      enables dynamic client registration (RFC 7591) at /reg
 //                                       for requests bearing this initial access token
+//   MCP_LP_OIDC_REQUEST_LOG             a file to which every request received is appended, one
+//                                       JSON line {"method", "path"} each, before it is answered
 //
 // The issuer is http://127.0.0.1:PORT. oidc-provider has no production switch that refuses
 // http: the issuer is taken as given and cookies are marked Secure only on https requests, so
@@ -52,6 +55,7 @@ const { values: args } = parseArgs({
     'approvals-redirect-uri': { type: 'string', multiple: true },
     'access-token-ttl': { type: 'string' },
     'access-token-alg': { type: 'string' },
+    'request-log': { type: 'string' },
   },
 });
 
@@ -72,6 +76,7 @@ const approvalsRedirectUris = args['approvals-redirect-uri']
 const approvalsSecret = env.MCP_LP_OIDC_APPROVALS_SECRET ?? 'mcp-lp-approvals-test-secret';
 const serviceSecret = env.MCP_LP_OIDC_SERVICE_SECRET ?? 'mcp-service-test-secret';
 const registrationToken = env.MCP_LP_OIDC_REGISTRATION_TOKEN || undefined;
+const requestLog = args['request-log'] ?? env.MCP_LP_OIDC_REQUEST_LOG ?? '';
 const serviceScopes = (env.MCP_LP_OIDC_SERVICE_SCOPES ?? 'docs:delete records:write notes:delete').split(' ').filter(Boolean).join(' ');
 
 function loadUsers() {
@@ -334,6 +339,8 @@ const provider = new Provider(issuer, {
 
 const providerCallback = provider.callback();
 server.on('request', async (req, res) => {
+  // Written before the request is answered, so that whoever got an answer finds it logged.
+  if (requestLog) fs.appendFileSync(requestLog, `${JSON.stringify({ method: req.method, path: req.url })}\n`);
   const match = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|confirm|abort))?$/.exec(req.url.split('?')[0]);
   if (!match) {
     providerCallback(req, res);

@@ -36,7 +36,7 @@ import httpx2
 
 from http_harness import ACCEPT, KeyServer, Minter, free_port, http_config, serve_http, stateless
 from notes_harness import REPO_ROOT, STATELESS_PROTOCOL_VERSION, toml_str
-from records_harness import pg_env, records_binary, write_config
+from records_harness import pg_env, records_binary, state_toml, write_config
 
 ANSWER_TIMEOUT = 30.0
 TOOL = "queryRecords"
@@ -104,19 +104,12 @@ def audit_key() -> Path:
     return Path(value)
 
 
-def state_url() -> Path:
-    value = pg_env().get("MCP_LP_PG_STATE_URL_FILE")
-    if not value or not Path(value).is_file():
-        raise SystemExit("MCP_LP_PG_STATE_URL_FILE names no file: run scripts/postgres.sh start")
-    return Path(value)
-
-
 def configure(work: Path, sink: str | None, port: int, keys: KeyServer) -> Path:
     audit = f"[audit]\nkeys = [{{ id = \"durability-1\", secret = {{ file = {toml_str(str(audit_key()))} }} }}]\n"
     if sink == "file":
         audit += f"file = {{ path = {toml_str(str(work / 'trail.jsonl'))}, fsync = \"every_event\" }}\n"
     elif sink == "postgres":
-        audit += f"postgres = true\n\n[state]\nurl = {{ file = {toml_str(str(state_url()))} }}\n"
+        audit += f"postgres = true\n{state_toml(work)}"
     config = write_config(work, "durability@example.com", name=f"records-{sink or 'stderr'}.toml")
     config.write_text(config.read_text() + "\n" + http_config(port, keys) + "\n" + audit)
     return config
@@ -212,7 +205,7 @@ async def durability(sink: str, seconds: float, clients: int) -> int:
         killed_calls = sum(1 for e in killed_events if e.get("event") == "tools/call")
         last_seq = max((e["seq"] for e in killed_events), default=None)
         missing = load.answered - calls
-        summary = re.search(rf"instance {killed}: (\d+) events, last seq (\d+), (.*)", report)
+        summary = re.search(rf"instance {killed}: server records-server, keys [^,]+, (\d+) events, last seq (\d+), (.*)", report)
 
     print(f"audit durability, {sink} sink: {clients} clients, {seconds:.0f} s, SIGKILL at {kill_at:.1f} s, restarted in {down:.2f} s")
     print(f"  calls answered: {len(load.answered)} ({answered_before_kill} before the kill), answered with an error: {load.errors}, unanswered (server down): {load.unanswered}")

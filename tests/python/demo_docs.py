@@ -7,9 +7,9 @@ with its own IAM role, assumed through STS by the emulator's non-root user `mcp-
   (a) the shipped configuration, no grant: list and read work; deleteDocument is hidden and
       refused before any role is assumed;
   (b) the operator grants docs:delete: deleteDocument is parked until a person other than the
-      requester approves that exact call from the command line (`approvals approve`); the
-      same call then runs once with the delete role, and a call with other arguments is
-      parked anew, not run;
+      requester approves that exact call from the command line (`approvals approve --key`,
+      the verdict signed with their SSH key); the same call then runs once with the delete
+      role, and a call with other arguments is parked anew, not run;
   (c) a prompt-injected read cannot delete: mapping deleteDocument to the read-only role, the
       emulator itself refuses the delete, approved or not (the credential is the boundary);
   (d) a session policy narrows the read role to public/: private/ is refused by the emulator.
@@ -41,7 +41,7 @@ from docs_harness import (
     now,
     server_env,
 )
-from demo_output import call, call_with_approval, heading, print_config, print_connection
+from demo_output import approver_keys, approvers_section, call, call_with_approval, heading, print_config, print_connection
 from notes_harness import grants_toml, text_of
 
 
@@ -98,13 +98,18 @@ async def main(binary: Path) -> None:
             ],
             "alice-a@example.com",
         )
-        granted = configs.write("alice-b@example.com", grants=grants_toml("docs:delete"), name="mcp-lp-b.toml")
+        keys = approver_keys(Path(tmp), "alice-b@example.com", "bob@example.com")
+        approvers = approvers_section(Path(tmp), "docs:approve", keys)
+        granted = configs.write(
+            "alice-b@example.com", grants=grants_toml("docs:delete"), name="mcp-lp-b.toml", approvers=False,
+            extra=approvers,
+        )
 
         async def approved_delete(session) -> None:
             await call_with_approval(
                 session, binary, granted, "alice-b@example.com",
                 "deleteDocument", {"key": "private/q3-plan.md"}, {"key": "private/salaries.md"},
-                structured, env=server_env(seed),
+                structured, keys, env=server_env(seed),
             )
 
         await scene(
@@ -116,14 +121,14 @@ async def main(binary: Path) -> None:
         )
         misconfigured = configs.write(
             "alice-c@example.com", grants=grants_toml("docs:delete"),
-            delete_role=seed["roles"]["mcp-read-only"], name="mcp-lp-c.toml",
+            delete_role=seed["roles"]["mcp-read-only"], name="mcp-lp-c.toml", approvers=False, extra=approvers,
         )
 
         async def approved_but_read_only(session) -> None:
             await call_with_approval(
                 session, binary, misconfigured, "alice-c@example.com",
                 "deleteDocument", {"key": "private/salaries.md"},
-                render=structured, env=server_env(seed), explain=False,
+                render=structured, keys=keys, env=server_env(seed), explain=False,
             )
 
         await scene(

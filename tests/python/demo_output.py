@@ -1,6 +1,7 @@
 """How the demo scripts (demo_*.py, run by scripts/demo.sh) print what happens: headings,
 configuration files, each tools/call with what the server answered, and a call that needs a
-person's approval: parked, approved from the command line by a second identity, run."""
+person's approval: parked, approved from the command line by a second identity who signs the
+verdict with their SSH key, run."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Callable
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 
-from notes_harness import parked_approval, run_cli, text_of
+from notes_harness import allowed_signer_line, approvers_toml, new_ssh_key, parked_approval, run_cli, text_of
 
 
 def heading(title: str) -> None:
@@ -56,12 +57,30 @@ async def call(
         show("OK:", render(result))
 
 
+def approver_keys(directory: Path, *principals: str) -> dict[str, Path]:
+    """An SSH key per principal, in directory/keys, named for the principal's local part."""
+    return {p: new_ssh_key(directory / "keys", p.split("@", 1)[0]) for p in principals}
+
+
+def approvers_section(directory: Path, grant: str, keys: dict[str, Path]) -> str:
+    """`[approvers]`: the allowed-signers file (directory/approvers.allowed_signers) listing each
+    principal's key, each holding `grant`."""
+    lines = [allowed_signer_line(principal, key) for principal, key in keys.items()]
+    return approvers_toml(directory, grant, principals=tuple(keys), signers=lines)
+
+
 def operator(
     binary: Path, config: Path, env: dict[str, str] | None, *args: str, brief: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Print and run `binary --config config ARGS` as the operator would, in another process;
-    `brief` prints only the first line of what it says."""
-    print(f"\n$ {shlex.join([binary.name, '--config', config.name, *args])}")
+    `brief` prints only the first line of what it says. Paths under the configuration's
+    directory are printed relative to it."""
+
+    def short(arg: str) -> str:
+        path = Path(arg)
+        return str(path.relative_to(config.parent)) if path.is_absolute() and path.is_relative_to(config.parent) else arg
+
+    print(f"\n$ {shlex.join([binary.name, '--config', config.name, *map(short, args)])}")
     command = ["--config", str(config), *args]
     if env is None:
         done = run_cli(binary, *command)
@@ -96,23 +115,27 @@ async def call_with_approval(
     arguments: dict[str, Any],
     changed: dict[str, Any] | None = None,
     render: Callable[[CallToolResult], str] = text_of,
+    keys: dict[str, Path] | None = None,
     approver: str = "bob@example.com",
     env: dict[str, str] | None = None,
     explain: bool = True,
 ) -> None:
     """Show the approval of one exact call: the call is parked; (with `explain`) the operator
-    reads it and the requester may not approve it themselves; a second identity approves it from
-    the command line; the same call then runs, once; a call with `changed` arguments is not
-    covered and is parked anew."""
+    reads it and the requester may not approve it themselves, though their key is listed; a
+    second identity approves it from the command line, signing with their key (`keys` maps
+    each principal to their SSH key, which the configuration's [approvers] lists); the same
+    call then runs, once; a call with `changed` arguments is not covered and is parked anew."""
+    keys = keys or {}
     approval = await parked_call(session, tool, arguments)
     if approval is None:
         return
     if explain:
-        print(f"\n(the operator reads the call, then tries to approve it as the requester, {requester})")
         operator(binary, config, env, "approvals", "show", approval)
-        operator(binary, config, env, "approvals", "approve", approval, "--by", requester)
-    print(f"\n(a second identity, {approver}, approves it)")
-    operator(binary, config, env, "approvals", "approve", approval, "--by", approver, brief=not explain)
+        if requester in keys:
+            print(f"\n(the requester, {requester}, tries to approve it with their own key)")
+            operator(binary, config, env, "approvals", "approve", approval, "--key", str(keys[requester]))
+    print(f"\n(a second identity, {approver}, approves it, signing with their SSH key)")
+    operator(binary, config, env, "approvals", "approve", approval, "--key", str(keys[approver]), brief=not explain)
     print("\n(the client retries the same call: it runs, on this approval)")
     await call(session, tool, arguments, render)
     if changed is None:

@@ -3,9 +3,10 @@ PostgreSQL that `scripts/postgres.sh start` provides.
 
 The official MCP Python client talks to the real records-server binary over stdio: as alice
 without a grant; as alice with `records:write`, whose insert is parked until a second person
-(bob, not alice) approves that exact call from the command line, then runs once, while an insert
-with other arguments is parked anew; and as bob, who sees only his own rows. Then `check`
-refuses a configuration whose read capability logs in as the write role.
+(bob, not alice) approves that exact call from the command line, signing the verdict with his SSH
+key, then runs once, while an insert with other arguments is parked anew; and as bob, who sees
+only his own rows. Then `check` refuses a configuration whose read capability logs in as the
+write role.
 
 Not a test (pytest collects only test_*.py); run it as
 `python tests/python/demo_records.py --binary target/debug/records-server`.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import anyio
 
-from demo_output import call, call_with_approval, heading, print_config, print_connection
+from demo_output import approver_keys, approvers_section, call, call_with_approval, heading, print_config, print_connection
 from notes_harness import audit_events, grants_toml, run_cli
 from records_harness import EXAMPLE_DIR, connect, records_binary, url_file, write_config
 
@@ -51,7 +52,7 @@ async def scene(binary: Path, workdir: Path, key: str, title: str, config: Path,
     print("\naudit events (stderr, target mcp_lp::audit):")
     for event in audit_events(errlog):
         approval = f" approval={event['approval'][:8]}..." if "approval" in event else ""
-        approvers = f" approvers={event['approvers']}" if "approvers" in event else ""
+        approvers = f" approvers={','.join(event['approvers'])}" if "approvers" in event else ""
         print(
             f"  {event['decision']:<5} {event['tool']:<13} db={event.get('db')} "
             f"principal={event['principal']} outcome={event['outcome']}{approval}{approvers}"
@@ -72,7 +73,12 @@ async def main(binary: Path) -> None:
             write_config(workdir, "alice@example.com", name="alice-no-grant.toml"),
             [("queryRecords", {}), ("insertRecord", {"title": f"demo {stamp}", "body": "x"})],
         )
-        granted = write_config(workdir, "alice@example.com", grants_toml("records:write"), name="alice-write.toml")
+        # alice and bob may both approve from the command line; alice never her own calls.
+        keys = approver_keys(workdir, "alice@example.com", "bob@example.com")
+        granted = write_config(
+            workdir, "alice@example.com", grants_toml("records:write"), name="alice-write.toml", approvers=False,
+            extra=approvers_section(workdir, "records:approve", keys),
+        )
 
         async def approved_insert(session) -> None:
             await call_with_approval(
@@ -80,6 +86,7 @@ async def main(binary: Path) -> None:
                 {"title": f"demo {stamp}", "body": "inserted by the demo"},
                 {"title": f"demo {stamp}", "body": "changed after approval"},
                 records,
+                keys,
             )
 
         await scene(

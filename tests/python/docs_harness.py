@@ -20,7 +20,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from notes_harness import REPO_ROOT, assert_negotiated, open_client, toml_str
+from notes_harness import REPO_ROOT, approvers_toml, assert_negotiated, open_client, toml_str
 
 DOCS_EXAMPLE = REPO_ROOT / "examples" / "docs-server"
 AWS_VENV_PYTHON = REPO_ROOT / ".venv-aws" / "bin" / "python"
@@ -119,7 +119,11 @@ class DocsConfig:
         aws_extra: str = "",
         omit_delete_role: bool = False,
         name: str = "mcp-lp.toml",
+        approvers: bool = True,
+        extra: str = "",
     ) -> Path:
+        """With `approvers`, `[approvers]` lists APPROVER's key with `docs:approve`, the
+        approver grant of deleteDocument; `extra` is more TOML, at the end."""
         roles = self.seed["roles"]
         delete = "" if omit_delete_role else (
             f"[aws.roles.docs-delete]\narn = {toml_str(delete_role or roles['mcp-delete'])}\n"
@@ -136,6 +140,9 @@ class DocsConfig:
             f"{delete}\n"
             f"[app]\nbucket = {toml_str(self.seed['bucket'])}\n"
         )
+        if approvers:
+            text += approvers_toml(self.root, "docs:approve")
+        text += extra
         path = self.root / name
         path.write_text(text, encoding="utf-8")
         return path

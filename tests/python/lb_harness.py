@@ -93,29 +93,26 @@ def balanced_notes(
 
 import json  # noqa: E402
 
-from notes_harness import STATELESS_PROTOCOL_VERSION, toml_str  # noqa: E402
-
-
-def state_url_file() -> Path:
-    """The `[state]` role's URL file that `scripts/postgres.sh start` wrote."""
-    from records_harness import pg_env
-
-    value = pg_env().get("MCP_LP_PG_STATE_URL_FILE")
-    if not value or not Path(value).is_file():
-        raise AssertionError("MCP_LP_PG_STATE_URL_FILE names no file: start PostgreSQL with `scripts/postgres.sh start`")
-    return Path(value)
+from notes_harness import STATELESS_PROTOCOL_VERSION  # noqa: E402
 
 
 @contextmanager
 def balanced_records(
-    binary: Path, directory: Path, keys: KeyServer, logs: Path, count: int = 3, extra: str = ""
+    binary: Path,
+    directory: Path,
+    keys: KeyServer,
+    logs: Path,
+    count: int = 3,
+    extra: str = "",
+    governance: str = "",
 ) -> Iterator[Balanced]:
     """records-server replicas behind nginx, one authorization server, the balancer's URL as
-    their resource, all on the `[state]` store; `extra` TOML goes into every replica's
+    their resource, all on the `[state]` store with one governance key (in `directory`);
+    `governance` is more of `[governance]` and `extra` more TOML, in every replica's
     configuration (directory/replica-i.toml)."""
-    from records_harness import write_config
+    from records_harness import state_toml, write_config
 
-    state = f"\n[state]\nurl = {{ file = {toml_str(str(state_url_file()))} }}\n"
+    state = state_toml(directory, governance)
 
     def write(i: int, port: int, url: str) -> Path:
         text = "\n" + http_config(port, keys, resource=url) + state + extra

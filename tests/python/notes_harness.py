@@ -1,16 +1,21 @@
 """Helpers shared by the end-to-end tests and the demo: find the notes-server binary, lay out a
 temporary workspace (a copy of the example notes plus a config file), connect the official MCP
 client to the server over stdio in either client mode, read the audit events off the server's
-stderr, and get a call that needs a person's approval approved from the command line."""
+stderr, and get a call that needs a person's approval approved from the command line, where an
+approver signs the verdict with an SSH key the configuration's `[approvers]` lists."""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import queue
+import re
+import secrets
 import shutil
 import subprocess
+import tempfile
 import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -57,12 +62,91 @@ def toml_str(value: str) -> str:
     return json.dumps(value)
 
 
+def expires_in(days: int = 7) -> str:
+    """A TOML datetime `days` from now, as a configured grant's `expires`."""
+    return (datetime.now(timezone.utc) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def grants_toml(*names: str, days: int = 7) -> str:
     """`[stdio] grants` as TOML source: each of `names` expiring `days` from now. A configured
     grant must expire within [governance] max_grant_lifetime (90 days by default), so a grant is
     never written as a bare name."""
-    expires = (datetime.now(timezone.utc) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    expires = expires_in(days)
     return "[" + ", ".join(f"{{ name = {toml_str(name)}, expires = {expires} }}" for name in names) + "]"
+
+
+# Command-line approvers: each signs a verdict with an SSH key (`ssh-keygen -Y sign`), which the
+# server checks against the allowed-signers file that `[approvers]` names.
+SSH_KEYGEN = "/usr/bin/ssh-keygen"
+# Who approves in call_approved: never the requester, whom the server refuses as approver.
+APPROVER = "bob@example.com"
+_KEY_DIR: Path | None = None
+_KEYS: dict[str, Path] = {}
+
+
+def new_ssh_key(directory: Path, name: str) -> Path:
+    """A fresh ed25519 key pair `directory/name` (private) and `directory/name.pub`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    done = subprocess.run(
+        [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-f", str(path), "-C", name],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20,
+    )
+    assert done.returncode == 0, f"ssh-keygen failed: {done.stderr}"
+    return path
+
+
+def approver_key(principal: str = APPROVER) -> Path:
+    """The SSH private key `principal` signs verdicts with, made once per test run."""
+    global _KEY_DIR
+    if principal not in _KEYS:
+        if _KEY_DIR is None:
+            _KEY_DIR = Path(tempfile.mkdtemp(prefix="mcp-lp-approver-keys-"))
+            atexit.register(shutil.rmtree, _KEY_DIR, True)
+        _KEYS[principal] = new_ssh_key(_KEY_DIR, re.sub(r"[^A-Za-z0-9@._-]", "_", principal))
+    return _KEYS[principal]
+
+
+def allowed_signer_line(principals: str | list[str], key: Path) -> str:
+    """One line of an allowed-signers file: `principal[,principal...] key-type base64 comment`."""
+    names = principals if isinstance(principals, str) else ",".join(principals)
+    return f"{names} {key.with_name(key.name + '.pub').read_text(encoding='utf-8').strip()}"
+
+
+def approvers_toml(
+    directory: Path,
+    grant: str | None,
+    principals: tuple[str, ...] = (APPROVER,),
+    signers: list[str] | None = None,
+    days: int = 7,
+    name: str = "approvers.allowed_signers",
+) -> str:
+    """`[approvers]` as TOML source: writes `directory/name`, the allowed-signers file listing
+    each of `principals` with its approver_key (or the lines `signers`, when given), and grants
+    each principal `grant` (none when `grant` is None) expiring `days` from now."""
+    lines = signers if signers is not None else [allowed_signer_line(p, approver_key(p)) for p in principals]
+    path = directory / name
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    expires = expires_in(days)
+    held = [] if grant is None else [f"{{ name = {toml_str(grant)}, expires = {expires} }}"]
+    grants = ", ".join(f"{toml_str(p)} = [{', '.join(held)}]" for p in principals)
+    return f"\n[approvers]\nallowed_signers = {toml_str(str(path))}\ngrants = {{ {grants} }}\n"
+
+
+def governance_key_file(directory: Path, name: str = "governance.key") -> Path:
+    """A `[governance] keys` secret file in `directory` (32 random bytes, hex, mode 0600), made
+    once: every replica, and the command line, reads the same one."""
+    path = directory / name
+    if not path.exists():
+        path.write_text(secrets.token_hex(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path
+
+
+def governance_keys_line(directory: Path) -> str:
+    """The `keys = [...]` line of `[governance]` for governance_key_file(directory)."""
+    key = governance_key_file(directory)
+    return f"keys = [{{ id = \"g1\", secret = {{ file = {toml_str(str(key))} }} }}]\n"
 
 
 @dataclass
@@ -283,8 +367,6 @@ def run_cli(binary: Path, *args: str, env: dict[str, str] | None = None) -> subp
 
 # The JSON-RPC error code of a refused call, and of a call parked for approval.
 FORBIDDEN = -32003
-# Who approves in call_approved: never the requester, whom the server refuses as approver.
-APPROVER = "approver@example.com"
 
 
 def parked_approval(error: MCPError) -> str | None:
@@ -293,6 +375,25 @@ def parked_approval(error: MCPError) -> str | None:
     if error.error.code != FORBIDDEN or not isinstance(data, dict) or not isinstance(data.get("approval"), dict):
         return None
     return data["approval"].get("id")
+
+
+def approve_from_cli(
+    binary: Path,
+    config: Path,
+    approval: str,
+    key: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    verdict: str = "approve",
+) -> subprocess.CompletedProcess[str]:
+    """`binary --config config approvals approve|deny APPROVAL --key KEY EXTRA...`, another
+    process, as an operator runs it. `env`, when given, is its whole environment."""
+    args = ["--config", str(config), "approvals", verdict, approval, "--key", str(key), *extra]
+    if env is None:
+        return run_cli(binary, *args)
+    return subprocess.run(
+        [str(binary), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 async def call_approved(
@@ -305,22 +406,17 @@ async def call_approved(
     env: dict[str, str] | None = None,
 ) -> CallToolResult:
     """Call `tool`; when the server parks the call for approval, approve it as `approver` with
-    `binary --config config approvals approve ID --by approver` (another process, as an operator
-    would) and call again with the same arguments. Returns the result of the call that ran.
-    `env`, when given, is the command line's whole environment (docs-server's AWS identity)."""
+    `binary --config config approvals approve ID --key KEY` (another process, as an operator
+    would; KEY is approver_key(approver), which the configuration's `[approvers]` lists) and call
+    again with the same arguments. Returns the result of the call that ran. `env`, when given,
+    is the command line's whole environment (docs-server's AWS identity)."""
     try:
         return await session.call_tool(tool, arguments)
     except MCPError as e:
         approval = parked_approval(e)
         if approval is None:
             raise
-    args = ["--config", str(config), "approvals", "approve", approval, "--by", approver]
-    if env is None:
-        done = run_cli(binary, *args)
-    else:
-        done = subprocess.run(
-            [str(binary), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=60
-        )
-    assert done.returncode == 0, f"approvals approve {approval} --by {approver}:\n{done.stdout}{done.stderr}"
+    done = approve_from_cli(binary, config, approval, approver_key(approver), env=env)
+    assert done.returncode == 0, f"approvals approve {approval} as {approver}:\n{done.stdout}{done.stderr}"
     assert done.stdout.startswith(f"approved by {approver}\napproval {approval}\n"), done.stdout
     return await session.call_tool(tool, arguments)

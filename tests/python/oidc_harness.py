@@ -373,10 +373,12 @@ def oidc_provider(
     access_token_ttl: int | None = None,
     access_token_alg: str | None = None,
     service_scopes: Iterable[str] | None = None,
+    request_log: Path | None = None,
 ) -> Iterator[OidcProvider]:
     """Run provider.mjs on a free port of 127.0.0.1 until the block ends. `approval_redirect_uris`
     are mcp-lp-approvals' redirect URIs (matched exactly); `users` replace DEFAULT_USERS; its
-    stderr goes to `log` (else a temporary file)."""
+    stderr goes to `log` (else a temporary file); every request it receives is appended to
+    `request_log`, when given (see provider_requests)."""
     node = provider_node()
     with tempfile.TemporaryDirectory(prefix="mcp-lp-oidc-") as tmp:
         env = dict(os.environ)
@@ -401,6 +403,8 @@ def oidc_provider(
             env["MCP_LP_OIDC_ACCESS_TOKEN_ALG"] = access_token_alg
         if service_scopes is not None:
             env["MCP_LP_OIDC_SERVICE_SCOPES"] = " ".join(service_scopes)
+        if request_log is not None:
+            env["MCP_LP_OIDC_REQUEST_LOG"] = str(request_log)
         log = log or Path(tmp) / "provider.log"
         with open(log, "wb") as err:
             process = subprocess.Popen(
@@ -433,6 +437,14 @@ def oidc_provider(
                 process.wait()
             if process.stdout:
                 process.stdout.close()
+
+
+def provider_requests(request_log: Path) -> list[dict[str, str]]:
+    """The requests a provider started with `request_log` received so far: {"method", "path"}
+    each, in the order it received them."""
+    if not request_log.exists():
+        return []
+    return [json.loads(line) for line in request_log.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _read_ready_line(process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> dict[str, Any]:

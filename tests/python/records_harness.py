@@ -1,6 +1,8 @@
 """Helpers for the records-server end-to-end tests and demo: find the binary and the local
-PostgreSQL that `scripts/postgres.sh start` set up, write a configuration for a principal, and
-connect the official MCP client with a chosen environment (for RUST_LOG)."""
+PostgreSQL that `scripts/postgres.sh start` set up, write a configuration for a principal (with
+bob@example.com as the command-line approver of `insertRecord`), the `[state]` store of
+replicas with its governance key, and connect the official MCP client with a chosen environment
+(for RUST_LOG)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import get_default_environment, stdio_client
 
-from notes_harness import REPO_ROOT, assert_negotiated, open_client, toml_str
+from notes_harness import REPO_ROOT, approvers_toml, assert_negotiated, governance_keys_line, open_client, toml_str
 
 EXAMPLE_DIR = REPO_ROOT / "examples" / "records-server"
 PG_ENV_FILE = REPO_ROOT / ".cache" / "pg" / "env"
@@ -57,6 +59,28 @@ def url_file(capability: str) -> Path:
     return Path(value)
 
 
+def pg_file(key: str) -> Path:
+    """The file the MCP_LP_PG_* variable `key` names, which must exist."""
+    value = pg_env().get(key)
+    if not value or not Path(value).is_file():
+        raise AssertionError(f"{key} names no file: start the local PostgreSQL with `scripts/postgres.sh start`")
+    return Path(value)
+
+
+def state_toml(directory: Path, governance: str = "", operator: bool = True) -> str:
+    """`[state]` on the local PostgreSQL (the replicas' role, and with `operator` the operator
+    role that alone changes revocations) and `[governance]` with the key file in `directory`
+    that seals approval records and revocation entries: every replica and the command line
+    given the same `directory` share it. `governance` is more of `[governance]` as TOML source."""
+    state = pg_file("MCP_LP_PG_STATE_URL_FILE")
+    operator_url = pg_file("MCP_LP_PG_STATE_OPERATOR_URL_FILE")
+    return (
+        f"\n[state]\nurl = {{ file = {toml_str(str(state))} }}\n"
+        + (f"operator_url = {{ file = {toml_str(str(operator_url))} }}\n" if operator else "")
+        + f"\n[governance]\n{governance_keys_line(directory)}{governance.strip()}\n"
+    )
+
+
 def password_in(url_path: Path) -> str:
     """The password inside a postgres://ROLE:PASSWORD@HOST:PORT/DB file."""
     url = url_path.read_text(encoding="utf-8").strip()
@@ -77,8 +101,10 @@ def write_config(
     write_url: Path | None = None,
     extra: str = "",
     name: str = "mcp-lp.toml",
+    approvers: bool = True,
 ) -> Path:
-    """A records-server configuration for `principal` with `grants` (TOML source)."""
+    """A records-server configuration for `principal` with `grants` (TOML source), `extra` TOML,
+    and (with `approvers`) `[approvers]` listing APPROVER's key with `records:approve`."""
     read_url = read_url or url_file("records-read")
     write_url = write_url or url_file("records-write")
     text = (
@@ -89,6 +115,8 @@ def write_config(
         'checkout_timeout = "2s"\nconnect_timeout = "3s"\n'
         f"{extra}"
     )
+    if approvers:
+        text += approvers_toml(directory, "records:approve")
     path = directory / name
     path.write_text(text, encoding="utf-8")
     return path

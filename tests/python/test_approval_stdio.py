@@ -1,15 +1,20 @@
 """Approval of the exact call over stdio, with the official client in both of its modes: a tool
-that declares `approval = "..."` does not run when called; the call is parked until an operator
+that declares `approval = "..."` does not run when called; the call is parked until a person
 approves that very call (principal, tool, arguments) from the command line as a second identity,
-and the same call then runs once. Parked, denied, self-approved, replayed and expired calls do
-not run: the side effect (a row in PostgreSQL, a document in the AWS emulator, an AssumeRole in
-its CloudTrail) is counted, not taken on the server's word."""
+signing the verdict with an SSH key that the configuration's `[approvers]` lists with the
+approver grant, and the same call then runs once. Parked, denied, self-approved, replayed and
+expired calls, verdicts without the approver grant or from an unlisted key, and a second verdict
+from the same operating-system account do not run it: the side effect (a row in PostgreSQL, a
+document in the AWS emulator, an AssumeRole in its CloudTrail) is counted, not taken on the
+server's word."""
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +36,16 @@ from docs_harness import (  # noqa: F401  (fixtures)
     unique_principal as unique_docs_principal,
 )
 from notes_harness import (
+    APPROVER,
     FORBIDDEN,
+    approve_from_cli,
+    approver_key,
+    approvers_toml,
     args_sha256,
     audit_events,
     call_approved,
     grants_toml,
+    new_ssh_key,
     parked_approval,
     run_cli,
     text_of,
@@ -51,8 +61,10 @@ from records_harness import (  # noqa: F401  (connect_records is a fixture)
 pytestmark = pytest.mark.anyio
 
 WRITE = grants_toml("records:write")
-APPROVER = "bob@example.com"
 APPROVAL_ID = re.compile(r"[0-9a-f]{32}")
+CAROL = "carol@example.com"
+# The operating-system account the command line runs as, which every CLI verdict records.
+OS_USER = pwd.getpwuid(os.geteuid()).pw_name
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +97,11 @@ def approvals(binary: Path, config: Path, *args: str):
     return run_cli(binary, "--config", str(config), "approvals", *args)
 
 
+def decide(binary: Path, config: Path, verdict: str, approval: str, principal: str = APPROVER, *extra: str):
+    """`approvals approve|deny APPROVAL --key KEY EXTRA...` signed with `principal`'s key."""
+    return approve_from_cli(binary, config, approval, approver_key(principal), *extra, verdict=verdict)
+
+
 def cli_events(stderr: str, event: str) -> list[dict[str, Any]]:
     """The audit events of kind `event` the command line wrote to its own stderr."""
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
@@ -106,13 +123,17 @@ async def test_rejects_call_without_approval(records: Path, tmp_path: Path, conn
     async with connect_records(records, config, errlog) as session:
         approval, error = await parked(session, "insertRecord", arguments)
         assert error.error.code == FORBIDDEN
-        assert (
-            "Tool `insertRecord` needs approval of this call by a person holding `records:approve`: "
-            f"an operator approves it with `approvals approve {approval}`, then call the tool again "
-            "with the same arguments. It expires at "
-        ) in error.error.message, error.error.message
+        # The model reads the refusal: it says that a person approves, not how to.
+        expires_at = error.error.data["approval"]["expires_at"]
+        assert error.error.message == (
+            "Tool `insertRecord` needs approval of this call by a person holding `records:approve`, "
+            "given outside this conversation; then call the tool again with the same arguments. "
+            f"It expires at {expires_at}."
+        ), error.error.message
+        assert "approvals approve" not in error.error.message
+        assert approval not in error.error.message
         assert error.error.data["tool"] == "insertRecord"
-        assert error.error.data["approval"]["command"] == f"approvals approve {approval}"
+        assert error.error.data["approval"] == {"id": approval, "expires_at": expires_at}
         # Asking again before anyone approved runs nothing either.
         pending = await refused(session, "insertRecord", arguments)
         assert pending.error.message == "tool `insertRecord` did not run: approval pending (0 of 1 approvals)"
@@ -149,7 +170,8 @@ async def test_accepts_call_approved_from_the_cli_while_the_client_waits(
 
     async def approve_from_the_command_line() -> None:
         # Another process, as an operator would: it learns the id from `approvals list`, not
-        # from the client, reads the call, then approves it as a second identity.
+        # from the client, reads the call, then approves it as a second identity, signing the
+        # verdict with that identity's SSH key.
         base = {k: v for k, v in os.environ.items() if k not in ("MCP_LP_CONFIG", "RUST_LOG")}
         command = [str(records), "--config", str(config), "approvals"]
         while True:
@@ -164,8 +186,11 @@ async def test_accepts_call_approved_from_the_cli_while_the_client_waits(
         assert (tool, requester) == ("insertRecord", principal)
         shown = await anyio.run_process([*command, "show", approval], check=False, env=base)
         assert '"body": "approved by bob"' in shown.stdout.decode(), shown.stdout.decode()
-        done = await anyio.run_process([*command, "approve", approval, "--by", APPROVER], check=False, env=base)
+        done = await anyio.run_process(
+            [*command, "approve", approval, "--key", str(approver_key())], check=False, env=base
+        )
         assert done.returncode == 0, done.stderr.decode()
+        assert done.stdout.decode().startswith(f"approved by {APPROVER}\napproval {approval}\n"), done.stdout
         operator.update(approval=approval, stderr=done.stderr.decode())
         decided.set()
 
@@ -185,18 +210,23 @@ async def test_accepts_call_approved_from_the_cli_while_the_client_waits(
 
     [approved] = cli_events(operator["stderr"], "approved")
     assert (approved["approval"], approved["by"], approved["principal"]) == (approval, APPROVER, principal)
+    assert (approved["door"], approved["os_user"]) == ("cli", OS_USER)
     assert approved["args_sha256"] == args_sha256(arguments)
     ran = [e for e in audit_events(errlog) if e["tool"] == "insertRecord" and e["outcome"] == "ok"]
-    assert [(e["approval"], e["approvers"], e["decision"]) for e in ran] == [(approval, APPROVER, "allow")]
+    assert [(e["approval"], e["approvers"], e["decision"]) for e in ran] == [(approval, [APPROVER], "allow")]
 
 
 async def test_rejects_approval_by_the_requester(records: Path, tmp_path: Path, connect_records) -> None:
     principal = unique_principal("selfish")
-    config = write_config(tmp_path, principal, WRITE)
+    # The requester is a listed approver holding records:approve too, with a key of their own.
+    config = write_config(
+        tmp_path, principal, WRITE, approvers=False,
+        extra=approvers_toml(tmp_path, "records:approve", principals=(APPROVER, principal)),
+    )
     arguments = {"title": "self approved", "body": "x"}
     async with connect_records(records, config, tmp_path / "server.jsonl") as session:
         approval, _ = await parked(session, "insertRecord", arguments)
-        done = approvals(records, config, "approve", approval, "--by", principal)
+        done = decide(records, config, "approve", approval, principal)
         assert done.returncode != 0, done.stdout
         assert "the requester may not approve their own call" in done.stderr, done.stderr
         assert cli_events(done.stderr, "approved") == []
@@ -212,11 +242,12 @@ async def test_rejects_denied_call(records: Path, tmp_path: Path, connect_record
     arguments = {"title": "denied record", "body": "x"}
     async with connect_records(records, config, errlog) as session:
         approval, _ = await parked(session, "insertRecord", arguments)
-        done = approvals(records, config, "deny", approval, "--by", APPROVER, "--reason", "not this record")
+        done = decide(records, config, "deny", approval, APPROVER, "--reason", "not this record")
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith(f"denied by {APPROVER}\n"), done.stdout
         [denied] = cli_events(done.stderr, "denied")
         assert (denied["approval"], denied["by"], denied["reason"]) == (approval, APPROVER, "not this record")
+        assert (denied["door"], denied["os_user"]) == ("cli", OS_USER)
         error = await refused(session, "insertRecord", arguments)
         assert error.error.message == f"tool `insertRecord` did not run: denied by {APPROVER}"
         assert error.error.data["approval"] == {"id": approval, "status": "denied", "url": None}
@@ -226,7 +257,10 @@ async def test_rejects_denied_call(records: Path, tmp_path: Path, connect_record
 
 async def test_rejects_replayed_approval(records: Path, tmp_path: Path, connect_records) -> None:
     principal = unique_principal("replay")
-    config = write_config(tmp_path, principal, WRITE)
+    config = write_config(
+        tmp_path, principal, WRITE, approvers=False,
+        extra=approvers_toml(tmp_path, "records:approve", principals=(APPROVER, CAROL)),
+    )
     errlog = tmp_path / "server.jsonl"
     arguments = {"title": "replayed record", "body": "x"}
     async with connect_records(records, config, errlog) as session:
@@ -239,8 +273,8 @@ async def test_rejects_replayed_approval(records: Path, tmp_path: Path, connect_
         still = await refused(session, "insertRecord", arguments)
         assert still.error.message == "tool `insertRecord` did not run: approval pending (0 of 1 approvals)"
         assert len(await rows(session, "replayed record")) == 1
-    # The used approval cannot be given again either.
-    done = approvals(records, config, "approve", used, "--by", "carol@example.com")
+    # The used approval cannot be given again either, by another listed approver.
+    done = decide(records, config, "approve", used, CAROL)
     assert done.returncode != 0, done.stdout
     assert "error: already used" in done.stderr, done.stderr
     ran = [e for e in audit_events(errlog) if e["tool"] == "insertRecord" and e["outcome"] == "ok"]
@@ -255,7 +289,7 @@ async def test_rejects_expired_approval(records: Path, tmp_path: Path, connect_r
     arguments = {"title": "expired record", "body": "x"}
     async with connect_records(records, config, errlog) as session:
         approval, _ = await parked(session, "insertRecord", arguments)
-        done = approvals(records, config, "approve", approval, "--by", APPROVER)
+        done = decide(records, config, "approve", approval)
         assert done.returncode == 0, done.stderr
         # Wait until the store itself says the approval expired.
         with anyio.fail_after(20):
@@ -270,6 +304,148 @@ async def test_rejects_expired_approval(records: Path, tmp_path: Path, connect_r
     assert not [e for e in audit_events(errlog) if e["tool"] == "insertRecord" and e["outcome"] == "ok"]
 
 
+async def test_refuses_cli_approval_without_the_approver_grant(records: Path, tmp_path: Path, connect_records) -> None:
+    principal = unique_principal("nogrant")
+    config = write_config(tmp_path, principal, WRITE)
+    # The same deployment (the same directory, so the same approval store and governance key)
+    # as seen by a command line whose [approvers] list bob's key with another approver grant.
+    lacking = write_config(
+        tmp_path, principal, WRITE, approvers=False, name="lacking.toml",
+        extra=approvers_toml(tmp_path, "docs:approve", name="lacking.allowed_signers"),
+    )
+    errlog = tmp_path / "server.jsonl"
+    arguments = {"title": "approved without the grant", "body": "x"}
+    async with connect_records(records, config, errlog) as session:
+        approval, _ = await parked(session, "insertRecord", arguments)
+        done = decide(records, lacking, "approve", approval)
+        assert done.returncode != 0, done.stdout
+        assert "approving needs grant `records:approve`" in done.stderr, done.stderr
+        assert cli_events(done.stderr, "approved") == []
+        still = await refused(session, "insertRecord", arguments)
+        assert still.error.message == "tool `insertRecord` did not run: approval pending (0 of 1 approvals)"
+        assert await rows(session, "approved without the grant") == []
+        assert "status pending (0 of 1)" in approvals(records, config, "show", approval).stdout
+
+        # The same key, where the configuration grants bob records:approve: the call runs.
+        done = decide(records, config, "approve", approval)
+        assert done.returncode == 0, done.stderr
+        ran = await session.call_tool("insertRecord", arguments)
+        assert not ran.is_error, text_of(ran)
+        assert len(await rows(session, "approved without the grant")) == 1
+    calls = [e for e in audit_events(errlog) if e["tool"] == "insertRecord" and e["outcome"] == "ok"]
+    assert [(e["approval"], e["approvers"]) for e in calls] == [(approval, [APPROVER])]
+
+
+async def test_refuses_cli_approval_from_a_key_the_configuration_does_not_list(
+    records: Path, tmp_path: Path, connect_records
+) -> None:
+    principal = unique_principal("unlisted")
+    config = write_config(tmp_path, principal, WRITE)
+    signers = tmp_path / "approvers.allowed_signers"
+    unlisted = new_ssh_key(tmp_path / "keys", "mallory")
+    # mallory's private key beside bob's public key: the command line reads the key as bob's,
+    # and ssh-keygen refuses to sign with a private key its public half does not match.
+    forged = new_ssh_key(tmp_path / "forged", "mallory")
+    forged.with_name("mallory.pub").write_text(
+        approver_key().with_name(approver_key().name + ".pub").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    # The same store, read through a configuration that names no command-line approvers.
+    bare = write_config(tmp_path, principal, WRITE, approvers=False, name="no-approvers.toml")
+    arguments = {"title": "unlisted key", "body": "x"}
+    async with connect_records(records, config, tmp_path / "server.jsonl") as session:
+        approval, _ = await parked(session, "insertRecord", arguments)
+        refusals = [
+            (approve_from_cli(records, config, approval, unlisted), f"the key {unlisted} is not listed in {signers}"),
+            (
+                approve_from_cli(records, config, approval, unlisted, "--as", APPROVER),
+                f"{signers} does not list this key for `{APPROVER}`",
+            ),
+            (
+                approve_from_cli(records, config, approval, forged),
+                f"ssh-keygen could not sign with {forged}",
+            ),
+            (approve_from_cli(records, bare, approval, approver_key()), "no command-line approvers are configured"),
+        ]
+        for done, why in refusals:
+            assert done.returncode != 0, done.stdout
+            assert why in done.stderr, done.stderr
+            assert cli_events(done.stderr, "approved") == []
+        still = await refused(session, "insertRecord", arguments)
+        assert still.error.message == "tool `insertRecord` did not run: approval pending (0 of 1 approvals)"
+        assert await rows(session, "unlisted key") == []
+
+
+async def test_refuses_second_cli_approval_by_the_same_os_user(records: Path, tmp_path: Path, connect_records) -> None:
+    """Two approvals needed, two listed approvers with keys of their own: one operating-system
+    account still counts once, so the second verdict from this account is refused."""
+    principal = unique_principal("twice")
+    extra = (
+        '\n[tools.insertRecord]\napproval = { min = 2 }\n'
+        + approvers_toml(tmp_path, "records:approve", principals=(APPROVER, CAROL))
+    )
+    config = write_config(tmp_path, principal, WRITE, approvers=False, extra=extra)
+    errlog = tmp_path / "server.jsonl"
+    arguments = {"title": "two approvals", "body": "x"}
+    async with connect_records(records, config, errlog) as session:
+        approval, _ = await parked(session, "insertRecord", arguments)
+        first = decide(records, config, "approve", approval, APPROVER)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.startswith(f"approved by {APPROVER}\napproval {approval}\n"), first.stdout
+        [approved] = cli_events(first.stderr, "approved")
+        assert (approved["by"], approved["door"], approved["os_user"]) == (APPROVER, "cli", OS_USER)
+
+        second = decide(records, config, "approve", approval, CAROL)
+        assert second.returncode != 0, second.stdout
+        assert f"the account `{OS_USER}` already gave a verdict on this call" in second.stderr, second.stderr
+        assert cli_events(second.stderr, "approved") == []
+
+        assert "status pending (1 of 2)" in approvals(records, config, "show", approval).stdout
+        still = await refused(session, "insertRecord", arguments)
+        assert still.error.message == "tool `insertRecord` did not run: approval pending (1 of 2 approvals)"
+        assert await rows(session, "two approvals") == []
+    assert not [e for e in audit_events(errlog) if e["tool"] == "insertRecord" and e["outcome"] == "ok"]
+
+
+async def test_refuses_cli_approval_from_the_requesters_os_account(
+    records: Path, tmp_path: Path, connect_records
+) -> None:
+    """The requester's own operating-system account (`root` for root@example.com) may not
+    approve their call, whichever listed key it signs with."""
+    principal = f"{OS_USER}@example.com"
+    title = f"approved from the requester's account {uuid.uuid4().hex[:8]}"
+    config = write_config(tmp_path, principal, WRITE)
+    arguments = {"title": title, "body": "x"}
+    async with connect_records(records, config, tmp_path / "server.jsonl") as session:
+        approval, _ = await parked(session, "insertRecord", arguments)
+        done = decide(records, config, "approve", approval, APPROVER)
+        assert done.returncode != 0, done.stdout
+        assert "the requester may not approve their own call" in done.stderr, done.stderr
+        assert cli_events(done.stderr, "approved") == []
+        still = await refused(session, "insertRecord", arguments)
+        assert still.error.message == "tool `insertRecord` did not run: approval pending (0 of 1 approvals)"
+        assert await rows(session, title) == []
+
+
+async def test_refuses_call_over_the_cap_of_pending_approvals(records: Path, tmp_path: Path, connect_records) -> None:
+    principal = unique_principal("capped")
+    config = write_config(tmp_path, principal, WRITE, extra="\n[governance]\nmax_pending_per_caller = 2\n")
+    errlog = tmp_path / "server.jsonl"
+    async with connect_records(records, config, errlog) as session:
+        waiting = [(await parked(session, "insertRecord", {"title": f"capped {i}", "body": "x"}))[0] for i in range(2)]
+        with pytest.raises(MCPError) as over:
+            await session.call_tool("insertRecord", {"title": "capped 2", "body": "x"})
+        assert over.value.error.code == -32029, over.value.error
+        assert "already wait for approval, the most allowed (2)" in over.value.error.message, over.value.error
+        assert parked_approval(over.value) is None
+        # Once one of them is decided, another call may wait.
+        done = decide(records, config, "deny", waiting[0])
+        assert done.returncode == 0, done.stderr
+        await parked(session, "insertRecord", {"title": "capped 2", "body": "x"})
+        assert await rows(session, "capped") == []
+    listed = approvals(records, config, "list").stdout
+    assert sum(1 for line in listed.splitlines() if principal in line) == 3, listed
+
+
 async def test_refuses_parked_delete_without_assuming_a_role(
     docs_server, docs_config, env, seed, tmp_path, connect_docs
 ) -> None:
@@ -282,7 +458,7 @@ async def test_refuses_parked_delete_without_assuming_a_role(
         # Parked: no role was assumed for it, and the document is still there.
         assert assume_role_calls(since, principal) == []
         assert exists(key), "a parked delete removed the document"
-        done = run_docs_cli(docs_server, config, env, "approvals", "approve", approval, "--by", APPROVER)
+        done = run_docs_cli(docs_server, config, env, "approvals", "approve", approval, "--key", str(approver_key()))
         assert done.returncode == 0, done.stderr
         deleted = await session.call_tool("deleteDocument", {"key": key})
         assert not deleted.is_error, text_of(deleted)

@@ -126,7 +126,8 @@ async def test_accepts_delete_with_scope_whichever_replica_answers(
 @pytest.fixture
 def conformance_replicas(tmp_path: Path) -> Iterator[Balanced]:
     """conformance-server replicas (unauthenticated, on loopback) sealing requestState with one
-    shared key, as a deployment of several replicas configures them."""
+    shared key and naming the balancer's URL as their resource (a state is bound to the server
+    that issued it), as a deployment of several replicas configures them."""
     binary = conformance_binary()
     if not binary.is_file():
         pytest.fail(
@@ -139,7 +140,7 @@ def conformance_replicas(tmp_path: Path) -> Iterator[Balanced]:
     def write_config(i: int, port: int, url: str) -> Path:
         config = tmp_path / f"replica-{i}.toml"
         config.write_text(
-            f'[http]\nlisten = "127.0.0.1:{port}"\npath = "/mcp"\n\n'
+            f'[http]\nlisten = "127.0.0.1:{port}"\npath = "/mcp"\nresource = {toml_str(url)}\n\n'
             "[dev]\nallow_unauthenticated_http = true\n\n"
             f'[request_state]\nkeys = [{{ id = "shared", secret = {{ file = {toml_str(str(key))} }} }}]\n',
             encoding="utf-8",

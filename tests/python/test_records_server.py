@@ -128,7 +128,7 @@ async def test_insert_record_with_grant_inserts_and_is_audited(binary: Path, tmp
     assert (parked["decision"], parked["outcome"]) == ("deny", "approval_required")
     assert (ran["decision"], ran["outcome"]) == ("allow", "ok")
     assert ran["approval"] == parked["approval"]
-    assert ran["approvers"] == APPROVER
+    assert ran["approvers"] == [APPROVER]
     assert ran["db"] == "records-write"
     [query] = [e for e in audit_events(errlog) if e["tool"] == "queryRecords"]
     assert query["db"] == "records-read"

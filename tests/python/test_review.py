@@ -9,23 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from notes_harness import run_cli, server_binary, text_of, toml_str
+from notes_harness import run_cli, server_binary, text_of
 from records_harness import (  # noqa: F401  (connect_records is a fixture)
     connect_records,
-    pg_env,
     records_binary,
+    state_toml,
     unique_principal,
     write_config,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-def state_table() -> str:
-    url = pg_env().get("MCP_LP_PG_STATE_URL_FILE")
-    if not url or not Path(url).is_file():
-        pytest.fail("MCP_LP_PG_STATE_URL_FILE names no file: start PostgreSQL with `scripts/postgres.sh start`")
-    return f"\n[state]\nurl = {{ file = {toml_str(url)} }}\n"
 
 
 def in_days(days: int) -> dt.datetime:
@@ -55,7 +48,7 @@ async def test_accepts_review_of_last_use_grants_and_revocations_from_state(tmp_
     principal = unique_principal("review")
     expires = in_days(5)
     grants = f'[{{ name = "records:write", expires = {expires.strftime("%Y-%m-%dT%H:%M:%SZ")} }}]'
-    config = write_config(tmp_path, principal, grants=grants, extra=state_table())
+    config = write_config(tmp_path, principal, grants=grants, extra=state_toml(tmp_path))
     review_by = (dt.date.today() + dt.timedelta(days=30)).isoformat()
     cli(binary, config, "approve", "--owner", "records-team", "--review-by", review_by, "--by", "carol")
 

@@ -4,11 +4,17 @@ the next call, without a restart: the tool is hidden from tools/list and refused
 the refusal is audited, the AWS sessions of what is revoked are dropped (CloudTrail shows no
 AssumeRole after the revocation), and a revoked principal's HTTP sessions are closed.
 
+The list file is written under a lock, so that revocations made at once all land, and is the
+operator's alone (mode 0600); a list file that is a symbolic link is refused.
+
 The polling deadlines below only bound how long a failing run waits; nothing here asserts how
 fast a revocation arrives (scripts/revocation-latency.sh measures that)."""
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -271,3 +277,50 @@ async def test_closes_http_session_of_revoked_principal(binary, workspace: Works
 
     refused = [e for e in audit_events(errlog) if e["outcome"] == "revoked"]
     assert refused and all(e["principal"] == "mallory@example.com" for e in refused), refused
+
+
+def test_keeps_both_of_two_concurrent_revocations(binary, workspace: Workspace):
+    """Revocations made at the same moment by separate processes all land in the list: none is
+    lost to another's write of the file."""
+    config = workspace.write_config(grants=grants_toml("notes:delete"))
+    env = {k: v for k, v in os.environ.items() if k not in ("MCP_LP_CONFIG", "RUST_LOG")}
+    count = 8
+    revokes = [
+        subprocess.Popen(
+            [str(binary), "--config", str(config), "revoke", "--principal", f"p{i}@example.com",
+             "--reason", f"r{i}", "--by", BY],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        for i in range(count)
+    ]
+    for i, process in enumerate(revokes):
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, f"revoke {i}: exit {process.returncode}\n{stdout}{stderr}"
+        assert f"revoked principal p{i}@example.com" in stdout, stdout
+
+    listed = cli_ok(run_cli(binary, "--config", str(config), "revocations"))
+    assert listed.startswith(f"{count} revocations in file "), listed
+    for i in range(count):
+        assert f"p{i}@example.com" in listed and f"r{i}" in listed, listed
+    path = workspace.root / "mcp-lp.revocations.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, oct(path.stat().st_mode)
+
+
+def test_refuses_revocation_list_that_is_a_symlink(binary, workspace: Workspace):
+    config = workspace.write_config(grants=grants_toml("notes:delete"))
+    cli_ok(run_cli(binary, "--config", str(config), "revoke", "--principal", "p@example.com", "--reason", "r", "--by", BY))
+    path = workspace.root / "mcp-lp.revocations.json"
+    elsewhere = workspace.root / "elsewhere.json"
+    path.rename(elsewhere)
+    path.symlink_to(elsewhere)
+    refusal = "it is a symbolic link"
+    for args in (
+        ["revoke", "--principal", "q@example.com", "--reason", "r", "--by", BY],
+        ["revocations"],
+        ["check"],
+        ["serve"],
+    ):
+        done = run_cli(binary, "--config", str(config), *args)
+        assert done.returncode != 0, f"{args}: {done.stdout}"
+        assert refusal in done.stderr, f"{args}: {done.stderr}"
+    assert "q@example.com" not in elsewhere.read_text(encoding="utf-8")

@@ -25,7 +25,7 @@ from mcp.shared.exceptions import MCPError
 from http_harness import KeyServer, Minter
 from lb_harness import ToolCaller, balanced_records, refusal, run_verb, timed_verb
 from notes_harness import REPO_ROOT, assert_negotiated, audit_events, open_client, text_of, trail_events
-from records_harness import records_binary, unique_principal
+from records_harness import records_binary, state_toml, unique_principal, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -143,8 +143,8 @@ async def test_enforces_revoke_all_on_every_replica(binary: Path, keys: KeyServe
 async def test_keeps_revocations_and_fails_closed_when_postgres_is_killed(
     binary: Path, keys: KeyServer, tmp_path: Path
 ) -> None:
-    extra = '\n[governance]\nfail_closed_after = "2s"\n'
-    with balanced_records(binary, tmp_path, keys, tmp_path / "logs", REPLICAS, extra=extra) as balanced:
+    governance = 'fail_closed_after = "2s"'
+    with balanced_records(binary, tmp_path, keys, tmp_path / "logs", REPLICAS, governance=governance) as balanced:
         minter = Minter(keys, audience=balanced.url)
         revoked_principal = unique_principal("revoked")
         holder = unique_principal("holder")
@@ -227,3 +227,19 @@ async def test_keeps_revocations_and_fails_closed_when_postgres_is_killed(
             assert all(
                 (e["outcome"], e["principal"], e["tool"]) == ("revoked", holder, "insertRecord") for e in unreachable
             ), (i, unreachable)
+
+
+def test_refuses_revocation_change_without_the_operator_role(binary: Path, tmp_path: Path) -> None:
+    """The replicas' [state] role reads the revocation list and cannot change it: a command
+    line given only the replicas' URL names `operator_url` instead of revoking."""
+    config = write_config(tmp_path, unique_principal("replica"), extra=state_toml(tmp_path, operator=False))
+    target = unique_principal("not-revoked")
+    for verb in (["revoke", "--principal", target, "--reason", "r", "--by", BY], ["unrevoke", "--principal", target]):
+        done = subprocess.run(
+            [str(binary), "--config", str(config), *verb],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode != 0, done.stdout
+        assert "operator_url" in done.stderr, done.stderr
+    listed = run_verb(binary, config, "revocations")
+    assert target not in listed.stdout, listed.stdout

@@ -426,7 +426,7 @@ impl Approvals {
         now: jiff::Timestamp,
     ) -> Result<(), ApprovalError> {
         let verdict = &approver.verdict;
-        match call.standing(now) {
+        match self.standing(call, now) {
             Standing::Pending { .. } => {}
             Standing::Approved => return Err(ApprovalError::Decided("already approved".into())),
             Standing::Denied(v) => return Err(ApprovalError::Denied { by: v.by }),
@@ -450,10 +450,29 @@ impl Approvals {
         }
         self.not_revoked(&verdict.by, &call.grant)?;
         if approve {
-            let earlier: Vec<&Verdict> = call.approvals.iter().collect();
-            self.counts_as_approver(call, verdict, &earlier)?;
+            self.counts_as_approver(call, verdict, &self.counting(call))?;
         }
         Ok(())
+    }
+
+    /// Where `call` stands at `now`, counting only the approvals that still count: one whose
+    /// approver has since been revoked, or whose key was taken off the allowed signers, leaves
+    /// the call pending again, for another approver to decide.
+    pub fn standing(&self, call: &PendingCall, now: jiff::Timestamp) -> Standing {
+        match call.standing(now) {
+            Standing::Approved => {
+                let have = u32::try_from(self.counting(call).len()).unwrap_or(u32::MAX);
+                if have >= call.min {
+                    Standing::Approved
+                } else {
+                    Standing::Pending {
+                        have,
+                        need: call.min,
+                    }
+                }
+            }
+            other => other,
+        }
     }
 
     /// Whether `verdict` may count as one more approval of `call` beside `earlier`.
@@ -559,7 +578,7 @@ impl Approvals {
             let call = self.get(id).await?;
             let now = jiff::Timestamp::now();
             call.check_key(key)?;
-            match call.standing(now) {
+            match self.standing(&call, now) {
                 Standing::Approved => {}
                 Standing::Pending { have, need } => {
                     return Err(ApprovalError::Pending { have, need });
@@ -695,6 +714,42 @@ mod tests {
             .unwrap_err();
         assert_eq!(refused.code(), "no_randomness");
         assert!(approvals.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn accepts_another_approver_once_the_first_is_revoked() {
+        let store: Arc<dyn ApprovalStore> = Arc::new(MemoryApprovals::new());
+        let arguments = serde_json::json!({});
+        let before = Approvals::new(Arc::clone(&store), keys());
+        let call = before
+            .park(key("alice"), &rule(), &arguments, "Delete.")
+            .await
+            .unwrap();
+        before
+            .decide(&call.id, &approver("bob@example.com"), true)
+            .await
+            .unwrap();
+        let mut revoked = crate::revocation::Revocation::now(
+            crate::revocation::Target::Principal("bob@example.com".into()),
+            "left the team",
+            "ops",
+        );
+        revoked.seal(&keys());
+        let after = Approvals::new(Arc::clone(&store), keys())
+            .with_revocations(Revocations::fixed(vec![revoked], keys()));
+        // Bob's approval no longer counts: the call is pending again, not "already approved".
+        let call = after.get(&call.id).await.unwrap();
+        assert_eq!(
+            after.standing(&call, jiff::Timestamp::now()),
+            Standing::Pending { have: 0, need: 1 }
+        );
+        let refused = after.consume(&call.id, key("alice")).await.unwrap_err();
+        assert_eq!(refused.code(), "pending");
+        after
+            .decide(&call.id, &approver("carol@example.com"), true)
+            .await
+            .unwrap();
+        after.consume(&call.id, key("alice")).await.unwrap();
     }
 
     #[tokio::test]

@@ -510,6 +510,17 @@ impl Revocations {
         this
     }
 
+    /// A list that never changes, for tests of what it refuses.
+    #[cfg(test)]
+    pub(crate) fn fixed(entries: Vec<Revocation>, keys: GovernanceKeys) -> Self {
+        Self::with_list(
+            Arc::new(FileRevocations::new("/nonexistent/revocations.json")),
+            entries,
+            Duration::from_secs(3600),
+            KeySource::Keys(keys),
+        )
+    }
+
     /// Report each entry of `list` that does not carry the governance key's seal, once: it
     /// stays in force, since a revocation only takes away, but it was not made by mcp-lp with
     /// this deployment's key.

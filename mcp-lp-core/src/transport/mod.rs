@@ -5,7 +5,7 @@ pub mod http;
 pub(crate) mod line_codec;
 pub(crate) mod stdio;
 
-pub use self::stdio::{LineTransport, MAX_MESSAGE_BYTES, TransportFailure};
+pub use self::stdio::{LineTransport, MAX_MESSAGE_BYTES, ThreadStdin, TransportFailure};
 
 /// SIGINT, or SIGTERM (what container runtimes send): either stops a server gracefully, so that
 /// the audit trail records its shutdown and anchors its head. The name of the signal.

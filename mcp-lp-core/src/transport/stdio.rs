@@ -82,10 +82,88 @@ impl TransportFailure {
     }
 }
 
-impl LineTransport<tokio::io::Stdin, tokio::io::Stdout> {
+impl LineTransport<ThreadStdin, tokio::io::Stdout> {
     /// The transport over this process's stdin and stdout.
     pub fn stdio() -> Self {
-        Self::new(tokio::io::stdin(), tokio::io::stdout())
+        Self::new(ThreadStdin::spawn(), tokio::io::stdout())
+    }
+}
+
+/// This process's stdin, read by a thread of its own.
+///
+/// A blocking read of stdin cannot be cancelled. `tokio::io::Stdin` reads on the runtime's
+/// blocking pool, which the runtime waits for when it shuts down, so a server stopped by SIGTERM
+/// would stay up until its client closed stdin. Nothing waits for a plain thread.
+pub struct ThreadStdin {
+    chunks: tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    read: usize,
+}
+
+impl ThreadStdin {
+    const CHUNK_BYTES: usize = 64 * 1024;
+
+    fn spawn() -> Self {
+        let (sender, chunks) = tokio::sync::mpsc::channel(4);
+        let reader = sender.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mcp-lp-stdin".into())
+            .spawn(move || {
+                use std::io::Read as _;
+                let mut stdin = io::stdin().lock();
+                loop {
+                    let mut chunk = vec![0; Self::CHUNK_BYTES];
+                    let read = match stdin.read(&mut chunk) {
+                        Ok(0) => return,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            let _ = reader.blocking_send(Err(e));
+                            return;
+                        }
+                    };
+                    chunk.truncate(read);
+                    // The receiver is gone once the transport is: nothing left to read for.
+                    if reader.blocking_send(Ok(chunk)).is_err() {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            let _ = sender.try_send(Err(e));
+        }
+        Self {
+            chunks,
+            chunk: Vec::new(),
+            read: 0,
+        }
+    }
+}
+
+impl AsyncRead for ThreadStdin {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.read == this.chunk.len() {
+            match this.chunks.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                // The thread ended: end of input.
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.chunk = chunk;
+                    this.read = 0;
+                }
+            }
+        }
+        let n = buf.remaining().min(this.chunk.len() - this.read);
+        buf.put_slice(&this.chunk[this.read..this.read + n]);
+        this.read += n;
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -41,7 +41,7 @@ use crate::config::ApprovalPageSection;
 use crate::principal::Principal;
 use crate::revocation::Revocations;
 use crate::sealed_state::{Binding, Purpose, StateSealer};
-use crate::visible::{escape_invisible, same_person};
+use crate::visible::{escape_invisible, escape_invisible_keeping_lines, same_person};
 
 /// How long a signed-in approver's session lasts at most; never past the token it was opened
 /// with.
@@ -227,7 +227,14 @@ impl Doors {
             );
         }
         let Some(approve) = verdict else {
-            return (StatusCode::OK, axum::Json(call_json(&call))).into_response();
+            return (
+                StatusCode::OK,
+                axum::Json(call_json(
+                    &call,
+                    &self.approvals.standing(&call, jiff::Timestamp::now()),
+                )),
+            )
+                .into_response();
         };
         let reason = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
@@ -235,7 +242,14 @@ impl Doors {
             .unwrap_or_default();
         let approver = Approver::new((*approver).clone(), Door::Api, reason);
         match self.approvals.decide(id, &approver, approve).await {
-            Ok(call) => (StatusCode::OK, axum::Json(call_json(&call))).into_response(),
+            Ok(call) => (
+                StatusCode::OK,
+                axum::Json(call_json(
+                    &call,
+                    &self.approvals.standing(&call, jiff::Timestamp::now()),
+                )),
+            )
+                .into_response(),
             Err(e) => approval_error(&e),
         }
     }
@@ -342,14 +356,14 @@ impl Doors {
     }
 
     fn render(&self, approver: &Principal, call: &PendingCall, notice: &str) -> Response {
-        let standing = call.standing(jiff::Timestamp::now());
+        let standing = self.approvals.standing(call, jiff::Timestamp::now());
         let holds = approver.holds(&call.grant, SystemTime::now());
         // Only a holder of the approver grant reads what the call would do.
         let arguments = if holds {
             let pretty = serde_json::to_string_pretty(&call.arguments).unwrap_or_default();
             format!(
                 "<h2>Arguments</h2><pre id=\"arguments\">{}</pre>",
-                shown(&pretty)
+                escape(&escape_invisible_keeping_lines(&pretty))
             )
         } else {
             String::new()
@@ -369,7 +383,7 @@ impl Doors {
             requester = shown(&call.principal),
             at = shown(&call.requested_at),
             expires = shown(&call.expires_at),
-            why = shown(&call.why),
+            why = escape(&escape_invisible_keeping_lines(&call.why)),
             standing = shown(&standing.to_string()),
             min = call.min,
             grant = shown(&call.grant),
@@ -778,7 +792,8 @@ impl Cookies<'_> {
     }
 }
 
-fn call_json(call: &PendingCall) -> serde_json::Value {
+/// What the JSON API answers about `call`, `status` counting only approvals that still count.
+fn call_json(call: &PendingCall, status: &Standing) -> serde_json::Value {
     json!({
         "id": call.id,
         "tool": call.tool,
@@ -791,7 +806,7 @@ fn call_json(call: &PendingCall) -> serde_json::Value {
         "min": call.min,
         "approvals": call.approvals,
         "denial": call.denial,
-        "status": call.standing(jiff::Timestamp::now()).to_string(),
+        "status": status.to_string(),
         "requested_at": call.requested_at,
         "expires_at": call.expires_at,
     })
