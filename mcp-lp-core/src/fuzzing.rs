@@ -138,7 +138,8 @@ mod http {
             let mut extensions = http::Extensions::new();
             let response = self
                 .gate
-                .refuse_out_of_scope(principal, body, &mut extensions)?;
+                .refuse_out_of_scope(principal, body, &mut extensions);
+            let response = futures::executor::block_on(response)?;
             let (parts, body) = response.into_parts();
             let bytes = futures::executor::block_on(axum::body::to_bytes(body, usize::MAX))
                 .map(|b| b.to_vec())

@@ -92,7 +92,8 @@ pub use schemars;
 
 pub use crate::authorize::{Authorized, Denial, authorize};
 pub use crate::checkpoint::{
-    CallScope, Checkpoint, FORBIDDEN, RATE_LIMITED, ServeError, Server, URL_ELICITATION_REQUIRED,
+    CallScope, Checkpoint, FORBIDDEN, ParkedAnswer, RATE_LIMITED, Refusal, ServeError, Server,
+    URL_ELICITATION_REQUIRED,
 };
 pub use crate::config::{
     ALLOWED_ALGORITHMS, ANONYMOUS, ApprovalPageSection, AuditSettings, AuthSection, CONFIG_ENV,
@@ -104,7 +105,7 @@ pub use crate::limits::Limits;
 pub use crate::parameters::Parameters;
 pub use crate::policy::{DbAccess, NoExtras, ToolPolicy, ToolSet, capability_name_error};
 pub use crate::principal::Principal;
-pub use crate::rate::Rate;
+pub use crate::rate::{Rate, RateLimited};
 pub use crate::tool_error::ToolError;
 
 /// The names a server module needs: `use mcp_lp::prelude::*;`.

@@ -103,14 +103,17 @@ impl<'de> serde::Deserialize<'de> for Rate {
 
 /// A call refused by a rate limit, and when the next call will be accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RateLimited {
-    pub(crate) rate: Rate,
-    pub(crate) retry_after: Duration,
+#[non_exhaustive]
+pub struct RateLimited {
+    /// The limit.
+    pub rate: Rate,
+    /// How long until the next call is accepted.
+    pub retry_after: Duration,
 }
 
 impl RateLimited {
     /// The wait in whole seconds, rounded up and at least one: what `Retry-After` says.
-    pub(crate) fn retry_after_secs(&self) -> u64 {
+    pub fn retry_after_secs(&self) -> u64 {
         let secs = self.retry_after.as_secs();
         let rounded = if self.retry_after.subsec_nanos() > 0 {
             secs + 1
@@ -121,7 +124,7 @@ impl RateLimited {
     }
 
     /// A sentence for the caller and the audit trail.
-    pub(crate) fn explain(&self, tool: &str, principal: &str) -> String {
+    pub fn explain(&self, tool: &str, principal: &str) -> String {
         format!(
             "tool `{tool}` is limited to {} calls per principal; principal `{principal}` reached the limit; retry after {} s",
             self.rate,

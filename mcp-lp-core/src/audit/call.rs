@@ -100,11 +100,11 @@ pub(crate) fn invalid_call(request_id: &str, principal: &str, reason: &str) -> R
     let arguments = ArgumentDigest::of(None);
     let mut event = AuditEvent::start(request_id, principal, &arguments, Instant::now());
     event.reason = Some(reason);
-    event.outcome = Outcome::InvalidParams;
-    event.finish()
+    event.finish(Outcome::InvalidParams)
 }
 
-/// One audit event, emitted by [`AuditEvent::finish`].
+/// One audit event, emitted by [`AuditEvent::finish`] with how the call ended: there is no
+/// default outcome to forget to set.
 #[derive(Debug)]
 pub(crate) struct AuditEvent<'a> {
     pub(crate) request_id: &'a str,
@@ -121,7 +121,6 @@ pub(crate) struct AuditEvent<'a> {
     pub(crate) round: Option<&'a ArgumentDigest>,
     pub(crate) output_bytes: Option<usize>,
     pub(crate) started: Instant,
-    pub(crate) outcome: Outcome,
     /// The approval the call was parked under, or ran on.
     pub(crate) approval: Option<&'a str>,
     /// Who approved the call that ran, in order.
@@ -129,8 +128,7 @@ pub(crate) struct AuditEvent<'a> {
 }
 
 impl<'a> AuditEvent<'a> {
-    /// An event for a call not yet decided: denied, unknown tool, until the checkpoint says
-    /// otherwise.
+    /// An event for a call not yet decided: denied until the checkpoint says otherwise.
     pub(crate) fn start(
         request_id: &'a str,
         principal: &'a str,
@@ -150,14 +148,13 @@ impl<'a> AuditEvent<'a> {
             round: None,
             output_bytes: None,
             started,
-            outcome: Outcome::UnknownTool,
             approval: None,
             approvers: None,
         }
     }
 
-    /// Record the event in the process's trail, timed from its start.
-    pub(crate) fn finish(&self) -> Recorded {
+    /// Record the event, ended with `outcome`, in the process's trail, timed from its start.
+    pub(crate) fn finish(&self, outcome: Outcome) -> Recorded {
         let duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let args_sha256 = self.arguments.hex();
         let round_sha256 = self.round.map(ArgumentDigest::hex);
@@ -177,7 +174,7 @@ impl<'a> AuditEvent<'a> {
             .opt_int("output_bytes", self.output_bytes.map(|b| b as u64))
             .int("duration_us", duration_us)
             .opt_str("approval", self.approval)
-            .str("outcome", self.outcome.as_str());
+            .str("outcome", outcome.as_str());
         if let Some(approvers) = self.approvers {
             record = record.list("approvers", approvers);
         }

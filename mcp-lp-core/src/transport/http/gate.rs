@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::bearer::BearerValidator;
 use super::sessions::SessionOwners;
 use crate::audit::Record;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, Refusal};
 use crate::config::ANONYMOUS;
 use crate::policy::ToolSet;
 use crate::principal::Principal;
@@ -102,7 +102,9 @@ pub(crate) async fn gate<S: ToolSet>(
         return too_many_sessions(retry_after);
     }
     if parts.method == Method::POST
-        && let Some(response) = gate.refuse_out_of_scope(&principal, &bytes, &mut parts.extensions)
+        && let Some(response) = gate
+            .refuse_out_of_scope(&principal, &bytes, &mut parts.extensions)
+            .await
     {
         return response;
     }
@@ -185,8 +187,8 @@ impl<S: ToolSet> Gate<S> {
     }
 
     /// `403` for a `tools/call` the principal's grants do not cover, `429` for one over the tool's
-    /// rate limit, decided (and audited) by the checkpoint itself.
-    pub(crate) fn refuse_out_of_scope(
+    /// rate limit, decided (and audited) by the checkpoint's own steps, in their order.
+    pub(crate) async fn refuse_out_of_scope(
         &self,
         principal: &Principal,
         body: &[u8],
@@ -244,21 +246,35 @@ impl<S: ToolSet> Gate<S> {
                 .and_then(|raw| serde_json::from_str(raw.get()).ok());
             (request_id, arguments)
         });
-        let refusal = match refusal {
+        let refusal = match refusal.await {
             Ok(counted) => {
                 extensions.insert(counted?);
                 return None;
             }
             Err(refusal) => refusal,
         };
-        if let Some(limited) = refusal.limited {
-            let error = refusal.into_error();
-            return Some(too_many_requests(
-                &limited,
-                json!({"jsonrpc": "2.0", "id": id, "error": error}),
-            ));
+        let status = StatusCode::from_u16(refusal.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+        let message = refusal.message();
+        let (tool, scope, retry_after) = match &refusal {
+            Refusal::Denied { tool, denial, .. } => {
+                (*tool, denial.lacking().collect::<Vec<_>>().join(" "), None)
+            }
+            Refusal::RateLimited { tool, limited, .. } => {
+                (*tool, String::new(), Some(limited.retry_after_secs()))
+            }
+            _ => (refusal.tool().unwrap_or_default(), String::new(), None),
+        };
+        let error = match refusal.into_response() {
+            Err(error) => error,
+            Ok(_) => return None,
+        };
+        let body = json!({"jsonrpc": "2.0", "id": id, "error": error});
+        if let Some(retry_after) = retry_after {
+            return Some(too_many_requests(retry_after, body));
         }
-        let scope = refusal.denial.lacking().collect::<Vec<_>>().join(" ");
+        if status != StatusCode::FORBIDDEN {
+            return Some(json_error(status, None, body));
+        }
         let request_id = match &id {
             Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -267,7 +283,7 @@ impl<S: ToolSet> Gate<S> {
             &Record::new("step_up_required")
                 .warn()
                 .str("principal", principal.id())
-                .str("tool", refusal.policy.name)
+                .str("tool", tool)
                 .str("request_id", &request_id)
                 .int("http_status", 403)
                 .str("scope", &scope),
@@ -275,14 +291,9 @@ impl<S: ToolSet> Gate<S> {
         let challenge = format!(
             "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\", error_description=\"{}\"",
             self.resource_metadata,
-            quoted(&refusal.message)
+            quoted(&message)
         );
-        let error = refusal.into_error();
-        Some(json_error(
-            StatusCode::FORBIDDEN,
-            Some(challenge),
-            json!({"jsonrpc": "2.0", "id": id, "error": error}),
-        ))
+        Some(json_error(StatusCode::FORBIDDEN, Some(challenge), body))
     }
 }
 
@@ -351,11 +362,11 @@ fn too_many_sessions(retry_after: std::time::Duration) -> Response {
 }
 
 /// `429 Too Many Requests` with `Retry-After` in whole seconds.
-fn too_many_requests(limited: &crate::rate::RateLimited, body: Value) -> Response {
+fn too_many_requests(retry_after_secs: u64, body: Value) -> Response {
     let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, None, body);
     response
         .headers_mut()
-        .insert(header::RETRY_AFTER, limited.retry_after_secs().into());
+        .insert(header::RETRY_AFTER, retry_after_secs.into());
     response
 }
 

@@ -1,0 +1,125 @@
+//! [`Server`]: a service and what the checkpoint gives its tools, before it is assembled.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::approval::ApprovalStore;
+use crate::audit::AuditSink;
+use crate::last_used::LastUsed;
+use crate::policy::ToolSet;
+use crate::revocation::{Evict, Revocations};
+
+/// A service and the capability providers its tools draw on: what a [`Checkpoint`] serves.
+///
+/// ```
+/// # use mcp_lp::prelude::*;
+/// # #[derive(Clone)] struct Notes;
+/// # #[mcp_lp::server] impl Notes {
+/// #     /// Say hello.
+/// #     #[tool] async fn hello(&self) -> String { "hello".into() }
+/// # }
+/// /// Something tools receive only through an extractor, never through `self`.
+/// struct Pools;
+///
+/// let server = mcp_lp::Server::new(Notes).provide(Pools);
+/// ```
+pub struct Server<S> {
+    pub(super) service: S,
+    pub(super) providers: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    pub(super) audit_sinks: Vec<Box<dyn AuditSink>>,
+    pub(super) revocations: Option<Revocations>,
+    pub(super) evictors: Vec<Arc<dyn Evict>>,
+    pub(super) last_used: Option<LastUsed>,
+    pub(super) approvals: Option<Arc<dyn ApprovalStore>>,
+}
+
+impl<S: ToolSet> Server<S> {
+    /// A server with no providers.
+    pub fn new(service: S) -> Self {
+        Self {
+            service,
+            providers: HashMap::new(),
+            audit_sinks: Vec::new(),
+            revocations: None,
+            evictors: Vec::new(),
+            last_used: None,
+            approvals: None,
+        }
+    }
+
+    /// Keep pending approvals and their single-use ledger here, such as in the `[state]`
+    /// store that replicas share, instead of the directory next to the configuration.
+    #[must_use]
+    pub fn approvals(mut self, store: impl ApprovalStore) -> Self {
+        self.approvals = Some(Arc::new(store));
+        self
+    }
+
+    /// The approval store given with [`Server::approvals`], if any.
+    pub(crate) fn given_approvals(&self) -> Option<&Arc<dyn ApprovalStore>> {
+        self.approvals.as_ref()
+    }
+
+    /// Keep last-used records here instead of in this process's memory only, such as in the
+    /// `[state]` store, which `review` reads.
+    #[must_use]
+    pub fn last_used(mut self, last_used: LastUsed) -> Self {
+        self.last_used = Some(last_used);
+        self
+    }
+
+    /// The last-used records given with [`Server::last_used`], if any.
+    pub(crate) fn given_last_used(&self) -> Option<&LastUsed> {
+        self.last_used.as_ref()
+    }
+
+    /// Follow this revocation list instead of the file next to the configuration, such as
+    /// the `[state]` store's, which every replica shares.
+    #[must_use]
+    pub fn revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// The revocation list given with [`Server::revocations`], if any.
+    pub(crate) fn given_revocations(&self) -> Option<&Revocations> {
+        self.revocations.as_ref()
+    }
+
+    /// Have `evictor` drop what a revocation takes away, such as cached AWS sessions
+    /// (mcp-lp-aws's `AwsRoles`).
+    #[must_use]
+    pub fn evict_on_revocation(mut self, evictor: impl Evict) -> Self {
+        self.evictors.push(Arc::new(evictor));
+        self
+    }
+
+    /// The durable audit sinks given with [`Server::audit_to`].
+    pub(crate) fn audit_sinks(&mut self) -> &mut Vec<Box<dyn AuditSink>> {
+        &mut self.audit_sinks
+    }
+
+    /// Write the audit trail to `sink` too, such as the state crate's PostgreSQL table. The
+    /// sink joins the process's trail when the checkpoint is built, with the events recorded
+    /// since the server started.
+    #[must_use]
+    pub fn audit_to(mut self, sink: impl AuditSink) -> Self {
+        self.audit_sinks.push(Box::new(sink));
+        self
+    }
+
+    /// Give the checkpoint a capability provider, such as a set of database pools. Handlers
+    /// reach it only through extractors that read their [`CallScope`].
+    #[must_use]
+    pub fn provide<T: Send + Sync + 'static>(mut self, provider: T) -> Self {
+        self.providers.insert(TypeId::of::<T>(), Arc::new(provider));
+        self
+    }
+}
+
+impl<S: ToolSet> From<S> for Server<S> {
+    fn from(service: S) -> Self {
+        Self::new(service)
+    }
+}
