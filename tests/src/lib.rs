@@ -238,6 +238,15 @@ pub fn stateless() -> ClientLifecycleMode {
     }
 }
 
+/// The stable code of a refused call (`data.code`), what tests match rather than the prose.
+pub fn refusal_code(error: &rmcp::ErrorData) -> &str {
+    error
+        .data
+        .as_ref()
+        .and_then(|data| data["code"].as_str())
+        .unwrap_or_default()
+}
+
 /// The text of a result's first content block.
 pub fn text(result: &CallToolResult) -> &str {
     result

@@ -12,7 +12,7 @@ use mcp_lp::approval::{
     ApprovalError, ApprovalStore as _, Approvals, Approver, Door, FileApprovals,
 };
 use mcp_lp::{Checkpoint, Config, Grant, Principal};
-use mcp_lp_tests::{Approved, Connection, Recorder, connect_with, stateless};
+use mcp_lp_tests::{Approved, Connection, Recorder, connect_with, refusal_code, stateless};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ElicitRequestParams, InputRequest,
     InputRequiredResult, InputResponses,
@@ -268,11 +268,8 @@ async fn accepts_call_after_approval_over_2026_07_28_and_rejects_its_replay() {
         .await;
     let (id, state) = parked(&conn, "report-9").await;
     let pending = rpc_error(retry(&conn, "report-9", &state).await);
-    assert!(
-        pending.message.contains("approval pending"),
-        "{}",
-        pending.message
-    );
+    assert_eq!(refusal_code(&pending), "approval_refused");
+    assert_eq!(pending.data.expect("data")["approval"]["status"], "pending");
     setup
         .approve(&id, "bob@example.com")
         .await
@@ -282,10 +279,9 @@ async fn accepts_call_after_approval_over_2026_07_28_and_rejects_its_replay() {
         "deleted report-9"
     );
     let replayed = rpc_error(retry(&conn, "report-9", &state).await);
-    assert!(
-        replayed.message.contains("already used"),
-        "{}",
-        replayed.message
+    assert_eq!(
+        replayed.data.expect("data")["approval"]["status"],
+        "already_used"
     );
     assert_eq!(setup.deletes(), 1);
 }
@@ -356,11 +352,7 @@ async fn rejects_approval_by_the_requester() {
         Err(ApprovalError::Requester)
     );
     let still = rpc_error(conn.client.call_tool_once(params("y")).await);
-    assert!(
-        still.message.contains("approval pending"),
-        "{}",
-        still.message
-    );
+    assert_eq!(still.data.expect("data")["approval"]["status"], "pending");
     assert_eq!(setup.deletes(), 0);
 }
 
@@ -433,11 +425,7 @@ async fn rejects_call_until_enough_approvers_and_after_a_denial() {
         .await
         .expect("denied");
     let denied = rpc_error(conn.client.call_tool_once(params("a")).await);
-    assert!(
-        denied.message.contains("denied by carol@example.com"),
-        "{}",
-        denied.message
-    );
+    assert_eq!(denied.data.expect("data")["approval"]["status"], "denied");
     assert_eq!(setup.deletes(), 0);
 }
 
@@ -456,7 +444,7 @@ async fn rejects_expired_approval() {
         .expect("approved");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let expired = rpc_error(retry(&conn, "old", &state).await);
-    assert!(expired.message.contains("expired"), "{}", expired.message);
+    assert_eq!(expired.data.expect("data")["approval"]["status"], "expired");
     assert_eq!(setup.deletes(), 0);
 }
 
@@ -555,11 +543,7 @@ async fn refuses_configuration_that_loosens_or_lacks_the_approval_rule() {
             )
             .await,
     );
-    assert!(
-        error.message.contains("needs approval"),
-        "{}",
-        error.message
-    );
+    assert_eq!(refusal_code(&error), "approval_required");
 }
 
 /// The parameters of `purge_items`.
@@ -697,11 +681,7 @@ async fn refuses_tool_state_sealed_before_the_tool_needed_approval() {
         .with_request_state(armed)
         .with_input_responses(confirmed());
     let parked = rpc_error(conn.client.call_tool_once(answered).await);
-    assert!(
-        parked.message.contains("needs approval"),
-        "{}",
-        parked.message
-    );
+    assert_eq!(refusal_code(&parked), "approval_required");
     assert_eq!(fixture.runs.load(Ordering::SeqCst), 0);
 }
 

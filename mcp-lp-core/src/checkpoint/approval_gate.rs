@@ -3,9 +3,9 @@
 //! is [`Approvals`](crate::approval::Approvals)' to decide; this step parks, finds and
 //! consumes, and says how the caller is answered.
 
+use rmcp::RoleServer;
 use rmcp::model::{CallToolRequestParams, ProtocolVersion};
 use rmcp::service::RequestContext;
-use rmcp::RoleServer;
 
 use super::refusal::{ParkedAnswer, Refusal};
 use super::{Checkpoint, ToolEntry};
@@ -123,7 +123,9 @@ impl<S: ToolSet> Checkpoint<S> {
     ) -> Result<PendingCall, Refusal> {
         let tool = entry.policy.name;
         let expires = jiff::Timestamp::now()
-            .checked_add(jiff::SignedDuration::try_from(self.shared.sealer.ttl()).unwrap_or_default())
+            .checked_add(
+                jiff::SignedDuration::try_from(self.shared.sealer.ttl()).unwrap_or_default(),
+            )
             .unwrap_or_else(|_| jiff::Timestamp::now());
         let continued = match &self.shared.approvals {
             Some(approvals) => approvals.continue_round(&id, nonce, key, expires).await,

@@ -223,7 +223,11 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        self.shared.service.extras().get_task(request, context).await
+        self.shared
+            .service
+            .extras()
+            .get_task(request, context)
+            .await
     }
 
     async fn update_task(
@@ -267,7 +271,11 @@ impl<S: ToolSet> ServerHandler for Checkpoint<S> {
         request: GetSkillRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetSkillResult, ErrorData> {
-        self.shared.service.extras().get_skill(request, context).await
+        self.shared
+            .service
+            .extras()
+            .get_skill(request, context)
+            .await
     }
 
     async fn read_resource_directory(

@@ -29,15 +29,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use rmcp::RoleServer;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{ErrorCode, ProtocolVersion, Tool};
 use rmcp::service::RequestContext;
-use rmcp::RoleServer;
 
 pub use self::refusal::{ParkedAnswer, Refusal};
 pub use self::scope::CallScope;
-pub use self::server::Server;
 use self::scope::Providers;
+pub use self::server::Server;
 use crate::approval::{ApprovalRule, Approvals};
 use crate::authorize::authorize;
 use crate::config::{Config, ConfigError};
@@ -294,4 +294,3 @@ pub(crate) fn list_ttl_ms(principal: &Principal, now: SystemTime) -> u64 {
         .fold(TOOL_LIST_TTL, Duration::min);
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }
-

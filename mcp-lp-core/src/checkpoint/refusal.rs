@@ -326,7 +326,9 @@ impl Refusal {
                         },
                     ));
                     let requests = [("approval".to_owned(), question)].into_iter().collect();
-                    return Ok(InputRequiredResult::new(Some(requests), Some(state.clone())).into());
+                    return Ok(
+                        InputRequiredResult::new(Some(requests), Some(state.clone())).into(),
+                    );
                 }
                 ParkedAnswer::UrlRequired { url } => (
                     URL_ELICITATION_REQUIRED,

@@ -75,4 +75,3 @@ impl<C: AsRequestContext> FromContextPart<C> for CallScope {
 /// reaches one only through its [`CallScope`].
 #[derive(Clone, Default)]
 pub(super) struct Providers(pub(super) Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
-

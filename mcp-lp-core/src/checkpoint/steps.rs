@@ -28,10 +28,10 @@ use super::{Checkpoint, Identity, ToolEntry, echo};
 use crate::approval::{CallKey, PendingCall, RoundState};
 use crate::audit::{ArgumentDigest, AuditEvent, Decision, Recorded};
 use crate::authorize::authorize;
-#[cfg(feature = "http")]
-use crate::rate::Counted;
 use crate::policy::ToolSet;
 use crate::principal::Principal;
+#[cfg(feature = "http")]
+use crate::rate::Counted;
 use crate::sealed_state::Binding;
 
 /// A call that passed every step: what running it needs. Only [`Checkpoint::admit`] makes
@@ -202,13 +202,15 @@ impl<S: ToolSet> Checkpoint<S> {
         let mut approval_id: Option<String> = None;
         let mut round_of: Option<(String, String)> = None;
         if let Some(sealed) = request.request_state.take() {
-            let state = self.shared.sealer.open(&binding, &sealed).map_err(|rejected| {
-                Refusal::StateRejected {
+            let state = self
+                .shared
+                .sealer
+                .open(&binding, &sealed)
+                .map_err(|rejected| Refusal::StateRejected {
                     tool: entry.policy.name,
                     rejected,
                     approval: entry.approval.is_some(),
-                }
-            })?;
+                })?;
             match (RoundState::of(&state), &entry.approval) {
                 // The state this checkpoint handed out when it parked the call: the client's
                 // answer to the approval page is no input for the tool.
