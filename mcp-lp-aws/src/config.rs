@@ -111,7 +111,7 @@ pub(crate) struct RoleSettings {
 impl Settings {
     /// Read and check the `[aws]` table of `config`.
     pub(crate) fn from_config(config: &mcp_lp::Config) -> Result<Self, AwsError> {
-        let section: AwsSection = config.aws()?;
+        let section: AwsSection = config.provider_table("aws")?;
         let path = config.path().to_owned();
         let base = path.parent().unwrap_or(Path::new(".")).to_owned();
         let invalid = |key: String, reason: String| AwsError::InvalidSetting {

@@ -8,7 +8,9 @@ use std::ops::Deref;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use mcp_lp::capability::{AwsRole, Capability};
+use mcp_lp::capability::Capability;
+
+use crate::kind::AwsRole;
 use mcp_lp::{CallScope, ToolError};
 use rmcp::ErrorData;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};

@@ -80,6 +80,7 @@ mod config;
 mod error;
 mod extract;
 mod identity;
+mod kind;
 mod quiet_signing;
 mod roles;
 mod secrets;
@@ -95,6 +96,7 @@ pub use crate::config::{
 pub use crate::error::{AssumeRoleError, AwsError};
 pub use crate::extract::{AwsConfig, S3};
 pub use crate::identity::IDENTITY_TIMEOUT;
+pub use crate::kind::AwsRole;
 pub use crate::quiet_signing::QuietSigV4;
 pub use crate::roles::{Aws, AwsRoles};
 pub use crate::session_policy::MAX_SESSION_POLICY_CHARS;

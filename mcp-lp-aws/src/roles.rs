@@ -69,7 +69,7 @@ impl Aws {
                 secrets: BTreeMap::new(),
             });
         }
-        let process = identity::load(&settings, config.allows_static_aws_keys()).await?;
+        let process = identity::load(&settings, config.dev_switch("allow_static_aws_keys")).await?;
         // The process identity's one use: this STS client.
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&process)
@@ -205,7 +205,9 @@ impl mcp_lp::revocation::Evict for AwsRoles {
         let refused = |key: &SessionKey| {
             let tool_refused = tools
                 .iter()
-                .filter(|t| t.role == Some(key.role) && (key.tool.is_empty() || t.name == key.tool))
+                .filter(|t| {
+                    role_of(t) == Some(key.role) && (key.tool.is_empty() || t.name == key.tool)
+                })
                 .any(|t| list.refusing_tool(t).is_some());
             tool_refused
                 || key
@@ -245,7 +247,7 @@ impl AwsRoles {
     /// The session of the tool `scope` runs, for its principal. Fetches nothing.
     pub(crate) fn session(scope: &CallScope) -> Result<Session, ErrorData> {
         let tool = scope.tool();
-        let Some(role) = tool.role else {
+        let Some(role) = role_of(tool) else {
             return Err(ErrorData::internal_error(
                 format!(
                     "tool `{}` declares no role, so it has no AWS credentials",
@@ -314,5 +316,18 @@ impl fmt::Debug for AwsRoles {
             .field("roles", &roles)
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+/// The role `tool` declares, if any.
+fn role_of(tool: &mcp_lp::ToolPolicy) -> Option<&'static str> {
+    use mcp_lp::capability::Kind as _;
+    tool.capability(crate::AwsRole::NAME).map(|c| c.name)
+}
+
+impl mcp_lp::Provide for AwsRoles {
+    // A revocation drops the cached sessions of the tools and principals it refuses.
+    fn evictor(&self) -> Option<Arc<dyn mcp_lp::revocation::Evict>> {
+        Some(Arc::new(self.clone()))
     }
 }

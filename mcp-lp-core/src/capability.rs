@@ -1,58 +1,137 @@
-//! Capabilities a tool can declare, and the compile-time rule that a handler receives only
-//! capabilities its `#[tool(...)]` attribute declares.
+//! Capabilities a tool declares, the kinds provider crates define, and the compile-time rule
+//! that a handler receives only capabilities its `#[tool(...)]` attribute declares.
+//!
+//! A kind of capability (an AWS role, a database, a directory, a downstream token) is named by
+//! the crate that serves it, as smithy-rs names an auth scheme: a marker type implementing
+//! [`Kind`], with the kind's id, the configuration table that maps each declared name to a
+//! real identity, and the access it grants. The core knows no kind by name. A tool declares
+//! capabilities as a list of [`Declaration`] `{kind, name, access}`; the manifest, the audit event,
+//! `inventory`, `check` and `review` walk that list, so a new kind is covered everywhere
+//! without a change here.
 //!
 //! A capability extractor (an S3 client bound to the tool's role, a connection from the tool's
-//! database pool) implements [`Capability`] and names the declaration it needs as its
+//! database pool) implements [`Capability`] and names the kind it needs as its
 //! [`Capability::Requirement`]. For every `#[tool]` method, `#[mcp_lp::server]` generates a
-//! marker type that implements [`Declares`] for exactly what the attribute declares, and checks
-//! each handler argument against it. A handler that takes a capability its attribute does not
-//! declare fails to compile:
+//! marker type that implements [`Declares`] for exactly the kinds its attribute declares, and
+//! checks each handler argument against it. A handler that takes a capability its attribute
+//! does not declare fails to compile:
 //!
 //! ```text
 //! error[E0277]: tool declares no `AwsRole`, but an argument of its handler needs one
 //! ```
+//!
+//! `role = "..."` (mcp-lp-aws's `AwsRole`), `db = "..."` and `db_write = "..."` (mcp-lp-db's
+//! `DbRead` and `DbWrite`) are sugar for `capability(kind = ..., name = "...")`.
 
-/// The declaration `role = "..."` in `#[tool(...)]`: the tool assumes its own AWS IAM role.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct AwsRole;
+/// How a tool uses what a capability gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Access {
+    /// Reads only.
+    Read,
+    /// Reads and writes.
+    Write,
+    /// Uses a credential whose own policy says what it may do (an IAM role).
+    Use,
+}
 
-/// The declaration `db = "..."` (or `db_write = "..."`) in `#[tool(...)]`: the tool reads
-/// through its own database capability.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct DbRead;
+impl Access {
+    /// `"read"`, `"write"` or `"use"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Use => "use",
+        }
+    }
+}
 
-/// The declaration `db_write = "..."` in `#[tool(...)]`: the tool writes through its own
-/// database capability.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct DbWrite;
-
-/// A handler argument that carries privilege, and the declaration it requires.
+/// A kind of capability, defined by the provider crate that serves it.
 ///
 /// ```
-/// use mcp_lp::capability::{AwsRole, Capability};
+/// use mcp_lp::capability::{Access, Kind};
 ///
-/// /// A client bound to the calling tool's IAM role.
-/// struct RoleClient;
+/// /// A secret from a vault, one per `[vault.secrets.<name>]` table.
+/// pub struct VaultSecret;
 ///
-/// impl Capability for RoleClient {
-///     type Requirement = AwsRole;
+/// impl Kind for VaultSecret {
+///     const NAME: &'static str = "vault.secret";
+///     const TABLE: &'static str = "vault.secrets";
+///     const ACCESS: Access = Access::Read;
+/// }
+/// ```
+pub trait Kind {
+    /// The kind's id, as the manifest, the audit trail and `inventory` name it: `aws.role`,
+    /// `db`.
+    const NAME: &'static str;
+    /// The configuration table of the kind: `[<TABLE>.<name>]` maps each declared name to a
+    /// real identity (`aws.roles` for `[aws.roles.docs-read]`). A declared name without its
+    /// table, or a table no tool declares, refuses the start.
+    const TABLE: &'static str;
+    /// The access a declaration of this kind grants.
+    const ACCESS: Access;
+}
+
+/// One capability a tool declares: a kind, the logical name configuration maps to a real
+/// identity, and the access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Declaration {
+    /// The kind's id ([`Kind::NAME`]).
+    pub kind: &'static str,
+    /// The kind's configuration table ([`Kind::TABLE`]).
+    pub table: &'static str,
+    /// The logical name: `docs-read`.
+    pub name: &'static str,
+    /// What the tool does with it.
+    pub access: Access,
+}
+
+impl Declaration {
+    /// A declaration of `name` of the kind `K`.
+    pub const fn of<K: Kind>(name: &'static str) -> Self {
+        Self {
+            kind: K::NAME,
+            table: K::TABLE,
+            name,
+            access: K::ACCESS,
+        }
+    }
+
+    /// `kind:access:name`, as the audit event lists it: `aws.role:use:docs-read`.
+    pub fn label(&self) -> String {
+        format!("{}:{}:{}", self.kind, self.access.as_str(), self.name)
+    }
+}
+
+/// A handler argument that carries privilege, and the kind of capability it requires.
+///
+/// ```
+/// use mcp_lp::capability::{Access, Capability, Kind};
+///
+/// pub struct VaultSecret;
+/// impl Kind for VaultSecret {
+///     const NAME: &'static str = "vault.secret";
+///     const TABLE: &'static str = "vault.secrets";
+///     const ACCESS: Access = Access::Read;
+/// }
+///
+/// /// The secret of the calling tool's declared name.
+/// struct Secret;
+///
+/// impl Capability for Secret {
+///     type Requirement = VaultSecret;
 /// }
 /// ```
 pub trait Capability {
-    /// The declaration a tool must make to receive this argument: [`AwsRole`], [`DbRead`] or
-    /// [`DbWrite`].
+    /// The kind a tool must declare to receive this argument.
     type Requirement;
 }
 
-/// Implemented by the marker `#[mcp_lp::server]` generates for each tool, once per declaration
-/// its attribute makes.
+/// Implemented by the marker `#[mcp_lp::server]` generates for each tool, once per kind its
+/// attribute declares.
 #[diagnostic::on_unimplemented(
     message = "tool declares no `{R}`, but an argument of its handler needs one",
     label = "this capability is not declared in the tool's `#[tool(...)]` attribute",
-    note = "declare it: `#[tool(role = \"...\")]` for an AWS role, `#[tool(db = \"...\")]` to read a database, `#[tool(db_write = \"...\")]` to write one"
+    note = "declare it: `#[tool(role = \"...\")]` for an AWS role, `#[tool(db = \"...\")]` to read a database, `#[tool(db_write = \"...\")]` to write one, or `#[tool(capability(kind = {R}, name = \"...\"))]`"
 )]
 pub trait Declares<R> {}
 

@@ -3,7 +3,7 @@
 //! - `serve` (the default): serve MCP over stdio.
 //! - `check`: load and validate the configuration and the tool table, print a report, exit
 //!   non-zero on any problem.
-//! - `inventory`: print every tool with its declared role, database capability, required grants
+//! - `inventory`: print every tool with its declared capabilities, required grants
 //!   and limits as JSON — the registry of what this server can do.
 //!
 //! The configuration file comes from `--config PATH` or the `MCP_LP_CONFIG` environment
@@ -562,9 +562,11 @@ where
                     }
                 )
             });
+        let capabilities: Vec<String> = policy.capabilities.iter().map(|c| c.label()).collect();
         report += &format!(
-            "  {}: requires [{}], {}, timeout {:?}, max output {} bytes, rate {}{approval}\n",
+            "  {}: capabilities [{}], requires [{}], {}, timeout {:?}, max output {} bytes, rate {}{approval}\n",
             policy.name,
+            capabilities.join(", "),
             policy.requires.join(", "),
             if callable {
                 "callable"
@@ -1059,6 +1061,14 @@ where
     let now = SystemTime::now();
     for policy in S::policies() {
         report += &format!("tool {}\n", policy.name);
+        for capability in policy.capabilities {
+            report += &format!(
+                "  capability {} {} ({})\n",
+                capability.kind,
+                capability.name,
+                capability.access.as_str()
+            );
+        }
         if let Some(m) = config.manifest() {
             report += &format!(
                 "  owner {}, approved at {}, review due {}\n",
@@ -1138,9 +1148,11 @@ fn inventory<S: ToolSet>(path: Option<PathBuf>) -> Result<(), BuildError> {
             json!({
                 "name": policy.name,
                 "description": description,
-                "role": policy.role,
-                "db": policy.db,
-                "db_access": policy.db.map(|_| policy.db_access.as_str()),
+                "capabilities": policy.capabilities.iter().map(|c| json!({
+                    "kind": c.kind,
+                    "name": c.name,
+                    "access": c.access.as_str(),
+                })).collect::<Vec<_>>(),
                 "requires": policy.requires,
                 "timeout_ms": u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
                 "max_output_bytes": limits.max_output_bytes,
@@ -1182,31 +1194,46 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Targets that print credentials at TRACE, capped at DEBUG whatever `RUST_LOG` says: the AWS
-/// SDK's request signer logs the canonical request (session token included) and its
-/// orchestrator logs the signed request.
-const CREDENTIAL_TRACE_TARGETS: &[&str] =
-    &["aws_sigv4", "aws_smithy_runtime::client::orchestrator"];
-
 fn log_filter() -> tracing_subscriber::EnvFilter {
     capped(std::env::var("RUST_LOG").ok().as_deref())
 }
 
-/// The filter `rust_log` (or [`DEFAULT_LOG_FILTER`]) asks for, with credential-printing
-/// targets capped.
+/// The filter `rust_log` (or [`DEFAULT_LOG_FILTER`]) asks for, with every target but mcp-lp's
+/// own capped at DEBUG whatever `RUST_LOG` says: libraries print credentials at TRACE (the
+/// AWS SDK's request signer logs the canonical request, session token included), and which
+/// library a provider brings is not the core's to know.
 fn capped(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::EnvFilter;
-    let filter = rust_log
-        .and_then(|directives| EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_FILTER));
-    CREDENTIAL_TRACE_TARGETS
-        .iter()
-        .fold(filter, |filter, target| {
-            match format!("{target}=debug").parse() {
-                Ok(cap) => filter.add_directive(cap),
-                Err(_) => filter,
-            }
-        })
+    use tracing_subscriber::filter::LevelFilter;
+    let directives = rust_log
+        .filter(|d| EnvFilter::try_new(d).is_ok())
+        .unwrap_or(DEFAULT_LOG_FILTER);
+    let mut capped = Vec::new();
+    for directive in directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        let (target, level) = match directive.split_once('=') {
+            Some((target, level)) => (Some(target), level),
+            None if directive.parse::<LevelFilter>().is_ok() => (None, directive),
+            None => (Some(directive), "trace"),
+        };
+        let ours = target.is_some_and(|t| t == "mcp_lp" || t.starts_with("mcp_lp"));
+        let level = match level.parse::<LevelFilter>() {
+            Ok(LevelFilter::TRACE) if !ours => "debug",
+            _ => level,
+        };
+        capped.push(match target {
+            Some(target) => format!("{target}={level}"),
+            None => level.to_owned(),
+        });
+        // A global TRACE still reaches mcp-lp's own targets.
+        if target.is_none() && level != directive {
+            capped.push("mcp_lp=trace".to_owned());
+        }
+    }
+    EnvFilter::try_new(capped.join(",")).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
 }
 
 /// The subscriber `serve` installs by default: JSON lines, one event each with its fields at the
@@ -1249,16 +1276,35 @@ mod tests {
 
     #[test]
     fn rejects_trace_from_credential_printing_targets_even_when_asked() {
-        let seen = Seen::default();
-        let subscriber = tracing_subscriber::registry()
-            .with(capped(Some("trace")))
-            .with(seen.clone());
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::trace!(target: "aws_sigv4", "canonical request with x-amz-security-token");
-            tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", "signed request");
-            tracing::debug!(target: "aws_sigv4", "signing");
-            tracing::trace!(target: "mcp_lp::anything", "other trace");
-        });
-        assert_eq!(*seen.0.lock().unwrap(), ["aws_sigv4", "mcp_lp::anything"]);
+        for asked in [
+            "trace",
+            "aws_sigv4=trace,mcp_lp=trace",
+            "info,aws_smithy_runtime=trace,mcp_lp=trace",
+        ] {
+            let seen = Seen::default();
+            let subscriber = tracing_subscriber::registry()
+                .with(capped(Some(asked)))
+                .with(seen.clone());
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::trace!(target: "aws_sigv4", "canonical request with x-amz-security-token");
+                tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", "signed request");
+                tracing::debug!(target: "aws_sigv4", "signing");
+                tracing::trace!(target: "mcp_lp::anything", "other trace");
+            });
+            let seen = seen.0.lock().unwrap().clone();
+            assert!(
+                !seen.iter().any(|t| t.starts_with("aws_smithy")),
+                "{asked}: {seen:?}"
+            );
+            assert!(
+                seen.contains(&"mcp_lp::anything".to_owned()),
+                "{asked}: {seen:?}"
+            );
+            assert_eq!(
+                seen.iter().filter(|t| *t == "aws_sigv4").count(),
+                usize::from(asked.contains("aws_sigv4") || asked == "trace"),
+                "{asked}: {seen:?}"
+            );
+        }
     }
 }

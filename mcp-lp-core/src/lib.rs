@@ -92,8 +92,8 @@ pub use schemars;
 
 pub use crate::authorize::{Authorized, Denial, authorize};
 pub use crate::checkpoint::{
-    CallScope, Checkpoint, FORBIDDEN, ParkedAnswer, RATE_LIMITED, Refusal, ServeError, Server,
-    URL_ELICITATION_REQUIRED,
+    CallScope, Checkpoint, FORBIDDEN, ParkedAnswer, Provide, RATE_LIMITED, Refusal, ServeError,
+    Server, URL_ELICITATION_REQUIRED,
 };
 pub use crate::config::{
     ALLOWED_ALGORITHMS, ANONYMOUS, ApprovalPageSection, AuditSettings, AuthSection, CONFIG_ENV,
@@ -103,7 +103,7 @@ pub use crate::config::{
 pub use crate::grant::{Grant, GrantError, MAX_GRANT_LEN, grant_syntax_error};
 pub use crate::limits::Limits;
 pub use crate::parameters::Parameters;
-pub use crate::policy::{DbAccess, NoExtras, ToolPolicy, ToolSet, capability_name_error};
+pub use crate::policy::{NoExtras, ToolPolicy, ToolSet, capability_name_error};
 pub use crate::principal::Principal;
 pub use crate::rate::{Rate, RateLimited};
 pub use crate::tool_error::ToolError;

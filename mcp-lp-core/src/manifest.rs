@@ -33,8 +33,9 @@ pub const MANIFEST_FILE: &str = "mcp-lp.lock";
 pub const MANIFEST_META_KEY: &str = "io.mcp-lp/manifest";
 
 /// The manifest format's version: 2 pins the server's definition and what the configuration
-/// makes of each tool.
-const FORMAT: u32 = 2;
+/// makes of each tool; 3 pins each tool's capabilities as a list of any kinds, with their
+/// configuration tables.
+const FORMAT: u32 = 3;
 
 /// An approved manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,10 +165,7 @@ pub fn definition(policy: &ToolPolicy, tool: Option<&Tool>, config: &Config) -> 
         "annotations": field(tool.and_then(|t| t.annotations.as_ref()).and_then(|a| serde_json::to_value(a).ok())),
         "icons": field(tool.and_then(|t| t.icons.as_ref()).and_then(|i| serde_json::to_value(i).ok())),
         "meta": field(tool.and_then(|t| t.meta.as_ref()).and_then(|m| serde_json::to_value(m).ok())),
-        "role": policy.role,
-        "role_arn": policy.role.and_then(|role| config.role_arn(role)),
-        "db": policy.db,
-        "db_access": policy.db.map(|_| policy.db_access.as_str()),
+        "capabilities": capabilities(policy, config),
         "requires": requires,
         "timeout_ms": u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
         "max_output_bytes": limits.max_output_bytes,
@@ -175,6 +173,26 @@ pub fn definition(policy: &ToolPolicy, tool: Option<&Tool>, config: &Config) -> 
         "rate": limits.rate.map(|r| r.to_string()),
         "approval": approval,
     })
+}
+
+/// The capabilities `policy` declares, each with its configuration table as `config` has it
+/// (an IAM role's ARN, a database URL's reference): a kind the core does not know is pinned
+/// like any other.
+fn capabilities(policy: &ToolPolicy, config: &Config) -> Value {
+    Value::Array(
+        policy
+            .capabilities
+            .iter()
+            .map(|c| {
+                json!({
+                    "kind": c.kind,
+                    "name": c.name,
+                    "access": c.access.as_str(),
+                    "configured": config.provider_entry(&format!("{}.{}", c.table, c.name)),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// What the server `S` says of itself to clients, in the manifest's form.
@@ -273,7 +291,10 @@ impl Manifest {
         if manifest.format != FORMAT {
             return Err(ManifestError::Malformed {
                 path: path.to_owned(),
-                reason: format!("format {} is not {FORMAT}", manifest.format),
+                reason: format!(
+                    "format {} is not {FORMAT}; run `approve` again to pin this version's",
+                    manifest.format
+                ),
             });
         }
         if manifest.digest != manifest.computed_digest() {
@@ -365,10 +386,7 @@ const TOOL_FIELDS: &[(&str, &str)] = &[
     ("annotations", "annotations"),
     ("icons", "icons"),
     ("meta", "_meta"),
-    ("role", "role"),
-    ("role_arn", "role ARN"),
-    ("db", "db capability"),
-    ("db_access", "db access"),
+    ("capabilities", "capabilities"),
     ("requires", "grants"),
     ("timeout_ms", "timeout_ms"),
     ("max_output_bytes", "max_output_bytes"),
@@ -401,6 +419,7 @@ fn changes(approved: &Value, served: &Value, fields: &[(&str, &str)]) -> Vec<Str
             | &"icons" | &"meta" | &"instructions" | &"approval" => {
                 out.push(format!("{label} changed"));
             }
+            &"capabilities" => out.extend(capability_changes(before, after)),
             _ => out.push(format!("{label} {} -> {}", shown(before), shown(after))),
         }
     }
@@ -414,6 +433,77 @@ fn changes(approved: &Value, served: &Value, fields: &[(&str, &str)]) -> Vec<Str
         if out.is_empty() {
             out.push("definition changed".into());
         }
+    }
+    out
+}
+
+/// What differs between two capability lists, one line per change: a capability added or
+/// removed, renamed (`capability aws.role docs-delete -> docs-admin`), or configured otherwise,
+/// one line per key of its table (`capability aws.role docs-admin: arn X -> Y`).
+fn capability_changes(approved: &Value, served: &Value) -> Vec<String> {
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let (approved, served) = (list(approved), list(served));
+    let text = |v: &Value| v.as_str().unwrap_or("?").to_owned();
+    let label = |c: &Value| {
+        format!(
+            "{} {} ({})",
+            text(&c["kind"]),
+            text(&c["name"]),
+            text(&c["access"])
+        )
+    };
+    let same_kind = |a: &Value, b: &Value| a["kind"] == b["kind"] && a["access"] == b["access"];
+    let gone: Vec<&Value> = approved.iter().filter(|c| !served.contains(c)).collect();
+    let new: Vec<&Value> = served.iter().filter(|c| !approved.contains(c)).collect();
+    let mut paired = vec![false; new.len()];
+    let mut out = Vec::new();
+    for old in gone {
+        let Some(i) = (0..new.len()).find(|&i| !paired[i] && same_kind(old, new[i])) else {
+            out.push(format!("capability {}: removed", label(old)));
+            continue;
+        };
+        paired[i] = true;
+        let now = new[i];
+        let kind = text(&old["kind"]);
+        if old["name"] != now["name"] {
+            out.push(format!(
+                "capability {kind} {} -> {}",
+                text(&old["name"]),
+                text(&now["name"])
+            ));
+        }
+        let name = text(&now["name"]);
+        match (old["configured"].as_object(), now["configured"].as_object()) {
+            (Some(before), Some(after)) => {
+                let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                for key in keys {
+                    let (was, is) = (before.get(key), after.get(key));
+                    if was != is {
+                        out.push(format!(
+                            "capability {kind} {name}: {key} {} -> {}",
+                            was.map_or_else(|| "none".into(), shown),
+                            is.map_or_else(|| "none".into(), shown)
+                        ));
+                    }
+                }
+            }
+            _ if old["configured"] != now["configured"] => out.push(format!(
+                "capability {kind} {name}: configuration {} -> {}",
+                shown(&old["configured"]),
+                shown(&now["configured"])
+            )),
+            _ => {}
+        }
+    }
+    for (i, added) in new.iter().enumerate() {
+        if !paired[i] {
+            out.push(format!("capability {}: added", label(added)));
+        }
+    }
+    if out.is_empty() {
+        out.push("capabilities changed".into());
     }
     out
 }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_lp::secret_refresh::RefreshingSecret;
-use mcp_lp::{Config, DbAccess, SecretRef};
+use mcp_lp::{Config, SecretRef};
+
+use crate::kind::DbAccess;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
@@ -340,7 +342,7 @@ mod tests {
         .unwrap();
         let path = dir.path().join("mcp-lp.toml");
         let config = Config::from_toml(toml, &path).unwrap();
-        let section: DbSection = config.db().map_err(StartupError::from)?;
+        let section: DbSection = config.provider_table("db").map_err(StartupError::from)?;
         let (name, capability) = section.0.into_iter().next().unwrap();
         capability.resolve(&name, &config, access, Duration::from_secs(120))
     }
@@ -456,7 +458,7 @@ mod tests {
                 dir.path().join("mcp-lp.toml"),
             )
             .unwrap();
-            let section: DbSection = config.db().unwrap();
+            let section: DbSection = config.provider_table("db").unwrap();
             let (name, capability) = section.0.into_iter().next().unwrap();
             let err = capability
                 .resolve(&name, &config, DbAccess::Read, Duration::from_secs(30))

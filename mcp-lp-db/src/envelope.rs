@@ -2,8 +2,8 @@
 //! startup: where a reader's `READ ONLY` comes from, whether the principal is sent (and
 //! signed), and whether session advisory locks must be released.
 
+use crate::kind::DbAccess;
 use hmac::{Hmac, Mac as _};
-use mcp_lp::DbAccess;
 use sha2::Sha256;
 use tokio_postgres::Client;
 

@@ -29,8 +29,12 @@ use std::sync::Arc;
 
 use deadpool_postgres::Object;
 use futures::{TryStreamExt as _, join, try_join};
-use mcp_lp::capability::{Capability, DbRead, DbWrite};
-use mcp_lp::{CallScope, DbAccess};
+use mcp_lp::CallScope;
+use mcp_lp::capability::Capability;
+
+use mcp_lp::capability::Kind as _;
+
+use crate::kind::{DbAccess, DbRead, DbWrite};
 use rmcp::ErrorData;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use tokio_postgres::Row;
@@ -317,15 +321,16 @@ impl Handle {
         let scope = CallScope::from_context_part(context)?;
         let tool = scope.tool();
         let internal = |message: String| ErrorData::internal_error(message, None);
-        let Some(capability) = tool.db else {
+        let Some(declared) = tool.capability(DbRead::NAME) else {
             return Err(internal(format!(
                 "tool `{}` declares no database capability",
                 tool.name
             )));
         };
+        let capability = declared.name;
         // The macro makes this a compile error; checked again so no path hands a reader's
         // call a read-write transaction.
-        if access == DbAccess::Write && tool.db_access != DbAccess::Write {
+        if access == DbAccess::Write && DbAccess::of(declared.access) != DbAccess::Write {
             return Err(internal(format!(
                 "tool `{}` reads db capability `{capability}` and cannot take a PgWrite",
                 tool.name

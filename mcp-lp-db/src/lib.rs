@@ -83,6 +83,7 @@ mod config;
 mod envelope;
 mod error;
 mod extract;
+mod kind;
 mod pool;
 mod privileges;
 mod statement;
@@ -116,6 +117,7 @@ pub use crate::config::{
 pub use crate::envelope::{Envelope, PRINCIPAL_SCHEMA_SQL, ReadOnly};
 pub use crate::error::{DbError, PgReason, StartupError};
 pub use crate::extract::{PgRead, PgWrite};
+pub use crate::kind::{DbAccess, DbRead, DbWrite};
 pub use crate::pool::{Databases, PoolStats, target};
 pub use crate::privileges::{
     Privilege, PrivilegeError, RoleAttribute, RoleCheckError, role_privileges,

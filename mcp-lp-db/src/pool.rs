@@ -10,7 +10,11 @@ use deadpool_postgres::{
     Hook, HookError, Manager, ManagerConfig, Object, ObjectId, Pool, PoolError, QueueMode,
     RecyclingMethod, Runtime, TimeoutType,
 };
-use mcp_lp::{Config, DbAccess, ToolSet};
+use mcp_lp::{Config, ToolSet};
+
+use mcp_lp::capability::Kind as _;
+
+use crate::kind::{DbAccess, DbRead};
 use tokio_postgres::config::Host;
 
 use crate::config::{CapabilitySettings, DbSection, PrivilegeCheck};
@@ -133,12 +137,34 @@ impl Databases {
     /// [`mcp_lp::cli::run`] so that `check` runs it too.
     pub async fn connect<S: ToolSet>(config: &Config) -> Result<Self, StartupError> {
         config.check_tools(S::policies())?;
-        let section: DbSection = config.db()?;
+        let section: DbSection = config.provider_table("db")?;
         let mut pools = HashMap::new();
         for (name, table) in section.0 {
-            // check_tools guarantees a declaring tool, and that readers and writers do not share.
-            let declaring = || S::policies().iter().filter(|p| p.db == Some(name.as_str()));
-            let access = declaring().next().map_or(DbAccess::Read, |p| p.db_access);
+            // check_tools guarantees a declaring tool.
+            let declaring = || {
+                S::policies().iter().filter_map(|p| {
+                    let capability = p.capability(DbRead::NAME)?;
+                    (capability.name == name).then_some((p, DbAccess::of(capability.access)))
+                })
+            };
+            let reader = declaring().find(|(_, access)| *access == DbAccess::Read);
+            let writer = declaring().find(|(_, access)| *access == DbAccess::Write);
+            if let (Some((reader, _)), Some((writer, _))) = (reader, writer) {
+                return Err(StartupError::Setting {
+                    path: config.path().to_owned(),
+                    key: format!("db.{name}"),
+                    problem: format!(
+                        "tool `{}` reads through db capability `{name}` and tool `{}` writes through it; a reader must not hold a role that can write, so give the writer its own capability",
+                        reader.name, writer.name
+                    ),
+                });
+            }
+            let access = if writer.is_some() {
+                DbAccess::Write
+            } else {
+                DbAccess::Read
+            };
+            let declaring = || declaring().map(|(p, _)| p);
             let longest_tool_timeout = declaring()
                 .map(|p| config.limits_for(p).timeout)
                 .max()
@@ -608,3 +634,7 @@ pub fn target(pg: &tokio_postgres::Config) -> String {
     let database = pg.get_dbname().or(pg.get_user()).unwrap_or_default();
     format!("{host}:{port}/{database}")
 }
+
+/// The pools hold no credential a revocation takes away: each call checks out a connection
+/// anew, after the checkpoint let it through.
+impl mcp_lp::Provide for Databases {}

@@ -17,7 +17,7 @@
 
 use std::fmt;
 
-use mcp_lp::DbAccess;
+use crate::kind::DbAccess;
 use tokio_postgres::Client;
 
 use crate::config::CapabilitySettings;

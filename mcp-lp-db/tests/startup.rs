@@ -418,7 +418,7 @@ async fn rejects_start_with_capability_no_tool_declares() {
     assert!(
         error
             .to_string()
-            .contains("no tool declares db = \"spare\""),
+            .contains("no tool declares db `spare`; remove [db.spare]"),
         "{error}"
     );
     sandbox.cleanup().await;
@@ -544,4 +544,43 @@ async fn rejects_start_with_dblink_functions() {
         "{error}"
     );
     sandbox.cleanup().await;
+}
+
+/// A tool that reads and another that writes, through one capability.
+#[derive(Debug, Clone)]
+struct Shared;
+
+#[mcp_lp::server]
+impl Shared {
+    /// Read.
+    #[tool(db = "records")]
+    async fn query(&self) -> String {
+        String::new()
+    }
+
+    /// Write.
+    #[tool(db_write = "records")]
+    async fn insert(&self) -> String {
+        String::new()
+    }
+}
+
+#[tokio::test]
+async fn rejects_db_capability_shared_by_reader_and_writer() {
+    // Refused before any connection: the URL is never read.
+    let config = mcp_lp::Config::from_toml(
+        "[db.records]\nurl = { file = \"/nonexistent/records.url\" }\n",
+        "test.toml",
+    )
+    .unwrap();
+    match mcp_lp_db::Databases::connect::<Shared>(&config).await {
+        Err(StartupError::Setting { key, problem, .. }) => {
+            assert_eq!(key, "db.records");
+            assert!(
+                problem.contains("give the writer its own capability"),
+                "{problem}"
+            );
+        }
+        other => panic!("expected the shared capability refused, got {other:?}"),
+    }
 }

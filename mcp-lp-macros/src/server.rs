@@ -228,7 +228,8 @@ fn try_expand(attr: TokenStream, item_impl: &mut ItemImpl) -> syn::Result<TokenS
 
 /// Compile-time checks of the names and grants, spanned at their literals.
 fn assertions(tool: &Tool) -> TokenStream {
-    let names = tool.attr.role.iter().chain(&tool.attr.db).map(|lit| {
+    let names = tool.attr.capabilities.iter().map(|c| {
+        let lit = &c.name;
         quote_spanned!(lit.span()=> const _: () = ::mcp_lp::__private::assert_capability_name(#lit);)
     });
     let grants = tool.attr.requires.iter().chain(&tool.attr.approval).map(
@@ -239,14 +240,12 @@ fn assertions(tool: &Tool) -> TokenStream {
 
 fn policy(tool: &Tool) -> TokenStream {
     let name = LitStr::new(&tool.name, tool.name_span);
-    let role = tool.attr.role.as_ref().map(|r| quote!(.with_role(#r)));
-    let db = tool.attr.db.as_ref().map(|d| {
-        if tool.attr.db_write {
-            quote!(.with_db_write(#d))
-        } else {
-            quote!(.with_db(#d))
-        }
+    let capabilities = tool.attr.capabilities.iter().map(|c| {
+        let (kind, name) = (&c.kind, &c.name);
+        quote!(::mcp_lp::capability::Declaration::of::<#kind>(#name))
     });
+    let capabilities = (!tool.attr.capabilities.is_empty())
+        .then(|| quote!(.with_capabilities(&[#(#capabilities),*])));
     let requires = &tool.attr.requires;
     let requires = (!requires.is_empty()).then(|| quote!(.with_requires(&[#(#requires),*])));
     let timeout = tool
@@ -267,23 +266,28 @@ fn policy(tool: &Tool) -> TokenStream {
         .approval
         .as_ref()
         .map(|grant| quote!(.with_approval(#grant)));
-    quote!(::mcp_lp::ToolPolicy::new(#name) #role #db #requires #timeout #max_output #rate #approval)
+    quote!(::mcp_lp::ToolPolicy::new(#name) #capabilities #requires #timeout #max_output #rate #approval)
 }
 
 /// A never-called function whose body only type-checks when every privileged argument of the
 /// handler is declared by the tool's attribute (see `mcp_lp::capability`).
 fn capability_check(tool: &Tool) -> TokenStream {
     let check_fn = format_ident!("__mcp_lp_capabilities_of_{}", tool.fn_ident);
-    let mut declared = Vec::new();
-    if tool.attr.role.is_some() {
-        declared.push(quote!(impl ::mcp_lp::capability::Declares<::mcp_lp::capability::AwsRole> for Declared {}));
+    // One impl per kind, however many names of it the tool declares.
+    let mut kinds: Vec<&syn::Path> = Vec::new();
+    for capability in &tool.attr.capabilities {
+        for kind in std::iter::once(&capability.kind).chain(&capability.also) {
+            let seen = kinds
+                .iter()
+                .any(|k| quote!(#k).to_string() == quote!(#kind).to_string());
+            if !seen {
+                kinds.push(kind);
+            }
+        }
     }
-    if tool.attr.db.is_some() {
-        declared.push(quote!(impl ::mcp_lp::capability::Declares<::mcp_lp::capability::DbRead> for Declared {}));
-    }
-    if tool.attr.db_write {
-        declared.push(quote!(impl ::mcp_lp::capability::Declares<::mcp_lp::capability::DbWrite> for Declared {}));
-    }
+    let declared = kinds
+        .iter()
+        .map(|kind| quote!(impl ::mcp_lp::capability::Declares<#kind> for Declared {}));
     let probes = tool.arg_types.iter().map(|ty| {
         quote_spanned!(ty.span()=> ::mcp_lp::__private::Probe::<Declared, #ty>::new().check();)
     });

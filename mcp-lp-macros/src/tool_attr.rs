@@ -6,6 +6,7 @@ use syn::{Attribute, Expr, ExprLit, Lit, LitInt, LitStr, Meta, Token};
 
 /// mcp-lp's own keys, stripped before the attribute reaches rmcp.
 const OURS: &[&str] = &[
+    "capability",
     "role",
     "db",
     "db_write",
@@ -29,15 +30,21 @@ const RMCP: &[&str] = &[
     "local",
 ];
 
+/// One capability the attribute declares: the kind's marker type, the logical name, and the
+/// kinds it also declares (`db_write` declares reading too).
+pub(crate) struct CapabilitySpec {
+    pub(crate) kind: syn::Path,
+    pub(crate) name: LitStr,
+    pub(crate) also: Vec<syn::Path>,
+}
+
 /// One tool's attribute, split into what mcp-lp records and what rmcp receives.
 #[derive(Default)]
 pub(crate) struct ToolAttr {
     pub(crate) rmcp: Vec<Meta>,
     pub(crate) name: Option<LitStr>,
-    pub(crate) role: Option<LitStr>,
-    pub(crate) db: Option<LitStr>,
-    /// Whether `db` came from `db_write`.
-    pub(crate) db_write: bool,
+    /// In the attribute's order; `role`, `db` and `db_write` are sugar for one of these.
+    pub(crate) capabilities: Vec<CapabilitySpec>,
     pub(crate) requires: Vec<LitStr>,
     pub(crate) timeout_nanos: Option<u64>,
     pub(crate) max_output_bytes: Option<LitInt>,
@@ -80,7 +87,7 @@ pub(crate) fn parse(attr: &Attribute) -> syn::Result<ToolAttr> {
             continue;
         };
         let key = ident.to_string();
-        if seen.contains(&key) {
+        if seen.contains(&key) && key != "capability" {
             errors.push(syn::Error::new_spanned(
                 ident,
                 format!("duplicate key `{key}`; give it once"),
@@ -88,17 +95,44 @@ pub(crate) fn parse(attr: &Attribute) -> syn::Result<ToolAttr> {
             continue;
         }
         seen.push(key.clone());
+        // The sugar's kinds live in their provider crates: spanned at the key, so that a crate
+        // without the provider reads "could not find `mcp_lp_db`" at `db = ...`.
+        let span = ident.span();
         let parsed = match key.as_str() {
-            "role" => capability_name(&meta, "role", "docs-read").map(|v| out.role = Some(v)),
-            "db" | "db_write" if out.db.is_some() => Err(syn::Error::new_spanned(
-                ident,
-                "a tool declares `db` (read) or `db_write` (write), not both; `db_write` also allows reads",
-            )),
-            "db" => capability_name(&meta, "db", "records").map(|v| out.db = Some(v)),
-            "db_write" => capability_name(&meta, "db_write", "records").map(|v| {
-                out.db = Some(v);
-                out.db_write = true;
+            "role" => capability_name(&meta, "role", "docs-read").map(|name| {
+                out.capabilities.push(CapabilitySpec {
+                    kind: syn::parse_quote_spanned!(span=> ::mcp_lp_aws::AwsRole),
+                    name,
+                    also: Vec::new(),
+                });
             }),
+            "db" | "db_write"
+                if seen
+                    .iter()
+                    .filter(|k| *k == "db" || *k == "db_write")
+                    .count()
+                    > 1 =>
+            {
+                Err(syn::Error::new_spanned(
+                    ident,
+                    "a tool declares `db` (read) or `db_write` (write), not both; `db_write` also allows reads",
+                ))
+            }
+            "db" => capability_name(&meta, "db", "records").map(|name| {
+                out.capabilities.push(CapabilitySpec {
+                    kind: syn::parse_quote_spanned!(span=> ::mcp_lp_db::DbRead),
+                    name,
+                    also: Vec::new(),
+                });
+            }),
+            "db_write" => capability_name(&meta, "db_write", "records").map(|name| {
+                out.capabilities.push(CapabilitySpec {
+                    kind: syn::parse_quote_spanned!(span=> ::mcp_lp_db::DbWrite),
+                    name,
+                    also: vec![syn::parse_quote_spanned!(span=> ::mcp_lp_db::DbRead)],
+                });
+            }),
+            "capability" => capability(&meta).map(|spec| out.capabilities.push(spec)),
             "requires" => grants(&meta).map(|v| out.requires = v),
             "timeout" => timeout(&meta).map(|v| out.timeout_nanos = Some(v)),
             "max_output_bytes" => byte_count(&meta).map(|v| out.max_output_bytes = Some(v)),
@@ -170,6 +204,42 @@ fn non_empty_str(meta: &Meta, key: &str, example: &str) -> syn::Result<LitStr> {
         ));
     }
     Ok(lit)
+}
+
+/// `capability(kind = path::To::Kind, name = "...")`: a capability of a kind a provider crate
+/// defines (a type implementing `mcp_lp::capability::Kind`).
+fn capability(meta: &Meta) -> syn::Result<CapabilitySpec> {
+    const USAGE: &str = "`capability` takes a kind and a name: `capability(kind = my_provider::MyKind, name = \"notes\")`";
+    let Meta::List(list) = meta else {
+        return Err(syn::Error::new_spanned(meta, USAGE));
+    };
+    let metas = list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
+    let (mut kind, mut name) = (None, None);
+    for meta in &metas {
+        match meta {
+            Meta::NameValue(nv) if nv.path.is_ident("kind") && kind.is_none() => match &nv.value {
+                Expr::Path(path) => kind = Some(path.path.clone()),
+                other => {
+                    return Err(syn::Error::new_spanned(
+                        other,
+                        "`kind` names the kind's type: `kind = my_provider::MyKind`",
+                    ));
+                }
+            },
+            Meta::NameValue(nv) if nv.path.is_ident("name") && name.is_none() => {
+                name = Some(non_empty_str(meta, "name", "notes")?);
+            }
+            other => return Err(syn::Error::new_spanned(other, USAGE)),
+        }
+    }
+    match (kind, name) {
+        (Some(kind), Some(name)) => Ok(CapabilitySpec {
+            kind,
+            name,
+            also: Vec::new(),
+        }),
+        _ => Err(syn::Error::new_spanned(meta, USAGE)),
+    }
 }
 
 /// `role` and `db`: non-empty here; the full grammar is checked by a `const` assertion that

@@ -2,7 +2,6 @@
 //! (no superuser or other escaping attribute, no ownership, no CREATE, no remote SQL), and on
 //! tables and sequences nothing but what the store's own tables need.
 
-use mcp_lp::DbAccess;
 use mcp_lp_db::{PgReason, Privilege, RoleCheckError};
 use tokio_postgres::Client;
 
@@ -112,7 +111,13 @@ pub(crate) async fn check(client: &Client, role: &str, kind: StateRole) -> Resul
         problem,
     };
     let schemas = [AUDIT_SCHEMA.to_owned(), GOVERNANCE_SCHEMA.to_owned()];
-    let mut offending = match mcp_lp_db::role_privileges(client, &schemas, DbAccess::Write).await {
+    let mut offending = match mcp_lp_db::role_privileges(
+        client,
+        &schemas,
+        mcp_lp_db::DbAccess::Write,
+    )
+    .await
+    {
         Ok(offending) => offending,
         Err(RoleCheckError::UnknownSchema { schema, database }) => {
             return Err(missing(format!(

@@ -58,7 +58,10 @@ def test_rejects_tool_role_missing_from_config(docs_server, docs_config, env):
     done = check(docs_server, config, env)
     assert done.returncode == 1, done
     assert f"{config}: key `aws.roles.docs-delete`" in done.stderr, done.stderr
-    assert "tool `deleteDocument` declares role = \"docs-delete\"" in done.stderr, done.stderr
+    assert (
+        "tool `deleteDocument` declares aws.role `docs-delete`, but the configuration has no [aws.roles.docs-delete] table"
+        in done.stderr
+    ), done.stderr
 
 
 def test_rejects_invalid_session_policy_file(docs_server, docs_config, env, tmp_path):

@@ -92,7 +92,7 @@ async def test_insert_record_hidden_and_refused_without_grant(binary: Path, tmp_
     denied = [e for e in audit_events(errlog) if e["tool"] == "insertRecord"]
     assert len(denied) == 1
     assert denied[0]["decision"] == "deny"
-    assert denied[0]["db"] == "records-write"
+    assert denied[0]["capabilities"] == ["db:write:records-write"]
     assert denied[0]["principal"] == principal
 
 
@@ -129,9 +129,9 @@ async def test_insert_record_with_grant_inserts_and_is_audited(binary: Path, tmp
     assert (ran["decision"], ran["outcome"]) == ("allow", "ok")
     assert ran["approval"] == parked["approval"]
     assert ran["approvers"] == [APPROVER]
-    assert ran["db"] == "records-write"
+    assert ran["capabilities"] == ["db:write:records-write"]
     [query] = [e for e in audit_events(errlog) if e["tool"] == "queryRecords"]
-    assert query["db"] == "records-read"
+    assert query["capabilities"] == ["db:read:records-read"]
 
 
 async def test_query_records_refuses_bad_limit_and_leaves_sql_to_parameters(

@@ -125,7 +125,11 @@ impl RoleWidened {
 
 /// A configuration naming the roles `S` declares, in `dir`, with `extra` TOML.
 fn config_for<S: ToolSet>(dir: &Path, extra: &str) -> Config {
-    let mut roles: Vec<&str> = S::policies().iter().filter_map(|p| p.role).collect();
+    let mut roles: Vec<&str> = S::policies()
+        .iter()
+        .filter_map(|p| p.capability("aws.role"))
+        .map(|c| c.name)
+        .collect();
     roles.sort_unstable();
     roles.dedup();
     let mut text = String::from(extra);
@@ -230,11 +234,12 @@ fn refuses_start_when_role_widened() {
     approve(dir.path(), "2099-01-01");
     let message = refusal(RoleWidened, dir.path());
     assert!(
-        message.contains("\n  tool delete_document: role docs-delete -> docs-admin\n"),
+        message
+            .contains("\n  tool delete_document: capability aws.role docs-delete -> docs-admin\n"),
         "{message}"
     );
     assert!(
-        message.contains("\n  tool delete_document: role ARN arn:aws:iam::000000000000:role/docs-delete -> arn:aws:iam::000000000000:role/docs-admin\n"),
+        message.contains("\n  tool delete_document: capability aws.role docs-admin: arn arn:aws:iam::000000000000:role/docs-delete -> arn:aws:iam::000000000000:role/docs-admin\n"),
         "{message}"
     );
     assert_eq!(message.matches("\n  tool ").count(), 2, "{message}");
@@ -295,7 +300,7 @@ fn accepts_drift_under_the_dev_switch_and_names_it_in_audit_events() {
     let last = drift.last().expect("a drift event");
     assert_eq!(
         last["diff"],
-        "tool delete_document: role docs-delete -> docs-admin; tool delete_document: role ARN arn:aws:iam::000000000000:role/docs-delete -> arn:aws:iam::000000000000:role/docs-admin"
+        "tool delete_document: capability aws.role docs-delete -> docs-admin; tool delete_document: capability aws.role docs-admin: arn arn:aws:iam::000000000000:role/docs-delete -> arn:aws:iam::000000000000:role/docs-admin"
     );
     assert_eq!(last["started"], true);
     // From then on every event names the switch.

@@ -172,9 +172,7 @@ async fn main() -> std::process::ExitCode {
         let docs = Docs {
             bucket: settings.bucket,
         };
-        Ok(mcp_lp::Server::new(docs)
-            .provide(aws.roles())
-            .evict_on_revocation(aws.roles()))
+        Ok(mcp_lp::Server::new(docs).provide(aws.roles()))
     })
     .await
 }

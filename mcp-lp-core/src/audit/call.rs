@@ -110,8 +110,8 @@ pub(crate) struct AuditEvent<'a> {
     pub(crate) request_id: &'a str,
     pub(crate) principal: &'a str,
     pub(crate) tool: &'a str,
-    pub(crate) role: Option<&'a str>,
-    pub(crate) db: Option<&'a str>,
+    /// The capabilities the tool declares, `kind:access:name` each.
+    pub(crate) capabilities: &'a [&'a str],
     /// The required grants, joined by spaces.
     pub(crate) requires: &'a str,
     pub(crate) decision: Decision,
@@ -139,8 +139,7 @@ impl<'a> AuditEvent<'a> {
             request_id,
             principal,
             tool: "",
-            role: None,
-            db: None,
+            capabilities: &[],
             requires: "",
             decision: Decision::Deny,
             reason: None,
@@ -162,8 +161,7 @@ impl<'a> AuditEvent<'a> {
             .str("request_id", self.request_id)
             .str("principal", self.principal)
             .str("tool", self.tool)
-            .opt_str("role", self.role)
-            .opt_str("db", self.db)
+            .list("capabilities", self.capabilities)
             .str("requires", self.requires)
             .str("decision", self.decision.as_str())
             .opt_str("reason", self.reason)

@@ -109,7 +109,7 @@ impl<S: ToolSet> Checkpoint<S> {
             id,
             message,
             expires_at,
-            answer,
+            answer: Box::new(answer),
         })
     }
 

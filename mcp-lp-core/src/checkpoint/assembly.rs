@@ -9,7 +9,7 @@ use super::{Checkpoint, Identity, Server, Shared, ToolEntry};
 use crate::approval::{ApprovalStore, Approvals, FileApprovals};
 use crate::config::{Config, ConfigError};
 use crate::last_used::LastUsed;
-use crate::policy::ToolSet;
+use crate::policy::{ToolPolicy, ToolSet};
 use crate::rate::RateLimiter;
 use crate::revocation::Revocations;
 use crate::sealed_state::{DEFAULT_STATE_TTL, StateSealer};
@@ -56,6 +56,7 @@ impl<S: ToolSet> Checkpoint<S> {
                 let tool = router.get(policy.name);
                 let entry = ToolEntry {
                     policy,
+                    capabilities: capability_labels(policy),
                     limits,
                     requires: policy.requires.join(" "),
                     rate: limits.rate.map(RateLimiter::new),
@@ -140,4 +141,15 @@ impl<S: ToolSet> Checkpoint<S> {
             identity,
         })
     }
+}
+
+/// The labels of `policy`'s capabilities, made once per tool and kept for the process: the
+/// tool table lives as long as the server, and every audit event of the tool borrows them.
+fn capability_labels(policy: &ToolPolicy) -> &'static [&'static str] {
+    let labels: Vec<&'static str> = policy
+        .capabilities
+        .iter()
+        .map(|c| &*Box::leak(c.label().into_boxed_str()))
+        .collect();
+    Box::leak(labels.into_boxed_slice())
 }

@@ -37,7 +37,7 @@ use rmcp::service::RequestContext;
 pub use self::refusal::{ParkedAnswer, Refusal};
 pub use self::scope::CallScope;
 use self::scope::Providers;
-pub use self::server::Server;
+pub use self::server::{Provide, Server};
 use crate::approval::{ApprovalRule, Approvals};
 use crate::authorize::authorize;
 use crate::config::{Config, ConfigError};
@@ -70,6 +70,8 @@ const TOOL_LIST_TTL: Duration = Duration::from_secs(60);
 
 pub(crate) struct ToolEntry {
     pub(crate) policy: &'static ToolPolicy,
+    /// The declared capabilities as audit events list them, `kind:access:name`, made once.
+    pub(crate) capabilities: &'static [&'static str],
     pub(crate) limits: Limits,
     /// `policy.requires` joined by spaces, once, for audit events.
     pub(crate) requires: String,

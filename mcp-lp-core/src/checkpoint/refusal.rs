@@ -91,8 +91,9 @@ pub enum Refusal {
         message: String,
         /// When the approval lapses.
         expires_at: String,
-        /// How the answer reaches the caller.
-        answer: ParkedAnswer,
+        /// How the answer reaches the caller (boxed: the refusal travels in every step's
+        /// `Result`, and this is its largest part).
+        answer: Box<ParkedAnswer>,
     },
     /// The approval the call brought did not let it run.
     ApprovalRefused {
@@ -315,7 +316,7 @@ impl Refusal {
                 expires_at,
                 answer,
                 ..
-            } => match answer {
+            } => match answer.as_ref() {
                 ParkedAnswer::Elicitation { url, state } => {
                     let question = InputRequest::Elicitation(ElicitRequest::new(
                         ElicitRequestParams::UrlElicitationParams {

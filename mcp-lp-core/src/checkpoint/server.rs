@@ -10,6 +10,24 @@ use crate::last_used::LastUsed;
 use crate::policy::ToolSet;
 use crate::revocation::{Evict, Revocations};
 
+/// Something a [`Server`] gives its tools through capability extractors: AWS roles, database
+/// pools, a new kind's provider.
+///
+/// ```
+/// /// What the `vault.secret` kind's extractor reads its secrets from.
+/// struct Vault;
+///
+/// impl mcp_lp::Provide for Vault {}
+/// ```
+pub trait Provide: Send + Sync + 'static {
+    /// What drops what a revocation takes away, when the provider holds any (mcp-lp-aws's
+    /// cached role sessions). Registered with the server's revocation list when the provider
+    /// is given to [`Server::provide`].
+    fn evictor(&self) -> Option<Arc<dyn Evict>> {
+        None
+    }
+}
+
 /// A service and the capability providers its tools draw on: what a [`Checkpoint`] serves.
 ///
 /// ```
@@ -21,6 +39,7 @@ use crate::revocation::{Evict, Revocations};
 /// # }
 /// /// Something tools receive only through an extractor, never through `self`.
 /// struct Pools;
+/// impl mcp_lp::Provide for Pools {}
 ///
 /// let server = mcp_lp::Server::new(Notes).provide(Pools);
 /// ```
@@ -87,14 +106,6 @@ impl<S: ToolSet> Server<S> {
         self.revocations.as_ref()
     }
 
-    /// Have `evictor` drop what a revocation takes away, such as cached AWS sessions
-    /// (mcp-lp-aws's `AwsRoles`).
-    #[must_use]
-    pub fn evict_on_revocation(mut self, evictor: impl Evict) -> Self {
-        self.evictors.push(Arc::new(evictor));
-        self
-    }
-
     /// The durable audit sinks given with [`Server::audit_to`].
     pub(crate) fn audit_sinks(&mut self) -> &mut Vec<Box<dyn AuditSink>> {
         &mut self.audit_sinks
@@ -109,10 +120,15 @@ impl<S: ToolSet> Server<S> {
         self
     }
 
-    /// Give the checkpoint a capability provider, such as a set of database pools. Handlers
-    /// reach it only through extractors that read their [`CallScope`].
+    /// Give the checkpoint a capability provider, such as a set of database pools or AWS
+    /// roles. Handlers reach it only through extractors that read their
+    /// [`CallScope`](super::CallScope). A provider that holds what a revocation takes away
+    /// (cached credentials) is registered to drop it: nothing else is needed.
     #[must_use]
-    pub fn provide<T: Send + Sync + 'static>(mut self, provider: T) -> Self {
+    pub fn provide<T: Provide>(mut self, provider: T) -> Self {
+        if let Some(evictor) = provider.evictor() {
+            self.evictors.push(evictor);
+        }
         self.providers.insert(TypeId::of::<T>(), Arc::new(provider));
         self
     }

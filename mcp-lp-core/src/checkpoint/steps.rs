@@ -78,8 +78,7 @@ impl<S: ToolSet> Checkpoint<S> {
         event.round = round.as_ref();
         if let Some(entry) = seen.entry {
             event.tool = entry.policy.name;
-            event.role = entry.policy.role;
-            event.db = entry.policy.db;
+            event.capabilities = entry.capabilities;
             event.requires = &entry.requires;
         } else if let Some(name) = &seen.unknown {
             event.tool = name;
@@ -363,8 +362,7 @@ impl<S: ToolSet> Checkpoint<S> {
         let arguments = ArgumentDigest::of(arguments.as_ref());
         let mut event = AuditEvent::start(&request_id, principal.id(), &arguments, started);
         event.tool = entry.policy.name;
-        event.role = entry.policy.role;
-        event.db = entry.policy.db;
+        event.capabilities = entry.capabilities;
         event.requires = &entry.requires;
         let reason = refusal.reason();
         event.reason = Some(&reason);

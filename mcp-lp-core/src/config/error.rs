@@ -45,7 +45,9 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(
+    /// A problem at `key` of the file at `path`: how a capability provider reports one in
+    /// the table it claims (`vault.secrets.billing.file`).
+    pub fn new(
         path: impl Into<PathBuf>,
         key: Option<String>,
         kind: ConfigErrorKind,

@@ -79,7 +79,7 @@ use crate::governance_key::{DEFAULT_KEY_FILE, GovernanceKey, GovernanceKeys};
 use crate::grant::Grant;
 use crate::limits::{self, Limits};
 use crate::manifest::{MANIFEST_FILE, Manifest};
-use crate::policy::{DbAccess, ToolPolicy};
+use crate::policy::ToolPolicy;
 use crate::principal::Principal;
 use crate::rate::Rate;
 use crate::sealed_state::{DEFAULT_STATE_TTL, MIN_KEY_BYTES, SealingKey, StateSealer};
@@ -106,10 +106,12 @@ pub struct Config {
     secrets: BTreeMap<String, SecretString>,
     secret_refs: BTreeMap<String, SecretRef>,
     refresh: RefreshSettings,
-    db: toml::Table,
     state: Option<toml::Table>,
-    aws: toml::Table,
-    allow_static_aws_keys: bool,
+    /// The tables of capability providers (`[aws]`, `[db]`, ...): the core reads none of them,
+    /// each provider reads its own, and one that no declared capability claims refuses the start.
+    providers: BTreeMap<String, toml::Value>,
+    /// `[dev]` switches of providers (`allow_static_aws_keys`), which the core does not name.
+    provider_switches: BTreeMap<String, bool>,
     http: Option<HttpSection>,
     allow_unauthenticated_http: bool,
     allow_unapproved_tools: bool,
@@ -135,8 +137,59 @@ pub struct Config {
     app: toml::Table,
 }
 
+/// The core's own top-level tables.
+const CORE_TABLES: &[&str] = &[
+    "stdio",
+    "limits",
+    "tools",
+    "secrets",
+    "secrets_refresh",
+    "dev",
+    "state",
+    "http",
+    "protocol",
+    "request_state",
+    "audit",
+    "governance",
+    "approvers",
+    "app",
+];
+
+/// Refuse a top-level key that is no provider's table: a value that is not a table, or a name
+/// one typo away from one of the core's tables (`[stido]`), which would otherwise be taken for a
+/// provider's and leave the real table at its defaults until `check_tools` refuses it.
+fn check_provider_roots(
+    providers: &BTreeMap<String, toml::Value>,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    for (name, value) in providers {
+        let near = CORE_TABLES
+            .iter()
+            .map(|core| (strsim::osa_distance(name, core), core))
+            .filter(|(distance, core)| *distance <= if core.len() <= 4 { 1 } else { 2 })
+            .min();
+        let problem = match near {
+            Some((_, core)) => format!("unknown field `{name}`: did you mean `{core}`?"),
+            None if !value.is_table() => format!(
+                "unknown field `{name}`: a top-level key is one of mcp-lp's tables ({}) or a capability provider's table, such as [aws] or [db]",
+                CORE_TABLES.join(", ")
+            ),
+            None => continue,
+        };
+        return Err(ConfigError::new(
+            path,
+            Some(name.clone()),
+            ConfigErrorKind::UnknownKey,
+            problem,
+        ));
+    }
+    Ok(())
+}
+
+/// The configuration file as written. Tables the core does not know are capability providers'
+/// (`[aws]`, `[db]`, a new kind's): kept for them, and refused at start when no declared
+/// capability claims them.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
     stdio: StdioSection,
@@ -150,11 +203,7 @@ struct RawConfig {
     secrets_refresh: RefreshSection,
     #[serde(default)]
     dev: DevSection,
-    #[serde(default)]
-    db: toml::Table,
     state: Option<toml::Table>,
-    #[serde(default)]
-    aws: toml::Table,
     http: Option<HttpSection>,
     #[serde(default)]
     protocol: ProtocolSection,
@@ -166,6 +215,8 @@ struct RawConfig {
     approvers: Option<ApproversSection>,
     #[serde(default)]
     app: toml::Table,
+    #[serde(flatten)]
+    providers: BTreeMap<String, toml::Value>,
 }
 
 /// `[approvers]`: who may give verdicts from the command line (see
@@ -251,16 +302,16 @@ struct RefreshSection {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct DevSection {
     #[serde(default)]
     allow_env_secrets: bool,
     #[serde(default)]
-    allow_static_aws_keys: bool,
-    #[serde(default)]
     allow_unauthenticated_http: bool,
     #[serde(default)]
     allow_unapproved_tools: bool,
+    /// Providers' own switches, each named for what it allows.
+    #[serde(flatten)]
+    providers: BTreeMap<String, bool>,
 }
 
 /// `[governance]`: where the approved manifest is, what an overdue review does, and how long a
@@ -346,10 +397,9 @@ impl Config {
             secrets: BTreeMap::new(),
             secret_refs: BTreeMap::new(),
             refresh: RefreshSettings::default(),
-            db: toml::Table::new(),
             state: None,
-            aws: toml::Table::new(),
-            allow_static_aws_keys: false,
+            providers: BTreeMap::new(),
+            provider_switches: BTreeMap::new(),
             http: None,
             allow_unauthenticated_http: false,
             allow_unapproved_tools: false,
@@ -377,6 +427,7 @@ impl Config {
     fn resolve(raw: RawConfig, path: &Path, now: SystemTime) -> Result<Self, ConfigError> {
         let at =
             |key: String, kind, message: String| ConfigError::new(path, Some(key), kind, message);
+        check_provider_roots(&raw.providers, path)?;
 
         let id = raw.stdio.principal;
         if id.trim().is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
@@ -674,10 +725,9 @@ impl Config {
             secrets,
             secret_refs,
             refresh,
-            db: raw.db,
             state: raw.state,
-            aws: raw.aws,
-            allow_static_aws_keys: raw.dev.allow_static_aws_keys,
+            providers: raw.providers,
+            provider_switches: raw.dev.providers,
             http: raw.http,
             allow_unauthenticated_http: raw.dev.allow_unauthenticated_http,
             allow_unapproved_tools: raw.dev.allow_unapproved_tools,
@@ -917,10 +967,50 @@ impl Config {
         self.table(&self.app, "app")
     }
 
-    /// The `[db]` table as `T`, for the database capability provider; a mismatch names the file
-    /// and the `db.` key. Each `[db.<name>]` must be declared by a tool (`db = "<name>"`).
-    pub fn db<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        self.table(&self.db, "db")
+    /// A capability provider's top-level table `[<name>]` as `T` (an empty table when there is
+    /// none); a mismatch names the file and the key under `<name>.`. The core reads no
+    /// provider's table: `[aws]` is mcp-lp-aws's, `[db]` mcp-lp-db's.
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// struct Vault { address: String }
+    ///
+    /// let config = mcp_lp::Config::from_toml("[vault]\naddress = \"https://vault\"", "demo.toml")?;
+    /// assert_eq!(config.provider_table::<Vault>("vault")?.address, "https://vault");
+    /// # Ok::<(), mcp_lp::ConfigError>(())
+    /// ```
+    pub fn provider_table<T: DeserializeOwned>(&self, name: &str) -> Result<T, ConfigError> {
+        let table = match self.providers.get(name) {
+            Some(toml::Value::Table(table)) => table.clone(),
+            Some(_) => {
+                return Err(ConfigError::new(
+                    &self.path,
+                    Some(name.to_owned()),
+                    ConfigErrorKind::WrongType,
+                    format!("expected a table, [{name}]"),
+                ));
+            }
+            None => toml::Table::new(),
+        };
+        self.table(&table, name)
+    }
+
+    /// The value at the dotted path `path` of the providers' tables (`aws.roles.docs-read`), as
+    /// JSON, if there is one: what the manifest pins of a declared capability.
+    pub fn provider_entry(&self, path: &str) -> Option<serde_json::Value> {
+        let mut parts = path.split('.');
+        let mut value = self.providers.get(parts.next()?)?;
+        for part in parts {
+            value = value.as_table()?.get(part)?;
+        }
+        serde_json::to_value(value).ok()
+    }
+
+    /// Whether the provider's development switch `[dev] <name> = true` is set, such as
+    /// `allow_static_aws_keys` (mcp-lp-aws). A switch is named for what it allows; one nobody
+    /// reads allows nothing.
+    pub fn dev_switch(&self, name: &str) -> bool {
+        self.provider_switches.get(name).copied().unwrap_or(false)
     }
 
     /// The `[state]` table as `T`, for the shared PostgreSQL store (mcp-lp-state), or `None`
@@ -939,12 +1029,6 @@ impl Config {
             .as_ref()
             .map(|table| self.table(table, "state"))
             .transpose()
-    }
-
-    /// The `[aws]` table as `T`, for the AWS capability provider; a mismatch names the file and
-    /// the `aws.` key. Each `[aws.roles.<name>]` must be declared by a tool (`role = "<name>"`).
-    pub fn aws<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        self.table(&self.aws, "aws")
     }
 
     /// The `[http]` table, if the server may be served over HTTP.
@@ -969,12 +1053,6 @@ impl Config {
     /// a random key of its own process.
     pub fn request_state_sealer(&self) -> Option<&StateSealer> {
         self.request_state.as_ref()
-    }
-
-    /// Whether `[dev] allow_static_aws_keys = true`: long-term AWS access keys are a development
-    /// option the AWS provider refuses otherwise.
-    pub fn allows_static_aws_keys(&self) -> bool {
-        self.allow_static_aws_keys
     }
 
     fn table<T: DeserializeOwned>(
@@ -1037,17 +1115,6 @@ impl Config {
                 .map_or(default.max_argument_bytes, NonZeroUsize::get),
             rate: tool.rate.or(policy.rate).or(self.limits.rate),
         }
-    }
-
-    /// The ARN `[aws.roles.<role>] arn` configures for `role`, when it does.
-    pub fn role_arn(&self, role: &str) -> Option<&str> {
-        self.aws
-            .get("roles")?
-            .as_table()?
-            .get(role)?
-            .as_table()?
-            .get("arn")?
-            .as_str()
     }
 
     /// The approval `policy`'s calls need: its attribute's, tightened by `[tools.<name>]
@@ -1121,83 +1188,70 @@ impl Config {
         Ok(())
     }
 
-    /// Refuse `[tools.<name>]` tables that name no tool of the server, a tool whose `db`
-    /// capability has no `[db.<name>]` table, and a `[db.<name>]` table no tool declares (a
-    /// credential nothing needs should not be configured).
+    /// Refuse a configuration that does not match what `policies` declare: a declared
+    /// capability without its `[<table>.<name>]` table, such a table no tool declares, a
+    /// provider's table no declared capability claims, and `[tools.<name>]` tables that name no
+    /// tool or loosen its approval. Each provider checks the content of its own tables when it
+    /// starts.
     pub fn check_tools(&self, policies: &[ToolPolicy]) -> Result<(), ConfigError> {
-        let roles = match self.aws.get("roles") {
-            None => toml::Table::new(),
-            Some(toml::Value::Table(roles)) => roles.clone(),
-            Some(_) => {
-                return Err(ConfigError::new(
-                    &self.path,
-                    Some("aws.roles".into()),
-                    ConfigErrorKind::WrongType,
-                    "expected a table of roles, [aws.roles.<name>]",
-                ));
-            }
+        let mismatch = |key: String, message: String| {
+            ConfigError::new(&self.path, Some(key), ConfigErrorKind::Mismatch, message)
         };
-        for policy in policies {
-            if let Some(role) = policy.role
-                && !roles.contains_key(role)
-            {
-                return Err(ConfigError::new(
-                    &self.path,
-                    Some(format!("aws.roles.{role}")),
-                    ConfigErrorKind::Mismatch,
+        let declared = || {
+            policies
+                .iter()
+                .flat_map(|p| p.capabilities.iter().map(move |c| (p, c)))
+        };
+        for (policy, capability) in declared() {
+            let key = format!("{}.{}", capability.table, capability.name);
+            if self.provider_entry(&key).is_none() {
+                return Err(mismatch(
+                    key.clone(),
                     format!(
-                        "tool `{}` declares role = \"{role}\", but the configuration has no [aws.roles.{role}] table",
-                        policy.name
+                        "tool `{}` declares {} `{}`, but the configuration has no [{key}] table",
+                        policy.name, capability.kind, capability.name
                     ),
                 ));
             }
         }
-        for name in roles.keys() {
-            if !policies.iter().any(|p| p.role == Some(name.as_str())) {
+        let mut tables: Vec<&str> = declared().map(|(_, c)| c.table).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        for table in &tables {
+            let Some(entries) = self.provider_entry(table) else {
+                continue;
+            };
+            let Some(entries) = entries.as_object() else {
                 return Err(ConfigError::new(
                     &self.path,
-                    Some(format!("aws.roles.{name}")),
-                    ConfigErrorKind::Mismatch,
-                    format!("no tool declares role = \"{name}\"; remove [aws.roles.{name}]"),
+                    Some((*table).to_owned()),
+                    ConfigErrorKind::WrongType,
+                    format!("expected a table of tables, [{table}.<name>]"),
                 ));
+            };
+            for name in entries.keys() {
+                let used = declared().any(|(_, c)| c.table == *table && c.name == name);
+                if !used {
+                    let kind = declared()
+                        .find(|(_, c)| c.table == *table)
+                        .map_or("", |(_, c)| c.kind);
+                    return Err(mismatch(
+                        format!("{table}.{name}"),
+                        format!("no tool declares {kind} `{name}`; remove [{table}.{name}]"),
+                    ));
+                }
             }
         }
-        for policy in policies {
-            if let Some(db) = policy.db
-                && !self.db.contains_key(db)
-            {
-                return Err(ConfigError::new(
-                    &self.path,
-                    Some(format!("db.{db}")),
-                    ConfigErrorKind::Mismatch,
+        for root in self.providers.keys() {
+            let claimed = tables
+                .iter()
+                .any(|table| table.split('.').next() == Some(root.as_str()));
+            if !claimed {
+                return Err(mismatch(
+                    root.clone(),
                     format!(
-                        "tool `{}` declares db = \"{db}\", but the configuration has no [db.{db}] table",
-                        policy.name
+                        "[{root}] is none of mcp-lp's tables, and no tool declares a capability configured there (a credential nothing needs should not be configured)"
                     ),
-                ));
-            }
-        }
-        for name in self.db.keys() {
-            let users = || policies.iter().filter(|p| p.db == Some(name.as_str()));
-            let reader = users().find(|p| p.db_access == DbAccess::Read);
-            let writer = users().find(|p| p.db_access == DbAccess::Write);
-            if let (Some(reader), Some(writer)) = (reader, writer) {
-                return Err(ConfigError::new(
-                    &self.path,
-                    Some(format!("db.{name}")),
-                    ConfigErrorKind::Mismatch,
-                    format!(
-                        "tool `{}` reads through db capability `{name}` and tool `{}` writes through it; a reader must not hold a role that can write, so give the writer its own capability",
-                        reader.name, writer.name
-                    ),
-                ));
-            }
-            if users().next().is_none() {
-                return Err(ConfigError::new(
-                    &self.path,
-                    Some(format!("db.{name}")),
-                    ConfigErrorKind::Mismatch,
-                    format!("no tool declares db = \"{name}\"; remove [db.{name}]"),
                 ));
             }
         }

@@ -3,6 +3,7 @@ use std::time::{Duration, SystemTime};
 use secrecy::ExposeSecret;
 
 use super::*;
+use crate::capability::Declaration;
 
 fn load(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(text, "/etc/mcp-lp/test.toml")
@@ -436,49 +437,66 @@ fn app_settings_errors_name_the_app_key() {
     assert_eq!(err.key.as_deref(), Some("app.notes_dir"));
 }
 
+/// A kind of capability no crate of mcp-lp defines: the checks below hold for any kind.
+struct VaultSecret;
+
+impl crate::capability::Kind for VaultSecret {
+    const NAME: &'static str = "vault.secret";
+    const TABLE: &'static str = "vault.secrets";
+    const ACCESS: crate::capability::Access = crate::capability::Access::Read;
+}
+
+fn declaring(tool: &'static str, names: &'static [Declaration]) -> ToolPolicy {
+    ToolPolicy::new(tool).with_capabilities(names)
+}
+
+const BILLING: &[Declaration] = &[Declaration::of::<VaultSecret>("billing")];
+
 #[test]
-fn rejects_db_capability_without_table() {
+fn rejects_capability_without_its_table() {
     let config = load("").unwrap();
     let err = config
-        .check_tools(&[ToolPolicy::new("query").with_db("read")])
+        .check_tools(&[declaring("charge", BILLING)])
         .unwrap_err();
     assert_eq!(err.kind, ConfigErrorKind::Mismatch);
-    assert_eq!(err.key.as_deref(), Some("db.read"));
+    assert_eq!(err.key.as_deref(), Some("vault.secrets.billing"));
     assert!(
-        err.to_string()
-            .contains("tool `query` declares db = \"read\""),
+        err.to_string().contains(
+            "tool `charge` declares vault.secret `billing`, but the configuration has no [vault.secrets.billing] table"
+        ),
         "{err}"
     );
 }
 
 #[test]
-fn rejects_db_table_no_tool_declares() {
-    let config = load("[db.read]\n[db.admin]\n").unwrap();
+fn rejects_capability_table_no_tool_declares() {
+    let config = load("[vault.secrets.billing]\n[vault.secrets.payroll]\n").unwrap();
     let err = config
-        .check_tools(&[ToolPolicy::new("query").with_db("read")])
+        .check_tools(&[declaring("charge", BILLING)])
         .unwrap_err();
-    assert_eq!(err.key.as_deref(), Some("db.admin"));
+    assert_eq!(err.key.as_deref(), Some("vault.secrets.payroll"));
     assert!(
-        err.to_string().contains("no tool declares db = \"admin\""),
+        err.to_string()
+            .contains("no tool declares vault.secret `payroll`"),
         "{err}"
     );
 }
 
 #[test]
-fn rejects_db_capability_shared_by_reader_and_writer() {
-    let config = load("[db.records]\n").unwrap();
+fn rejects_provider_table_no_tool_needs() {
+    let config = load("[vault]\ndir = \"secrets\"\n").unwrap();
     let err = config
-        .check_tools(&[
-            ToolPolicy::new("query").with_db("records"),
-            ToolPolicy::new("insert").with_db_write("records"),
-        ])
+        .check_tools(&[ToolPolicy::new("charge")])
         .unwrap_err();
-    assert_eq!(err.key.as_deref(), Some("db.records"));
+    assert_eq!(err.key.as_deref(), Some("vault"));
     assert!(
         err.to_string()
-            .contains("give the writer its own capability"),
+            .contains("no tool declares a capability configured there"),
         "{err}"
     );
+    // Declared, the same table is the provider's to read.
+    let config = load("[vault]\ndir = \"secrets\"\n[vault.secrets.billing]\n").unwrap();
+    config.check_tools(&[declaring("charge", BILLING)]).unwrap();
 }
 
 #[test]
@@ -495,35 +513,12 @@ fn resolves_provider_secret_naming_its_key() {
 }
 
 #[test]
-fn rejects_role_without_aws_roles_table() {
-    let config = load("").unwrap();
-    let err = config
-        .check_tools(&[ToolPolicy::new("read_document").with_role("docs-read")])
-        .unwrap_err();
-    assert_eq!(err.key.as_deref(), Some("aws.roles.docs-read"));
-    assert!(
-        err.to_string()
-            .contains("tool `read_document` declares role = \"docs-read\""),
-        "{err}"
-    );
-}
-
-#[test]
-fn rejects_aws_role_no_tool_declares() {
-    let config = load("[aws.roles.docs-read]\n[aws.roles.admin]\n").unwrap();
-    let err = config
-        .check_tools(&[ToolPolicy::new("read_document").with_role("docs-read")])
-        .unwrap_err();
-    assert_eq!(err.key.as_deref(), Some("aws.roles.admin"));
-}
-
-#[test]
-fn static_aws_keys_are_refused_unless_the_dev_flag_is_set() {
-    assert!(!load("").unwrap().allows_static_aws_keys());
+fn reads_provider_dev_switches_off_unless_set() {
+    assert!(!load("").unwrap().dev_switch("allow_static_aws_keys"));
     assert!(
         load("[dev]\nallow_static_aws_keys = true\n")
             .unwrap()
-            .allows_static_aws_keys()
+            .dev_switch("allow_static_aws_keys")
     );
 }
 

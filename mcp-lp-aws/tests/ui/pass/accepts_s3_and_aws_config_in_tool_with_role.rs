@@ -21,5 +21,9 @@ impl Docs {
 
 fn main() {
     let policies = <Docs as mcp_lp::ToolSet>::policies();
-    assert!(policies.iter().all(|p| p.role == Some("docs-read")));
+    assert!(
+        policies
+            .iter()
+            .all(|p| p.capability("aws.role").map(|c| c.name) == Some("docs-read"))
+    );
 }

@@ -16,5 +16,8 @@ impl S {
 
 fn main() {
     let [query] = <S as mcp_lp::ToolSet>::policies() else { panic!("one tool") };
-    assert_eq!((query.db, query.db_access), (Some("records-read"), mcp_lp::DbAccess::Read));
+    assert_eq!(
+        query.capability("db").map(|c| (c.name, c.access)),
+        Some(("records-read", mcp_lp::capability::Access::Read))
+    );
 }

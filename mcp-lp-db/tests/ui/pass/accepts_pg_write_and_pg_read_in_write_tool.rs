@@ -18,5 +18,8 @@ impl S {
 
 fn main() {
     let [insert] = <S as mcp_lp::ToolSet>::policies() else { panic!("one tool") };
-    assert_eq!((insert.db, insert.db_access), (Some("records-write"), mcp_lp::DbAccess::Write));
+    assert_eq!(
+        insert.capability("db").map(|c| (c.name, c.access)),
+        Some(("records-write", mcp_lp::capability::Access::Write))
+    );
 }

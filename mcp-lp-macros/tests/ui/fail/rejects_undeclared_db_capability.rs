@@ -3,7 +3,7 @@ use mcp_lp::__private::rmcp::handler::server::common::{AsRequestContext, FromCon
 struct FakeDb;
 
 impl mcp_lp::capability::Capability for FakeDb {
-    type Requirement = mcp_lp::capability::DbRead;
+    type Requirement = mcp_lp_db::DbRead;
 }
 
 impl<C: AsRequestContext> FromContextPart<C> for FakeDb {

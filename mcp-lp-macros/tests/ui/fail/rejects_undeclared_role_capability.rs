@@ -3,7 +3,7 @@ use mcp_lp::__private::rmcp::handler::server::common::{AsRequestContext, FromCon
 struct FakeRoleClient;
 
 impl mcp_lp::capability::Capability for FakeRoleClient {
-    type Requirement = mcp_lp::capability::AwsRole;
+    type Requirement = mcp_lp_aws::AwsRole;
 }
 
 impl<C: AsRequestContext> FromContextPart<C> for FakeRoleClient {

@@ -4,7 +4,7 @@ use mcp_lp::__private::rmcp::handler::server::common::{AsRequestContext, FromCon
 struct FakeWriter;
 
 impl mcp_lp::capability::Capability for FakeWriter {
-    type Requirement = mcp_lp::capability::DbWrite;
+    type Requirement = mcp_lp_db::DbWrite;
 }
 
 impl<C: AsRequestContext> FromContextPart<C> for FakeWriter {

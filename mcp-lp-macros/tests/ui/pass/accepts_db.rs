@@ -11,6 +11,6 @@ impl S {
 
 fn main() {
     let [policy] = <S as mcp_lp::ToolSet>::policies() else { panic!("one tool") };
-    assert_eq!(policy.db, Some("read"));
-    assert_eq!(policy.role, None);
+    assert_eq!(policy.capability("db").map(|c| c.name), Some("read"));
+    assert_eq!(policy.capability("aws.role"), None);
 }

@@ -1,11 +1,11 @@
 use mcp_lp::__private::rmcp::handler::server::common::{AsRequestContext, FromContextPart};
-use mcp_lp::DbAccess;
+use mcp_lp::capability::Access;
 
 /// Stands in for a read-only connection.
 struct FakeReader;
 
 impl mcp_lp::capability::Capability for FakeReader {
-    type Requirement = mcp_lp::capability::DbRead;
+    type Requirement = mcp_lp_db::DbRead;
 }
 
 impl<C: AsRequestContext> FromContextPart<C> for FakeReader {
@@ -18,7 +18,7 @@ impl<C: AsRequestContext> FromContextPart<C> for FakeReader {
 struct FakeWriter;
 
 impl mcp_lp::capability::Capability for FakeWriter {
-    type Requirement = mcp_lp::capability::DbWrite;
+    type Requirement = mcp_lp_db::DbWrite;
 }
 
 impl<C: AsRequestContext> FromContextPart<C> for FakeWriter {
@@ -46,6 +46,6 @@ impl S {
 
 fn main() {
     let [insert, query] = <S as mcp_lp::ToolSet>::policies() else { panic!("two tools") };
-    assert_eq!((insert.db, insert.db_access), (Some("records-write"), DbAccess::Write));
-    assert_eq!((query.db, query.db_access), (Some("records-read"), DbAccess::Read));
+    assert_eq!(insert.capability("db").map(|c| (c.name, c.access)), Some(("records-write", Access::Write)));
+    assert_eq!(query.capability("db").map(|c| (c.name, c.access)), Some(("records-read", Access::Read)));
 }

@@ -4,7 +4,7 @@ use mcp_lp::__private::rmcp::handler::server::common::{AsRequestContext, FromCon
 struct FakeDb;
 
 impl mcp_lp::capability::Capability for FakeDb {
-    type Requirement = mcp_lp::capability::DbRead;
+    type Requirement = mcp_lp_db::DbRead;
 }
 
 impl<C: AsRequestContext> FromContextPart<C> for FakeDb {
@@ -26,5 +26,5 @@ impl S {
 
 fn main() {
     let [policy] = <S as mcp_lp::ToolSet>::policies() else { panic!("one tool") };
-    assert_eq!(policy.db, Some("read"));
+    assert_eq!(policy.capability("db").map(|c| c.name), Some("read"));
 }

@@ -4,7 +4,7 @@ use mcp_lp::__private::rmcp::handler::server::common::{AsRequestContext, FromCon
 struct FakeRoleClient;
 
 impl mcp_lp::capability::Capability for FakeRoleClient {
-    type Requirement = mcp_lp::capability::AwsRole;
+    type Requirement = mcp_lp_aws::AwsRole;
 }
 
 impl<C: AsRequestContext> FromContextPart<C> for FakeRoleClient {
@@ -26,5 +26,5 @@ impl S {
 
 fn main() {
     let [policy] = <S as mcp_lp::ToolSet>::policies() else { panic!("one tool") };
-    assert_eq!(policy.role, Some("x"));
+    assert_eq!(policy.capability("aws.role").map(|c| c.name), Some("x"));
 }

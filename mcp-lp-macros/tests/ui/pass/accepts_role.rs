@@ -11,7 +11,7 @@ impl S {
 
 fn main() {
     let [policy] = <S as mcp_lp::ToolSet>::policies() else { panic!("one tool") };
-    assert_eq!(policy.role, Some("docs-read"));
-    assert_eq!(policy.db, None);
+    assert_eq!(policy.capability("aws.role").map(|c| c.name), Some("docs-read"));
+    assert_eq!(policy.capability("db"), None);
     assert!(policy.requires.is_empty());
 }

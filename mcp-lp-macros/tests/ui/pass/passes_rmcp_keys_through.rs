@@ -16,7 +16,7 @@ impl S {
 fn main() {
     let [policy] = <S as mcp_lp::ToolSet>::policies() else { panic!("one tool") };
     assert_eq!(policy.name, "readDocument");
-    assert_eq!(policy.role, Some("docs-read"));
+    assert_eq!(policy.capability("aws.role").map(|c| c.name), Some("docs-read"));
     let [tool] = &<S as mcp_lp::ToolSet>::tool_router().list_all()[..] else { panic!("one tool") };
     assert_eq!(tool.name, "readDocument");
     assert_eq!(tool.description.as_deref(), Some("Read one document."));

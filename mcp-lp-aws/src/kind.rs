@@ -1,0 +1,16 @@
+//! The kind of capability this crate serves: an AWS IAM role a tool assumes.
+
+use mcp_lp::capability::{Access, Kind};
+
+/// The declaration `role = "..."` in `#[tool(...)]` (sugar for
+/// `capability(kind = mcp_lp_aws::AwsRole, name = "...")`): the tool assumes its own IAM role,
+/// configured by `[aws.roles.<name>]`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct AwsRole;
+
+impl Kind for AwsRole {
+    const NAME: &'static str = "aws.role";
+    const TABLE: &'static str = "aws.roles";
+    const ACCESS: Access = Access::Use;
+}
