@@ -13,4 +13,8 @@ impl Kind for AwsRole {
     const NAME: &'static str = "aws.role";
     const TABLE: &'static str = "aws.roles";
     const ACCESS: Access = Access::Use;
+    // The request signer logs the canonical request and the orchestrator the signed one,
+    // session token included.
+    const SECRET_TRACE_TARGETS: &'static [&'static str] =
+        &["aws_sigv4", "aws_smithy_runtime::client::orchestrator"];
 }

@@ -69,6 +69,10 @@ pub trait Kind {
     const TABLE: &'static str;
     /// The access a declaration of this kind grants.
     const ACCESS: Access;
+    /// Log targets of the libraries serving this kind that print credentials at TRACE (the
+    /// AWS SDK's request signer logs the canonical request, session token included): a server
+    /// with a tool of this kind logs them at DEBUG at most, whatever `RUST_LOG` asks.
+    const SECRET_TRACE_TARGETS: &'static [&'static str] = &[];
 }
 
 /// One capability a tool declares: a kind, the logical name configuration maps to a real
@@ -83,6 +87,8 @@ pub struct Declaration {
     pub name: &'static str,
     /// What the tool does with it.
     pub access: Access,
+    /// Log targets capped at DEBUG ([`Kind::SECRET_TRACE_TARGETS`]).
+    pub secret_trace_targets: &'static [&'static str],
 }
 
 impl Declaration {
@@ -93,6 +99,7 @@ impl Declaration {
             table: K::TABLE,
             name,
             access: K::ACCESS,
+            secret_trace_targets: K::SECRET_TRACE_TARGETS,
         }
     }
 

@@ -282,7 +282,7 @@ where
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    init_logging(cli.log_format);
+    init_logging::<S>(cli.log_format);
 
     let serve_default = Command::Serve {
         #[cfg(feature = "http")]
@@ -1178,15 +1178,16 @@ fn inventory<S: ToolSet>(path: Option<PathBuf>) -> Result<(), BuildError> {
     Ok(())
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging<S: ToolSet>(format: LogFormat) {
     // A subscriber may already be installed by the embedding program; keep it.
     match format {
         LogFormat::Json => {
-            let _ = tracing::subscriber::set_global_default(json_subscriber(std::io::stderr));
+            let _ =
+                tracing::subscriber::set_global_default(json_subscriber::<S, _>(std::io::stderr));
         }
         LogFormat::Text => {
             let _ = tracing_subscriber::fmt()
-                .with_env_filter(log_filter())
+                .with_env_filter(log_filter::<S>())
                 .with_writer(std::io::stderr)
                 .event_format(crate::text_log::TextLines)
                 .try_init();
@@ -1194,57 +1195,45 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn log_filter() -> tracing_subscriber::EnvFilter {
-    capped(std::env::var("RUST_LOG").ok().as_deref())
+fn log_filter<S: ToolSet>() -> tracing_subscriber::EnvFilter {
+    let targets = S::policies()
+        .iter()
+        .flat_map(|p| p.capabilities)
+        .flat_map(|c| c.secret_trace_targets.iter().copied());
+    capped(std::env::var("RUST_LOG").ok().as_deref(), targets)
 }
 
-/// The filter `rust_log` (or [`DEFAULT_LOG_FILTER`]) asks for, with every target but mcp-lp's
-/// own capped at DEBUG whatever `RUST_LOG` says: libraries print credentials at TRACE (the
-/// AWS SDK's request signer logs the canonical request, session token included), and which
-/// library a provider brings is not the core's to know.
-fn capped(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+/// The filter `rust_log` (or [`DEFAULT_LOG_FILTER`]) asks for, with `targets` capped at DEBUG
+/// whatever it says: the log targets the tools' kinds of capability name as printing
+/// credentials at TRACE ([`Kind::SECRET_TRACE_TARGETS`](crate::capability::Kind), such as the
+/// AWS SDK's request signer, which logs the canonical request with its session token).
+fn capped<'t>(
+    rust_log: Option<&str>,
+    targets: impl IntoIterator<Item = &'t str>,
+) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::EnvFilter;
-    use tracing_subscriber::filter::LevelFilter;
-    let directives = rust_log
-        .filter(|d| EnvFilter::try_new(d).is_ok())
-        .unwrap_or(DEFAULT_LOG_FILTER);
-    let mut capped = Vec::new();
-    for directive in directives
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-    {
-        let (target, level) = match directive.split_once('=') {
-            Some((target, level)) => (Some(target), level),
-            None if directive.parse::<LevelFilter>().is_ok() => (None, directive),
-            None => (Some(directive), "trace"),
-        };
-        let ours = target.is_some_and(|t| t == "mcp_lp" || t.starts_with("mcp_lp"));
-        let level = match level.parse::<LevelFilter>() {
-            Ok(LevelFilter::TRACE) if !ours => "debug",
-            _ => level,
-        };
-        capped.push(match target {
-            Some(target) => format!("{target}={level}"),
-            None => level.to_owned(),
-        });
-        // A global TRACE still reaches mcp-lp's own targets.
-        if target.is_none() && level != directive {
-            capped.push("mcp_lp=trace".to_owned());
+    let filter = rust_log
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_FILTER));
+    targets.into_iter().fold(filter, |filter, target| {
+        match format!("{target}=debug").parse() {
+            Ok(cap) => filter.add_directive(cap),
+            Err(_) => filter,
         }
-    }
-    EnvFilter::try_new(capped.join(",")).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
+    })
 }
 
-/// The subscriber `serve` installs by default: JSON lines, one event each with its fields at the
-/// top level, filtered by `RUST_LOG` or [`DEFAULT_LOG_FILTER`]. Public so benchmarks and
-/// embedding programs log exactly as the CLI does.
-pub fn json_subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
+/// The subscriber `serve` installs by default for the server `S`: JSON lines, one event each
+/// with its fields at the top level, filtered by `RUST_LOG` or [`DEFAULT_LOG_FILTER`], with the
+/// credential-printing targets of `S`'s kinds of capability capped at DEBUG. Public so
+/// benchmarks and embedding programs log exactly as the CLI does.
+pub fn json_subscriber<S, W>(writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
 where
+    S: ToolSet,
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt()
-        .with_env_filter(log_filter())
+        .with_env_filter(log_filter::<S>())
         .with_writer(writer)
         .event_format(crate::json_log::JsonLines)
         .finish()
@@ -1283,7 +1272,10 @@ mod tests {
         ] {
             let seen = Seen::default();
             let subscriber = tracing_subscriber::registry()
-                .with(capped(Some(asked)))
+                .with(capped(
+                    Some(asked),
+                    ["aws_sigv4", "aws_smithy_runtime::client::orchestrator"],
+                ))
                 .with(seen.clone());
             tracing::subscriber::with_default(subscriber, || {
                 tracing::trace!(target: "aws_sigv4", "canonical request with x-amz-security-token");

@@ -359,8 +359,10 @@ fn raw_pool(url_file: &std::path::Path) -> Pool {
 fn main() {
     let rounds: u32 = env_or("ROUNDS", 30);
     let calls: u32 = env_or("CALLS", 1000);
-    tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber(std::io::sink))
-        .expect("the only subscriber");
+    tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber::<CheckpointDb, _>(
+        std::io::sink,
+    ))
+    .expect("the only subscriber");
     // One thread, as in the tools/call benchmark: client and server share a core.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -13,8 +13,11 @@ use mcp_lp_tests::bench::{env_or, median};
 fn main() {
     let events: u32 = env_or("EVENTS", 200_000);
     let rounds: u32 = env_or("ROUNDS", 10);
-    tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber(std::io::sink))
-        .expect("the only subscriber");
+    tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber::<
+        mcp_lp_tests::GuardedEcho,
+        _,
+    >(std::io::sink))
+    .expect("the only subscriber");
     let secret = secrecy::SecretString::from("bench-audit-key-0123456789abcdef0123");
     let key = ChainKey::new("bench", &secret).expect("audit key");
     let trail = AuditTrail::start(

@@ -270,8 +270,10 @@ fn main() {
     let rounds: usize = env_or("ROUNDS", 10);
     let calls: usize = env_or("CALLS", 500);
     let clients: usize = env_or("CLIENTS", 16);
-    tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber(std::io::sink))
-        .expect("the only subscriber");
+    tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber::<GuardedEcho, _>(
+        std::io::sink,
+    ))
+    .expect("the only subscriber");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

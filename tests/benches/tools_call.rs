@@ -113,8 +113,10 @@ fn main() {
     let rounds: u32 = env_or("ROUNDS", 30);
     let calls: u32 = env_or("CALLS", 2000);
     let workers: u32 = env_or("WORKERS", 0);
-    tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber(std::io::sink))
-        .expect("the only subscriber");
+    tracing::subscriber::set_global_default(mcp_lp::cli::json_subscriber::<GuardedEcho, _>(
+        std::io::sink,
+    ))
+    .expect("the only subscriber");
     // One thread by default: client and server then share a core, which keeps cross-core
     // wake-ups (noise of the same size as the effect measured) out of the figures.
     let runtime = if workers == 0 {

@@ -22,7 +22,7 @@ def test_accepts_shipped_example_config(docs_server, env):
     done = check(docs_server, DOCS_EXAMPLE / "mcp-lp.toml", env)
     assert done.returncode == 0, done.stderr
     [delete] = [line for line in done.stdout.splitlines() if line.strip().startswith("deleteDocument:")]
-    assert "deleteDocument: requires [docs:delete], hidden" in delete, done.stdout
+    assert "deleteDocument: capabilities [aws.role:use:docs-delete], requires [docs:delete], hidden" in delete, done.stdout
     # The shipped tool runs only on a person's approval of each call, and `check` says so.
     assert delete.endswith(", approval by 1 holder(s) of `docs:approve` within 600s"), delete
     # Long-term keys are allowed there only by the dev switch, and the start says so.

@@ -113,7 +113,7 @@ async def test_rejects_retry_with_changed_arguments(binary: Path, workspace: Wor
     error = refused.value.error
     assert error.code == INVALID_PARAMS, error
     assert "was refused: it was issued for other arguments" in error.message, error.message
-    assert error.data == {"tool": "preview_note", "request_state": "other_arguments"}
+    assert error.data == {"code": "state_rejected", "tool": "preview_note", "request_state": "other_arguments"}
     outcomes = [e["outcome"] for e in audit_events(errlog) if e["tool"] == "preview_note"]
     assert outcomes == ["input_required", "state_rejected"]
 
@@ -135,7 +135,7 @@ async def test_rejects_state_from_another_server_process(
                 request_state=asked.request_state,
                 allow_input_required=True,
             )
-    assert refused.value.error.data == {"tool": "preview_note", "request_state": "unknown_key"}
+    assert refused.value.error.data == {"code": "state_rejected", "tool": "preview_note", "request_state": "unknown_key"}
 
 
 async def test_accepts_a_subscriptions_listen_stream(binary: Path, workspace: Workspace, errlog: Path) -> None:
