@@ -76,7 +76,11 @@ impl LastUsed {
     /// Last uses written to `store` once a second, from a background task (call it within a
     /// Tokio runtime). A failed write is retried with the next batch, never blocks a call.
     pub fn writing_to(store: impl LastUsedStore) -> Self {
-        let store: Arc<dyn LastUsedStore> = Arc::new(store);
+        Self::writing_to_shared(Arc::new(store))
+    }
+
+    /// [`writing_to`](Self::writing_to) a store already shared.
+    pub(crate) fn writing_to_shared(store: Arc<dyn LastUsedStore>) -> Self {
         let this = Self(Arc::new(Inner {
             seen: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),

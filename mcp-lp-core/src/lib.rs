@@ -74,6 +74,7 @@ mod rate;
 pub mod revocation;
 pub mod sealed_state;
 pub mod secret_refresh;
+pub mod stores;
 pub mod text_log;
 mod tool_error;
 pub mod transport;

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use crate::approval::ApprovalStore;
 use crate::audit::AuditSink;
+use crate::config::Config;
 use crate::last_used::LastUsed;
 use crate::policy::ToolSet;
-use crate::revocation::{Evict, Revocations};
+use crate::revocation::{Evict, RevocationError, Revocations};
+use crate::stores::SharedStores;
 
 /// Something a [`Server`] gives its tools through capability extractors: AWS roles, database
 /// pools, a new kind's provider.
@@ -91,6 +93,22 @@ impl<S: ToolSet> Server<S> {
     /// The last-used records given with [`Server::last_used`], if any.
     pub(crate) fn given_last_used(&self) -> Option<&LastUsed> {
         self.last_used.as_ref()
+    }
+
+    /// Share what the replicas share ([`SharedStores`], from `[state]`): follow its revocation
+    /// list (read now; refused when it cannot be read), keep approvals and last uses there, and
+    /// write the trail to its sinks too. `mcp_lp::cli::Program::shared_stores` does this for
+    /// `serve`.
+    pub async fn share(
+        mut self,
+        stores: SharedStores,
+        config: &Config,
+    ) -> Result<Self, RevocationError> {
+        self.revocations = Some(Revocations::follow_shared(stores.revocations, config).await?);
+        self.last_used = Some(LastUsed::writing_to_shared(stores.last_used));
+        self.approvals = Some(stores.approvals);
+        self.audit_sinks.extend(stores.audit_sinks);
+        Ok(self)
     }
 
     /// Follow this revocation list instead of the file next to the configuration, such as
