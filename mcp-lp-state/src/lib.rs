@@ -27,13 +27,13 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
-//!     mcp_lp::cli::run(|config| async move {
-//!         let server = mcp_lp::Server::new(Hello);
+//!     mcp_lp::cli::Program::new(|_config| async { Ok(mcp_lp::Server::new(Hello)) })
 //!         // With [state]: refuse to start unless its role holds only what the store needs;
-//!         // share its revocation list, and with `[audit] postgres = true` its audit table.
-//!         Ok(mcp_lp_state::StateStore::attach(server, &config).await?)
-//!     })
-//!     .await
+//!         // share its approvals and revocation list, and with `[audit] postgres = true` its
+//!         // audit table. `revoke`, `approvals` and `audit verify --db` open only these.
+//!         .shared_stores(mcp_lp_state::stores)
+//!         .run()
+//!         .await
 //! }
 //! ```
 //!
@@ -74,6 +74,14 @@ pub use crate::privileges::{
 };
 pub use crate::revocations::PgRevocations;
 pub use crate::store::StateStore;
+
+/// The stores `[state]` names, opened, for `mcp_lp::cli::Program::shared_stores`; `None`
+/// without `[state]`. See [`StateStore::shared`].
+pub async fn stores(
+    config: std::sync::Arc<mcp_lp::Config>,
+) -> Result<Option<mcp_lp::stores::SharedStores>, StateError> {
+    StateStore::shared(&config).await
+}
 
 /// The store's SQL: schema `mcp_lp_audit` with the audit table `events`, schema
 /// `mcp_lp_governance` with `revocations` (and the trigger that notifies replicas of every

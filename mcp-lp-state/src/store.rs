@@ -1,6 +1,7 @@
 //! The store: one pool logging in as the `[state]` role, checked at startup.
 
 use std::fmt;
+use std::sync::Arc;
 
 use deadpool_postgres::{
     Manager, ManagerConfig, Pool, PoolError, QueueMode, RecyclingMethod, Runtime,
@@ -15,8 +16,8 @@ use crate::error::StateError;
 use crate::last_used::PgLastUsed;
 use crate::privileges;
 use crate::revocations::PgRevocations;
-use mcp_lp::last_used::LastUsed;
 use mcp_lp::revocation::Revocations;
+use mcp_lp::stores::SharedStores;
 
 /// The shared PostgreSQL store of a server's replicas, from `[state]`. Cloning is cheap and
 /// shares the pool.
@@ -149,14 +150,12 @@ impl StateStore {
         })
     }
 
-    /// Connect to `[state]` when it is configured, and give `server` what the store keeps for
-    /// replicas: the shared revocation list, last-used records, and the audit table when
-    /// `[audit] postgres = true`. Without `[state]`, `server` is returned as it is (and one
-    /// asking for the audit table is refused).
-    pub async fn attach<S: mcp_lp::ToolSet>(
-        server: mcp_lp::Server<S>,
-        config: &Config,
-    ) -> Result<mcp_lp::Server<S>, StateError> {
+    /// The stores replicas share, opened from `config` alone: the approvals, the revocation
+    /// list, last uses and, with `[audit] postgres = true`, the audit table. `None` without
+    /// `[state]` (refused when `[audit] postgres` asks for the table). Give it to
+    /// `mcp_lp::cli::Program::shared_stores`; `serve` hands it to the server and the governance
+    /// commands use it without building the application.
+    pub async fn shared(config: &Config) -> Result<Option<SharedStores>, StateError> {
         if !config.has_state() {
             if config.audit().postgres {
                 return Err(StateError::NotConfigured {
@@ -164,17 +163,18 @@ impl StateStore {
                     why: "`[audit] postgres = true` writes the trail to its audit table".into(),
                 });
             }
-            return Ok(server);
+            return Ok(None);
         }
         let store = Self::connect(config).await?;
-        let mut server = server
-            .revocations(store.revocations(config).await?)
-            .last_used(LastUsed::writing_to(store.last_used()))
-            .approvals(store.approvals());
+        let mut shared = SharedStores::new(
+            Arc::new(store.approvals()),
+            Arc::new(store.revocation_store()),
+            Arc::new(store.last_used()),
+        );
         if config.audit().postgres {
-            server = server.audit_to(store.audit_sink());
+            shared = shared.audit_to(store.audit_sink());
         }
-        Ok(server)
+        Ok(Some(shared))
     }
 
     /// The approvals table: pending calls and their single-use ledger, shared by replicas.
@@ -190,18 +190,22 @@ impl StateStore {
     /// The shared revocation list, read now and followed from now on: every change reaches
     /// this replica by `LISTEN/NOTIFY`. Refuses when it cannot be read.
     pub async fn revocations(&self, config: &Config) -> Result<Revocations, StateError> {
-        let store = PgRevocations::new(
-            self.pool.clone(),
-            self.pg.clone(),
-            self.tls.clone(),
-            &self.target,
-        );
-        Revocations::follow(store, config)
+        Revocations::follow(self.revocation_store(), config)
             .await
             .map_err(|e| StateError::CheckFailed {
                 role: self.role.clone(),
                 reason: e.to_string(),
             })
+    }
+
+    /// The shared revocation table, each change pushed to followers by `LISTEN/NOTIFY`.
+    pub fn revocation_store(&self) -> PgRevocations {
+        PgRevocations::new(
+            self.pool.clone(),
+            self.pg.clone(),
+            self.tls.clone(),
+            &self.target,
+        )
     }
 
     /// A durable audit sink writing to the audit table, for [`mcp_lp::Server::audit_to`].

@@ -10,7 +10,7 @@ use mcp_lp::audit::{AuditSink, AuditTrail, ChainKey, Record, SealedEvent, TrailO
 use mcp_lp_state::StateStore;
 
 mod common;
-use common::{AuditDb, Hello, connect};
+use common::{AuditDb, connect};
 use secrecy::SecretString;
 fn key() -> ChainKey {
     ChainKey::new(
@@ -184,7 +184,7 @@ async fn refuses_audit_postgres_without_state_table() {
     let path = dir.path().join("mcp-lp.toml");
     std::fs::write(&path, "[audit]\npostgres = true\n").expect("write the configuration");
     let config = Config::load(&path).expect("the configuration loads");
-    let err = StateStore::attach(mcp_lp::Server::new(Hello), &config)
+    let err = StateStore::shared(&config)
         .await
         .err()
         .map(|e| e.to_string())

@@ -10,7 +10,9 @@ The polling deadlines only bound how long a failing run waits; nothing here asse
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -25,7 +27,7 @@ from mcp.shared.exceptions import MCPError
 from http_harness import KeyServer, Minter
 from lb_harness import ToolCaller, balanced_records, refusal, run_verb, timed_verb
 from notes_harness import REPO_ROOT, assert_negotiated, audit_events, open_client, text_of, trail_events
-from records_harness import records_binary, state_toml, unique_principal, write_config
+from records_harness import records_binary, state_toml, unique_principal, url_file, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -137,6 +139,91 @@ async def test_enforces_revoke_all_on_every_replica(binary: Path, keys: KeyServe
             assert "everything" in [e["removed"] for e in applied], (i, applied)
             refused = [e for e in audit_events(replica.errlog) if e["outcome"] == "revoked"]
             assert refused, f"replica {i} audited no revoked call"
+
+
+class Blackhole:
+    """A TCP port that accepts connections and never answers, as a database host that hangs
+    does; it counts who connected."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+def test_revokes_all_while_the_app_database_is_down(binary: Path, keys: KeyServer, tmp_path: Path) -> None:
+    """`revoke --all` opens only the `[state]` store: run with a configuration whose
+    application databases hang (both capability URLs point at a port that never answers), it
+    succeeds without connecting to them, and every replica refuses. Before, the command built
+    the whole server and waited on the application's database first."""
+    with balanced_records(binary, tmp_path, keys, tmp_path / "logs", REPLICAS) as balanced:
+        token = Minter(keys, audience=balanced.url).token(sub=unique_principal("app-down"), scope="records:write")
+        callers = [ToolCaller(replica.url, token) for replica in balanced.replicas]
+        config = config_of(tmp_path, 0)
+        hung = Blackhole()
+        text = config.read_text(encoding="utf-8")
+        for capability in ("records-read", "records-write"):
+            real = url_file(capability)
+            url = real.read_text(encoding="utf-8").strip()
+            dead = tmp_path / f"{capability}-down.url"
+            dead.write_text(re.sub(r"@[^/]+/", f"@127.0.0.1:{hung.port}/", url, count=1) + "\n", encoding="utf-8")
+            dead.chmod(0o600)
+            assert str(real) in text, text
+            text = text.replace(str(real), str(dead))
+        app_down = tmp_path / "replica-0-app-down.toml"
+        app_down.write_text(text, encoding="utf-8")
+        app_down.chmod(0o600)
+        reason = f"breakglass with the app database down {uuid.uuid4().hex[:8]}"
+        revoked = False
+        try:
+            for i, caller in enumerate(callers):
+                answer = caller.call(*QUERY)
+                assert accepted(answer), f"replica {i} before the revocation: {answer}"
+
+            revoked = True
+            revoke = ["revoke", "--all", "--reason", reason, "--by", BY]
+            timed = timed_verb(binary, app_down, revoke, callers, *QUERY, done=lambda a: refusal(a) is not None)
+            assert "revoked everything" in timed.stdout, timed.stdout
+            assert hung.accepted == [], "revoke --all connected to the application's database"
+            print(f"\nrevoke --all with the app database down: CLI process {timed.cli_seconds * 1000:.0f} ms")
+            for i, (seconds, answer) in enumerate(zip(timed.seconds, timed.answers)):
+                assert seconds is not None, f"replica {i} still served after `revoke --all`: {answer}"
+                message = refusal(answer)
+                assert message and f"everything is revoked: {reason} (by {BY} at " in message, (i, answer)
+
+            # The same configuration cannot serve: building the application needs its database.
+            check = subprocess.run(
+                [str(binary), "--config", str(app_down), "check"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert check.returncode != 0, check.stdout
+            assert "records-read" in check.stderr, check.stderr
+            assert hung.accepted, "check never tried the application's database"
+        finally:
+            if revoked:
+                lift(binary, config, "--all")
+            for caller in callers:
+                caller.close()
+            hung.close()
 
 
 @pytest.mark.timeout(180)

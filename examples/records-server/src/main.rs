@@ -147,12 +147,14 @@ impl Records {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    mcp_lp::cli::run(|config| async move {
+    mcp_lp::cli::Program::new(|config| async move {
         let databases = Databases::connect::<Records>(&config).await?;
-        let server = mcp_lp::Server::new(Records).provide(databases);
-        // With `[state]`, replicas share its revocation list; with `[audit] postgres = true`
-        // the trail goes to its insert-only audit table too.
-        Ok(mcp_lp_state::StateStore::attach(server, &config).await?)
+        Ok(mcp_lp::Server::new(Records).provide(databases))
     })
+    // With `[state]`, replicas share its approvals and revocation list; with
+    // `[audit] postgres = true` the trail goes to its insert-only audit table too. The
+    // governance commands open only these: `revoke --all` works while the app database is down.
+    .shared_stores(mcp_lp_state::stores)
+    .run()
     .await
 }

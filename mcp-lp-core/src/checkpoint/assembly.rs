@@ -80,7 +80,7 @@ impl<S: ToolSet> Checkpoint<S> {
                         config.path(),
                         Some("state".to_owned()),
                         crate::config::ConfigErrorKind::Mismatch,
-                        "replicas sharing a [state] store share its approvals, but the server keeps none there: give it the store's with mcp_lp_state::StateStore::attach".to_owned(),
+                        "replicas sharing a [state] store share its approvals, but the server keeps none there: give it the store's with Server::share (`Program::shared_stores(mcp_lp_state::stores)` does)".to_owned(),
                     ));
                 }
                 None => Arc::new(FileApprovals::new(config.approvals_path())),

@@ -77,22 +77,12 @@ impl<S: ToolSet> Server<S> {
         self
     }
 
-    /// The approval store given with [`Server::approvals`], if any.
-    pub(crate) fn given_approvals(&self) -> Option<&Arc<dyn ApprovalStore>> {
-        self.approvals.as_ref()
-    }
-
     /// Keep last-used records here instead of in this process's memory only, such as in the
     /// `[state]` store, which `review` reads.
     #[must_use]
     pub fn last_used(mut self, last_used: LastUsed) -> Self {
         self.last_used = Some(last_used);
         self
-    }
-
-    /// The last-used records given with [`Server::last_used`], if any.
-    pub(crate) fn given_last_used(&self) -> Option<&LastUsed> {
-        self.last_used.as_ref()
     }
 
     /// Share what the replicas share ([`SharedStores`], from `[state]`): follow its revocation
@@ -117,16 +107,6 @@ impl<S: ToolSet> Server<S> {
     pub fn revocations(mut self, revocations: Revocations) -> Self {
         self.revocations = Some(revocations);
         self
-    }
-
-    /// The revocation list given with [`Server::revocations`], if any.
-    pub(crate) fn given_revocations(&self) -> Option<&Revocations> {
-        self.revocations.as_ref()
-    }
-
-    /// The durable audit sinks given with [`Server::audit_to`].
-    pub(crate) fn audit_sinks(&mut self) -> &mut Vec<Box<dyn AuditSink>> {
-        &mut self.audit_sinks
     }
 
     /// Write the audit trail to `sink` too, such as the state crate's PostgreSQL table. The

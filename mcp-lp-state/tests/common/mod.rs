@@ -202,22 +202,3 @@ impl AuditDb {
             .get(0)
     }
 }
-
-/// A server with one tool, for what needs a tool set.
-#[derive(Clone)]
-pub(crate) struct Hello;
-
-#[mcp_lp::server]
-impl Hello {
-    /// Say hello.
-    #[tool]
-    async fn hello(&self) -> String {
-        "hello".into()
-    }
-
-    /// Delete everything; needs `hello:admin`.
-    #[tool(requires = "hello:admin")]
-    async fn purge(&self) -> String {
-        "purged".into()
-    }
-}
