@@ -16,7 +16,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
-CRATES=(mcp-lp-macros mcp-lp-core mcp-lp-aws mcp-lp-db mcp-lp-state)
+CRATES=(mcp-lp-grammar mcp-lp-macros mcp-lp-core mcp-lp-aws mcp-lp-db mcp-lp-state)
 
 say "rust-version of the published crates and of their dependencies (Cargo.lock, all features)"
 cargo metadata --format-version 1 --all-features --locked | "$PYTHON" scripts/msrv_deps.py "${CRATES[@]}"

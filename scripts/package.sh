@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 # In dependency order: each depends only on crates before it.
-CRATES=(mcp-lp-macros mcp-lp-core mcp-lp-aws mcp-lp-db mcp-lp-state)
+CRATES=(mcp-lp-grammar mcp-lp-macros mcp-lp-core mcp-lp-aws mcp-lp-db mcp-lp-state)
 MAX_BYTES=$((1024 * 1024))
 
 verify=--no-verify

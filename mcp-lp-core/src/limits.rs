@@ -45,9 +45,10 @@ impl Default for Limits {
 
 /// Parse a duration such as `30s`, `500ms`, `2m`, `1h 30m` or `90d`.
 ///
-/// The one parser for durations, shared by configuration and the `#[tool(timeout = "...")]`
-/// attribute (which applies the same rules at compile time). A day is 24 hours and a week 7
-/// days: these are lengths of time, not calendar spans, so months and years are refused.
+/// The one parser for durations (`mcp-lp-grammar`), shared by configuration and the
+/// `#[tool(timeout = "...")]` attribute, which applies it at compile time. A day is 24 hours
+/// and a week 7 days: these are lengths of time, not calendar spans, so months and years are
+/// refused.
 ///
 /// ```
 /// use std::time::Duration;
@@ -56,26 +57,7 @@ impl Default for Limits {
 /// assert!(mcp_lp::limits::parse_duration("0s").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let signed = match text.parse::<jiff::SignedDuration>() {
-        Ok(signed) => signed,
-        // SignedDuration takes units up to hours; days and weeks go through a span.
-        Err(_) => text
-            .parse::<jiff::Span>()
-            .ok()
-            .and_then(|span| {
-                span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-                    .ok()
-            })
-            .ok_or_else(|| {
-                format!(
-                    "`{text}` is not a duration; write one like \"30s\", \"500ms\", \"2m\" or \"90d\""
-                )
-            })?,
-    };
-    match Duration::try_from(signed) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!("duration `{text}` must be greater than zero")),
-    }
+    mcp_lp_grammar::duration(text)
 }
 
 #[cfg(test)]

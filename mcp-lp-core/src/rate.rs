@@ -62,21 +62,10 @@ impl Rate {
 impl std::str::FromStr for Rate {
     type Err = String;
 
+    /// The grammar the `#[tool(rate = "...")]` attribute applies at compile time
+    /// (`mcp-lp-grammar`).
     fn from_str(text: &str) -> Result<Self, String> {
-        let usage = || {
-            format!(
-                "`{text}` is not a rate; write calls per period, like \"60/min\", \"10/s\", \"1000/h\" or \"5/30s\""
-            )
-        };
-        let (calls, per) = text.split_once('/').ok_or_else(usage)?;
-        let calls: u32 = calls.trim().parse().map_err(|_| usage())?;
-        let per = match per.trim() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            "d" | "day" => Duration::from_secs(86_400),
-            other => crate::limits::parse_duration(other).map_err(|_| usage())?,
-        };
+        let (calls, per) = mcp_lp_grammar::rate(text)?;
         Self::new(calls, per).ok_or_else(|| format!("rate `{text}` must allow at least one call"))
     }
 }

@@ -297,67 +297,24 @@ fn grants(meta: &Meta) -> syn::Result<Vec<LitStr>> {
     Ok(lits)
 }
 
-/// `timeout = "30s"`, parsed as `mcp_lp::limits::parse_duration` parses configuration.
+/// `timeout = "30s"`, parsed by `mcp_lp_grammar::duration` as configuration is.
 fn timeout(meta: &Meta) -> syn::Result<u64> {
     let lit = str_value(meta, "timeout", "30s")?;
-    let bad = || {
-        syn::Error::new_spanned(
-            &lit,
-            format!(
-                "`{}` is not a positive duration; write one like \"30s\", \"500ms\" or \"2m\"",
-                lit.value()
-            ),
-        )
-    };
-    let text = lit.value();
-    // As `parse_duration`: units up to hours, then days and weeks of 24 hours.
-    let signed = match text.parse::<jiff::SignedDuration>() {
-        Ok(signed) => signed,
-        Err(_) => text
-            .parse::<jiff::Span>()
-            .ok()
-            .and_then(|span| {
-                span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-                    .ok()
-            })
-            .ok_or_else(bad)?,
-    };
-    let duration = std::time::Duration::try_from(signed).map_err(|_| bad())?;
-    if duration.is_zero() {
-        return Err(bad());
-    }
-    u64::try_from(duration.as_nanos()).map_err(|_| bad())
+    let duration = mcp_lp_grammar::duration(&lit.value())
+        .map_err(|reason| syn::Error::new_spanned(&lit, reason))?;
+    u64::try_from(duration.as_nanos()).map_err(|_| {
+        syn::Error::new_spanned(&lit, format!("`{}` is too long a timeout", lit.value()))
+    })
 }
 
-/// `rate = "60/min"`, parsed as `mcp_lp::Rate` parses configuration: calls per `s`, `min`,
-/// `h`, `day` or any duration (`"5/30s"`).
+/// `rate = "60/min"`, parsed by `mcp_lp_grammar::rate` as configuration is.
 fn rate(meta: &Meta) -> syn::Result<(u32, u64)> {
     let lit = str_value(meta, "rate", "60/min")?;
-    let text = lit.value();
-    let bad = || {
-        syn::Error::new_spanned(
-            &lit,
-            format!(
-                "`{text}` is not a rate; write calls per period, like \"60/min\", \"10/s\", \"1000/h\" or \"5/30s\""
-            ),
-        )
-    };
-    let (calls, per) = text.split_once('/').ok_or_else(bad)?;
-    let calls: u32 = calls.trim().parse().map_err(|_| bad())?;
-    let per = match per.trim() {
-        "s" | "sec" | "second" => std::time::Duration::from_secs(1),
-        "m" | "min" | "minute" => std::time::Duration::from_secs(60),
-        "h" | "hour" => std::time::Duration::from_secs(3600),
-        "d" | "day" => std::time::Duration::from_secs(86_400),
-        other => {
-            let signed: jiff::SignedDuration = other.parse().map_err(|_| bad())?;
-            std::time::Duration::try_from(signed).map_err(|_| bad())?
-        }
-    };
-    let nanos = u64::try_from(per.as_nanos()).map_err(|_| bad())?;
-    if calls == 0 || nanos == 0 {
-        return Err(bad());
-    }
+    let (calls, per) = mcp_lp_grammar::rate(&lit.value())
+        .map_err(|reason| syn::Error::new_spanned(&lit, reason))?;
+    let nanos = u64::try_from(per.as_nanos()).map_err(|_| {
+        syn::Error::new_spanned(&lit, format!("`{}` is too long a period", lit.value()))
+    })?;
     Ok((calls, nanos))
 }
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CRATES = ["mcp-lp-macros", "mcp-lp-core", "mcp-lp-aws", "mcp-lp-db"]
+CRATES = ["mcp-lp-grammar", "mcp-lp-macros", "mcp-lp-core", "mcp-lp-aws", "mcp-lp-db"]
 # What the section's server declares; `inventory` must report exactly this.
 EXPECTED_TOOLS = {
     "greet": {"role": None, "db": None, "requires": []},
