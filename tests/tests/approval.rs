@@ -9,7 +9,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use mcp_lp::approval::{
-    ApprovalError, ApprovalStore as _, Approvals, Approver, Door, FileApprovals,
+    ApprovalError, ApprovalNotifier, ApprovalStore as _, Approvals, Approver, Door, FileApprovals,
+    Notice, PendingCall,
 };
 use mcp_lp::{Checkpoint, Config, Grant, Principal};
 use mcp_lp_tests::{Approved, Connection, Recorder, connect_with, refusal_code, stateless};
@@ -1086,4 +1087,133 @@ async fn rejects_self_approval_across_principal_and_os_user_names() {
         )
         .await
         .expect("bob, on his own account, approves");
+}
+
+/// An approval channel of its own, as a crate would add one: each notice it is given, or a
+/// failure to deliver.
+struct Channel {
+    sent: tokio::sync::mpsc::UnboundedSender<(Notice, PendingCall)>,
+    fails: bool,
+}
+
+impl ApprovalNotifier for Channel {
+    fn describe(&self) -> String {
+        "test channel".into()
+    }
+
+    fn notify(
+        &self,
+        notice: Notice,
+        call: PendingCall,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            if self.fails {
+                return Err("the channel is down".into());
+            }
+            self.sent.send((notice, call)).map_err(|e| e.to_string())
+        })
+    }
+}
+
+fn channel(
+    fails: bool,
+) -> (
+    Channel,
+    tokio::sync::mpsc::UnboundedReceiver<(Notice, PendingCall)>,
+) {
+    let (sent, received) = tokio::sync::mpsc::unbounded_channel();
+    (Channel { sent, fails }, received)
+}
+
+async fn next_notice(
+    received: &mut tokio::sync::mpsc::UnboundedReceiver<(Notice, PendingCall)>,
+) -> (Notice, PendingCall) {
+    tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("a notice within the deadline")
+        .expect("the channel is open")
+}
+
+#[tokio::test]
+async fn accepts_notifier_told_of_the_waiting_call_and_each_verdict() {
+    let setup = Setup::new();
+    let (notifier, mut received) = channel(false);
+    let server = mcp_lp::Server::new(setup.server.clone()).notify_approvals(notifier);
+    let conn = connect_with(
+        server,
+        &setup.config(false, ""),
+        requester("notified@example.com"),
+        ClientLifecycleMode::Initialize,
+    )
+    .await;
+    let id = parked_id(&rpc_error(
+        conn.client.call_tool_once(params("report-9")).await,
+    ));
+    let (notice, call) = next_notice(&mut received).await;
+    assert_eq!(notice, Notice::Waiting);
+    assert_eq!(
+        (
+            call.id.as_str(),
+            call.tool.as_str(),
+            call.principal.as_str()
+        ),
+        (id.as_str(), "delete_item", "notified@example.com")
+    );
+    assert!(call.approvals.is_empty());
+
+    // A verdict through the approvals that the doors use tells the channel too.
+    let (notifier, mut received) = channel(false);
+    let approvals = setup.approvals().with_notifier(Arc::new(notifier));
+    let approver =
+        Principal::new("bob@example.com").with_grant(Grant::new("items:approve").expect("grant"));
+    approvals
+        .decide(
+            &id,
+            &Approver::new(approver, Door::Api, String::new()),
+            true,
+        )
+        .await
+        .expect("approved");
+    let (notice, call) = next_notice(&mut received).await;
+    assert_eq!(notice, Notice::Approved);
+    assert_eq!(call.approvals.len(), 1);
+    assert_eq!(call.approvals[0].by, "bob@example.com");
+    assert_eq!(setup.deletes(), 0, "a notice runs nothing");
+}
+
+#[tokio::test]
+async fn keeps_parking_when_a_notifier_fails() {
+    let setup = Setup::new();
+    let audit = Recorder::global();
+    let (notifier, _received) = channel(true);
+    let server = mcp_lp::Server::new(setup.server.clone()).notify_approvals(notifier);
+    let conn = connect_with(
+        server,
+        &setup.config(false, ""),
+        requester("unnotified@example.com"),
+        ClientLifecycleMode::Initialize,
+    )
+    .await;
+    let error = rpc_error(conn.client.call_tool_once(params("report-10")).await);
+    assert_eq!(refusal_code(&error), "approval_required", "{error:?}");
+    let id = parked_id(&error);
+    setup.store().get(&id).await.expect("parked all the same");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let failed = audit
+            .audit_events()
+            .into_iter()
+            .find(|e| e["event"] == "approval_notice_failed" && e["approval"] == id.as_str());
+        if let Some(event) = failed {
+            assert_eq!(event["notifier"], "test channel");
+            assert_eq!(event["notice"], "waiting");
+            assert_eq!(event["reason"], "the channel is down");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no approval_notice_failed event"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

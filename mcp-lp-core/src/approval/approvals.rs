@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::signers::CliApprovers;
 use super::{
-    ApprovalError, ApprovalRule, ApprovalStore, CallKey, DEFAULT_APPROVAL_WINDOW,
-    DEFAULT_MAX_PENDING, Door, PendingCall, Standing, Verdict, random_hex,
+    ApprovalError, ApprovalNotifier, ApprovalRule, ApprovalStore, CallKey, DEFAULT_APPROVAL_WINDOW,
+    DEFAULT_MAX_PENDING, Door, Notice, PendingCall, Standing, Verdict, random_hex,
 };
 use crate::audit::{AuditTrail, Record};
 use crate::config::{Config, ConfigError};
@@ -114,6 +114,8 @@ pub struct Approvals {
     last_forget: Mutex<Option<Instant>>,
     /// Where verdicts are recorded; the process's trail unless given.
     trail: Option<AuditTrail>,
+    /// Told of each parked call and each verdict.
+    notifiers: Vec<Arc<dyn ApprovalNotifier>>,
 }
 
 impl std::fmt::Debug for Approvals {
@@ -138,6 +140,45 @@ impl Approvals {
             consumed: Mutex::new(HashMap::new()),
             last_forget: Mutex::new(None),
             trail: None,
+            notifiers: Vec::new(),
+        }
+    }
+
+    /// Tell `notifier` of each call parked here and of each verdict on one.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: Arc<dyn ApprovalNotifier>) -> Self {
+        self.notifiers.push(notifier);
+        self
+    }
+
+    /// Send `notice` about `call` to every notifier, in the background.
+    fn tell(&self, notice: Notice, call: &PendingCall) {
+        if self.notifiers.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(approval = %call.id, "no runtime to send approval notices on");
+            return;
+        };
+        for notifier in &self.notifiers {
+            let notifier = Arc::clone(notifier);
+            let call = call.clone();
+            let trail = self.trail().clone();
+            runtime.spawn(async move {
+                let id = call.id.clone();
+                if let Err(reason) = notifier.notify(notice, call).await {
+                    let name = notifier.describe();
+                    tracing::warn!(approval = %id, notifier = %name, %reason, "approval notice failed");
+                    trail.record(
+                        &Record::new("approval_notice_failed")
+                            .warn()
+                            .str("approval", &id)
+                            .str("notice", notice.as_str())
+                            .str("notifier", &name)
+                            .str("reason", &reason),
+                    );
+                }
+            });
         }
     }
 
@@ -264,6 +305,7 @@ impl Approvals {
         };
         pending.seal(&self.keys);
         self.store.insert(pending.clone()).await?;
+        self.tell(Notice::Waiting, &pending);
         Ok(pending)
     }
 
@@ -399,6 +441,14 @@ impl Approvals {
                 .await
                 .map_err(|e| ApprovalError::Unrecorded(e.0))?;
             if self.store.replace(call.revision, next.clone()).await? {
+                self.tell(
+                    if approve {
+                        Notice::Approved
+                    } else {
+                        Notice::Denied
+                    },
+                    &next,
+                );
                 return Ok(next);
             }
             // Another writer changed the record between the read and the write: the event

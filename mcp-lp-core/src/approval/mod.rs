@@ -17,6 +17,7 @@ mod call;
 mod error;
 mod file;
 mod memory;
+mod notifier;
 pub mod signers;
 mod store;
 
@@ -27,6 +28,7 @@ pub use self::call::{CallKey, Door, PendingCall, Standing, Verdict, is_id};
 pub use self::error::ApprovalError;
 pub use self::file::FileApprovals;
 pub use self::memory::MemoryApprovals;
+pub use self::notifier::{ApprovalNotifier, Notice};
 pub use self::store::ApprovalStore;
 
 /// How long an approval request stays open, and an approval usable, unless `[tools.<name>]

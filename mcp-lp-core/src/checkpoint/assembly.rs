@@ -28,6 +28,9 @@ impl<S: ToolSet> Checkpoint<S> {
             evictors,
             last_used,
             approvals,
+            notifiers,
+            #[cfg(feature = "http")]
+                http_routes: _,
         } = server.into();
         config.check_tools(S::policies())?;
         crate::manifest::hold_to_manifest::<S>(config)?;
@@ -45,7 +48,7 @@ impl<S: ToolSet> Checkpoint<S> {
                 config.path(),
                 Some("audit.postgres".to_owned()),
                 crate::config::ConfigErrorKind::Mismatch,
-                "the trail is to go to the [state] store's audit table, but the server adds no durable audit sink: attach one with Server::audit_to(mcp_lp_state::StateStore::connect(&config).await?.audit_sink())".to_owned(),
+                "the trail is to go to the [state] store's audit table, but the server adds no durable audit sink: open the shared stores with `Program::shared_stores(mcp_lp_state::stores)`, or attach one with Server::audit_to".to_owned(),
             ));
         }
         let router = S::tool_router();
@@ -85,11 +88,12 @@ impl<S: ToolSet> Checkpoint<S> {
                 }
                 None => Arc::new(FileApprovals::new(config.approvals_path())),
             };
-            Some(Arc::new(Approvals::from_config(
-                store,
-                config,
-                Some(revocations.clone()),
-            )?))
+            let approvals = Approvals::from_config(store, config, Some(revocations.clone()))?;
+            Some(Arc::new(
+                notifiers
+                    .into_iter()
+                    .fold(approvals, Approvals::with_notifier),
+            ))
         } else {
             None
         };

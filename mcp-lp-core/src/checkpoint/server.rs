@@ -4,7 +4,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::approval::ApprovalStore;
+use crate::approval::{ApprovalNotifier, ApprovalStore};
 use crate::audit::AuditSink;
 use crate::config::Config;
 use crate::last_used::LastUsed;
@@ -53,6 +53,9 @@ pub struct Server<S> {
     pub(super) evictors: Vec<Arc<dyn Evict>>,
     pub(super) last_used: Option<LastUsed>,
     pub(super) approvals: Option<Arc<dyn ApprovalStore>>,
+    pub(super) notifiers: Vec<Arc<dyn ApprovalNotifier>>,
+    #[cfg(feature = "http")]
+    pub(crate) http_routes: Vec<crate::transport::http::ExtraRoutes>,
 }
 
 impl<S: ToolSet> Server<S> {
@@ -66,6 +69,9 @@ impl<S: ToolSet> Server<S> {
             evictors: Vec::new(),
             last_used: None,
             approvals: None,
+            notifiers: Vec::new(),
+            #[cfg(feature = "http")]
+            http_routes: Vec::new(),
         }
     }
 
@@ -74,6 +80,33 @@ impl<S: ToolSet> Server<S> {
     #[must_use]
     pub fn approvals(mut self, store: impl ApprovalStore) -> Self {
         self.approvals = Some(Arc::new(store));
+        self
+    }
+
+    /// Tell `notifier` of each call that waits for approval and of each verdict on one: a new
+    /// approval channel (chat, paging) is a crate implementing [`ApprovalNotifier`].
+    #[must_use]
+    pub fn notify_approvals(mut self, notifier: impl ApprovalNotifier) -> Self {
+        self.notifiers.push(Arc::new(notifier));
+        self
+    }
+
+    /// Serve the routes `routes` makes under `prefix` beside the MCP endpoint, when serving
+    /// over HTTP: an approval channel's callbacks, for one. `routes` is given the server's
+    /// [`Approvals`](crate::approval::Approvals), through which alone a verdict is given. The
+    /// routes authenticate their own callers; `prefix` may not overlap the MCP endpoint,
+    /// `/.well-known` or `/approvals` (the start is refused, naming it).
+    #[cfg(feature = "http")]
+    #[must_use]
+    pub fn http_routes(
+        mut self,
+        prefix: impl Into<String>,
+        routes: impl FnOnce(crate::transport::http::RoutesContext) -> axum::Router + Send + 'static,
+    ) -> Self {
+        self.http_routes.push(crate::transport::http::ExtraRoutes {
+            prefix: prefix.into(),
+            make: Box::new(routes),
+        });
         self
     }
 

@@ -64,10 +64,68 @@ pub enum HttpError {
     /// The server stopped with an error.
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// Extra routes asked for a path they may not have.
+    #[error("extra routes under `{prefix}` (Server::http_routes): {problem}")]
+    Routes {
+        /// The prefix asked for.
+        prefix: String,
+        /// Why it is refused.
+        problem: String,
+    },
+}
+
+/// Routes a server serves beside the MCP endpoint ([`Server::http_routes`]).
+pub(crate) struct ExtraRoutes {
+    pub(crate) prefix: String,
+    pub(crate) make: Box<dyn FnOnce(RoutesContext) -> Router + Send>,
+}
+
+/// What extra routes ([`Server::http_routes`]) are given to work with.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RoutesContext {
+    /// The server's approvals, when a tool needs approval: the one way to give a verdict.
+    pub approvals: Option<Arc<crate::approval::Approvals>>,
+    /// The MCP endpoint's resource URI.
+    pub resource: String,
+}
+
+/// Why extra routes may not live under `prefix`, if they may not: `reserved` are the paths the
+/// server serves itself.
+fn prefix_problem(prefix: &str, reserved: &[&str]) -> Option<String> {
+    let well_formed = prefix.len() > 1
+        && prefix.starts_with('/')
+        && !prefix.ends_with('/')
+        && !prefix.contains("//")
+        && prefix
+            .split('/')
+            .skip(1)
+            .all(|segment| segment != "." && segment != "..")
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c));
+    if !well_formed {
+        return Some(
+            "write a path such as `/slack`: a leading `/`, then letters, digits, `-`, `_` and `.`"
+                .into(),
+        );
+    }
+    reserved
+        .iter()
+        .find(|r| {
+            prefix == **r
+                || prefix.starts_with(&format!("{r}/"))
+                || r.starts_with(&format!("{prefix}/"))
+        })
+        .map(|r| format!("it overlaps `{r}`, which the server serves itself"))
 }
 
 /// Serve `server` over streamable HTTP as `[http]` configures, until Ctrl-C.
-pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Result<(), HttpError> {
+pub async fn serve_http<S: ToolSet>(
+    mut server: Server<S>,
+    config: &Config,
+) -> Result<(), HttpError> {
+    let extra_routes = std::mem::take(&mut server.http_routes);
     let path = config.path().display().to_string();
     let section = config
         .http()
@@ -125,6 +183,7 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
         }
         _ => None,
     };
+    let approvals = checkpoint.approvals().cloned();
     let doors = checkpoint.approvals().map(|approvals| {
         Arc::new(approval_doors::Doors {
             approvals: Arc::clone(approvals),
@@ -182,6 +241,26 @@ pub async fn serve_http<S: ToolSet>(server: Server<S>, config: &Config) -> Resul
             "/approvals/{*rest}",
             any(approval_doors::door).with_state(doors),
         );
+    }
+    let mut taken: Vec<String> = vec![
+        section.path.clone(),
+        "/.well-known".to_owned(),
+        "/approvals".to_owned(),
+    ];
+    for routes in extra_routes {
+        let reserved: Vec<&str> = taken.iter().map(String::as_str).collect();
+        if let Some(problem) = prefix_problem(&routes.prefix, &reserved) {
+            return Err(HttpError::Routes {
+                prefix: routes.prefix,
+                problem,
+            });
+        }
+        let context = RoutesContext {
+            approvals: approvals.clone(),
+            resource: resource.clone(),
+        };
+        app = app.nest(&routes.prefix, (routes.make)(context));
+        taken.push(routes.prefix);
     }
 
     let listener = tokio::net::TcpListener::bind(section.listen)
