@@ -182,7 +182,7 @@ impl StateStore {
         PgApprovals::new(self.pool.clone(), &self.target)
     }
 
-    /// The last-used table, written in batches by [`LastUsed::writing_to`].
+    /// The last-used table, written in batches by [`mcp_lp::last_used::LastUsed::writing_to`].
     pub fn last_used(&self) -> PgLastUsed {
         PgLastUsed::new(self.pool.clone(), &self.target)
     }

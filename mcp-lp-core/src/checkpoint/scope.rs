@@ -36,7 +36,7 @@ impl CallScope {
         &self.principal
     }
 
-    /// The provider of type `T` given to [`Server::provide`], if any. A provider hands out only
+    /// The provider of type `T` given to [`Server::provide`](crate::Server::provide), if any. A provider hands out only
     /// what [`CallScope::tool`] declares.
     pub fn provider<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.providers

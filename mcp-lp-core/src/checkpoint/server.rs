@@ -30,7 +30,7 @@ pub trait Provide: Send + Sync + 'static {
     }
 }
 
-/// A service and the capability providers its tools draw on: what a [`Checkpoint`] serves.
+/// A service and the capability providers its tools draw on: what a [`Checkpoint`](crate::Checkpoint) serves.
 ///
 /// ```
 /// # use mcp_lp::prelude::*;

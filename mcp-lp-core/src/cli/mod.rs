@@ -1,17 +1,17 @@
 //! The server command line, so an example's `main` is one call to [`run`] (or to
 //! [`Program::run`] when replicas share `[state]`):
 //!
-//! - `serve` (the default): serve MCP over stdio, or over HTTP with `--http` ([`serve`]).
+//! - `serve` (the default): serve MCP over stdio, or over HTTP with `--http` (`cli/serve.rs`).
 //! - `check`, `inventory`, `approve` and `review`: what the server declares and how it is
-//!   governed ([`report`]).
+//!   governed (`cli/report.rs`).
 //! - `revoke`, `unrevoke`, `revocations`, `approvals` and `audit verify`: the governance
-//!   commands ([`governance`]). They reach the revocation list, the approvals and the trail
+//!   commands (`cli/governance.rs`). They reach the revocation list, the approvals and the trail
 //!   from the configuration alone and never build the application, so the breakglass
 //!   `revoke --all` works while its database or cloud identity is down.
 //!
 //! The configuration file comes from `--config PATH` or the `MCP_LP_CONFIG` environment
 //! variable. Logs and audit events go to stderr, as JSON lines unless `--log-format text`
-//! ([`logging`]).
+//! (`cli/logging.rs`).
 
 mod governance;
 mod logging;
