@@ -447,10 +447,21 @@ impl Stores {
     /// names them and the program opens none, rather than keeping approvals, revocations or
     /// the trail where the other replicas cannot see them.
     async fn open(self, config: &Arc<Config>) -> Result<Option<SharedStores>, BuildError> {
+        let (key, what) = if config.audit().postgres {
+            (
+                "audit.postgres",
+                "the trail is to go to the [state] store's audit table, but the server has no durable audit sink",
+            )
+        } else {
+            (
+                "state",
+                "replicas are to share approvals and revocations in [state], but the server keeps its own",
+            )
+        };
         match self.0 {
             Some(open) => open(Arc::clone(config)).await,
             None if config.has_state() || config.audit().postgres => Err(format!(
-                "{}: [state] (or `[audit] postgres`) is configured, but this server opens no shared stores: run it with `mcp_lp::cli::Program::new(build).shared_stores(mcp_lp_state::stores)`",
+                "{}: key `{key}`: {what}: it opens no shared stores; run it with `mcp_lp::cli::Program::new(build).shared_stores(mcp_lp_state::stores)`",
                 config.path().display()
             )
             .into()),
