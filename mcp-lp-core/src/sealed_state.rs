@@ -286,11 +286,25 @@ impl StateSealer {
         ttl: Duration,
         check: Duration,
     ) -> Result<Self, KeyringError> {
-        let sealer = Self::with_ring(Ring::of_good(&keys)?, ttl);
-        if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(follow_keys(Arc::downgrade(&sealer.ring), keys, check));
-        }
+        let sealer = Self::of_keys(&keys, ttl)?;
+        sealer.follow(keys, check);
         Ok(sealer)
+    }
+
+    /// A sealer over the keys' values now, following nothing yet ([`StateSealer::follow`]).
+    pub(crate) fn of_keys(
+        keys: &[(String, RefreshingSecret)],
+        ttl: Duration,
+    ) -> Result<Self, KeyringError> {
+        Ok(Self::with_ring(Ring::of_good(keys)?, ttl))
+    }
+
+    /// Rebuild the ring from `keys` whenever one rotates, and every `check`, from a task of
+    /// the running Tokio runtime (none outside one).
+    pub(crate) fn follow(&self, keys: Vec<(String, RefreshingSecret)>, check: Duration) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(follow_keys(Arc::downgrade(&self.ring), keys, check));
+        }
     }
 }
 

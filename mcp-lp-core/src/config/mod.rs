@@ -127,7 +127,7 @@ pub struct Config {
     fail_closed_after: Duration,
     max_grant_lifetime: Duration,
     protocol_versions: Vec<ProtocolVersion>,
-    request_state: Option<StateSealer>,
+    request_state: Option<RequestStateKeys>,
     audit: AuditSettings,
     audit_keys: Vec<ChainKey>,
     /// SHA-256 of the configuration text, hex.
@@ -561,29 +561,38 @@ impl Config {
                         Ok(())
                     }
                 });
-                let keys = keys
+                let keys: Vec<(String, RefreshingSecret, SecretRef)> = keys
                     .into_iter()
                     .enumerate()
                     .map(|(i, (id, reference, secret))| {
-                        let secret = start_refreshing(
-                            path,
+                        let secret = refreshing_secret(
                             refresh,
                             format!("request_state.keys[{i}].secret"),
                             &reference,
                             secret,
                             Some(validate.clone()),
                         );
-                        (id, secret)
+                        (id, secret, reference)
                     })
                     .collect();
-                let sealer = StateSealer::rotating(keys, ttl, refresh.poll).map_err(|e| {
+                let ring: Vec<(String, RefreshingSecret)> = keys
+                    .iter()
+                    .map(|(id, secret, _)| (id.clone(), secret.clone()))
+                    .collect();
+                let sealer = StateSealer::of_keys(&ring, ttl).map_err(|e| {
                     at(
                         "request_state.keys".into(),
                         ConfigErrorKind::InvalidValue,
                         e.to_string(),
                     )
                 })?;
-                Some(sealer)
+                Some(RequestStateKeys {
+                    sealer,
+                    keys,
+                    poll: refresh.poll,
+                    base: path.parent().unwrap_or(Path::new(".")).to_owned(),
+                    following: std::sync::Once::new(),
+                })
             }
         };
 
@@ -1050,9 +1059,12 @@ impl Config {
     }
 
     /// The sealer configured by `[request_state]`, if any. Without one the checkpoint seals with
-    /// a random key of its own process.
+    /// a random key of its own process. The first call, from the server's runtime, starts
+    /// following the keys' rotation; loading the configuration starts nothing.
     pub fn request_state_sealer(&self) -> Option<&StateSealer> {
-        self.request_state.as_ref()
+        let keys = self.request_state.as_ref()?;
+        keys.follow();
+        Some(&keys.sealer)
     }
 
     fn table<T: DeserializeOwned>(
@@ -1276,6 +1288,22 @@ impl Config {
     }
 }
 
+/// A refreshing secret for `reference`, resolved to `value`, not watched yet.
+fn refreshing_secret(
+    refresh: RefreshSettings,
+    key: String,
+    reference: &SecretRef,
+    value: SecretString,
+    validate: Option<Validator>,
+) -> RefreshingSecret {
+    match validate {
+        Some(validate) => {
+            RefreshingSecret::with_validator(key, reference, value, refresh.max_age, validate)
+        }
+        None => RefreshingSecret::new(key, reference, value, refresh.max_age),
+    }
+}
+
 /// A refreshing secret for `reference`, resolved to `value`, watched when a Tokio runtime runs.
 fn start_refreshing(
     path: &Path,
@@ -1285,17 +1313,52 @@ fn start_refreshing(
     value: SecretString,
     validate: Option<Validator>,
 ) -> RefreshingSecret {
-    let secret = match validate {
-        Some(validate) => {
-            RefreshingSecret::with_validator(key, reference, value, refresh.max_age, validate)
-        }
-        None => RefreshingSecret::new(key, reference, value, refresh.max_age),
-    };
+    let secret = refreshing_secret(refresh, key, reference, value, validate);
     if tokio::runtime::Handle::try_current().is_ok() {
         let base = path.parent().unwrap_or(Path::new("."));
         secret.watch_file(reference, base, refresh.poll);
     }
     secret
+}
+
+/// `[request_state]` as loaded: its keys resolved and checked, and the sealer over their
+/// values now. Watching the key files and following their rotation waits for the server to
+/// ask for the sealer, so that loading a configuration spawns nothing.
+struct RequestStateKeys {
+    sealer: StateSealer,
+    keys: Vec<(String, RefreshingSecret, SecretRef)>,
+    poll: Duration,
+    base: PathBuf,
+    following: std::sync::Once,
+}
+
+impl RequestStateKeys {
+    /// Watch the key files and follow their rotation, once, from the running runtime.
+    fn follow(&self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        self.following.call_once(|| {
+            for (_, secret, reference) in &self.keys {
+                secret.watch_file(reference, &self.base, self.poll);
+            }
+            let ring = self
+                .keys
+                .iter()
+                .map(|(id, secret, _)| (id.clone(), secret.clone()))
+                .collect();
+            self.sealer.follow(ring, self.poll);
+        });
+    }
+}
+
+impl std::fmt::Debug for RequestStateKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestStateKeys")
+            .field("sealer", &self.sealer)
+            .field("following", &self.following.is_completed())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The line of the `[stdio] grants` entry `key` (`stdio.grants[i]`) in `text`, for the

@@ -622,3 +622,23 @@ fn accepts_rotating_sealing_keys() {
     assert_eq!(sealer.sealing_key(), "new");
     assert_eq!(sealer.ttl(), Duration::from_secs(120));
 }
+
+#[tokio::test]
+async fn starts_no_task_while_loading_and_follows_keys_once_the_sealer_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("k.key"), "k".repeat(32)).unwrap();
+    let text = "[request_state]\nkeys = [{ id = \"k\", secret = { file = \"k.key\" } }]\n";
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let before = tasks();
+    let config = Config::from_toml(text, dir.path().join("c.toml")).unwrap();
+    assert_eq!(tasks(), before, "loading the configuration spawned a task");
+    config.request_state_sealer().unwrap();
+    let following = tasks();
+    assert!(following > before, "the sealer follows no key");
+    config.request_state_sealer().unwrap();
+    assert_eq!(tasks(), following, "asking again started more");
+}
