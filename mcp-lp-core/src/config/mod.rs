@@ -45,15 +45,24 @@
 //!
 //! [app]                          # the application's own settings, see Config::app
 //! ```
+//!
+//! This file reads the whole file into [`Config`]; the sections with rules of their own live
+//! beside it: `tools.rs` (`[limits]`, `[tools.<name>]` and the checks against the declared
+//! tools), `grants.rs` (`[stdio] grants` and their lifetimes), `protocol.rs` (`[protocol]`,
+//! `[request_state]`), `http.rs`, `audit.rs`, `secret.rs` (secret references), `locate.rs`
+//! (which line a problem is on) and `error.rs`. Loading starts no task and watches no file:
+//! what refreshes starts when the server asks for it.
 
 mod audit;
 mod error;
+mod grants;
 mod http;
+mod locate;
 mod protocol;
 mod secret;
+mod tools;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,24 +71,28 @@ use std::time::{Duration, SystemTime};
 use rmcp::model::ProtocolVersion;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
-use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer};
 use sha2::{Digest as _, Sha256};
 
 use self::audit::AuditSection;
 pub use self::audit::AuditSettings;
 
 pub use self::error::{ConfigError, ConfigErrorKind};
+pub(crate) use self::grants::lifetime_text;
+use self::grants::{GrantSpec, check_grant_lifetime};
 pub use self::http::{ALLOWED_ALGORITHMS, ApprovalPageSection, AuthSection, HttpSection};
-use self::protocol::{KeySpec, ProtocolSection, RequestStateSection};
+use self::locate::{grant_line, line_of, serde_error};
+use self::protocol::{
+    KeySpec, ProtocolSection, RequestStateKeys, RequestStateSection, refreshing_secret,
+    start_refreshing,
+};
 pub use self::secret::{SecretError, SecretRef};
+use crate::approval::DEFAULT_MAX_PENDING;
 use crate::approval::signers::CliApprovers;
-use crate::approval::{ApprovalRule, DEFAULT_APPROVAL_WINDOW, DEFAULT_MAX_PENDING};
 use crate::audit::ChainKey;
 use crate::governance_key::{DEFAULT_KEY_FILE, GovernanceKey, GovernanceKeys};
-use crate::grant::Grant;
-use crate::limits::{self, Limits};
+use crate::limits;
 use crate::manifest::{MANIFEST_FILE, Manifest};
-use crate::policy::ToolPolicy;
 use crate::principal::Principal;
 use crate::rate::Rate;
 use crate::sealed_state::{DEFAULT_STATE_TTL, MIN_KEY_BYTES, SealingKey, StateSealer};
@@ -1103,325 +1116,6 @@ impl Config {
         );
         Ok(secret)
     }
-
-    /// The limits of the tool with `policy`: its `[tools.<name>]` table, then its attribute,
-    /// then `[limits]`, then the defaults.
-    pub fn limits_for(&self, policy: &ToolPolicy) -> Limits {
-        let tool = self.tools.get(policy.name).cloned().unwrap_or_default();
-        let default = Limits::default();
-        Limits {
-            timeout: tool
-                .timeout
-                .or(policy.timeout)
-                .or(self.limits.timeout)
-                .unwrap_or(default.timeout),
-            max_output_bytes: tool
-                .max_output_bytes
-                .map(NonZeroUsize::get)
-                .or(policy.max_output_bytes)
-                .or(self.limits.max_output_bytes.map(NonZeroUsize::get))
-                .unwrap_or(default.max_output_bytes),
-            max_argument_bytes: tool
-                .max_argument_bytes
-                .or(self.limits.max_argument_bytes)
-                .map_or(default.max_argument_bytes, NonZeroUsize::get),
-            rate: tool.rate.or(policy.rate).or(self.limits.rate),
-        }
-    }
-
-    /// The approval `policy`'s calls need: its attribute's, tightened by `[tools.<name>]
-    /// approval`; `None` when neither asks for one. [`Config::check_tools`] has refused what
-    /// would loosen the attribute.
-    pub fn approval_for(&self, policy: &ToolPolicy) -> Option<ApprovalRule> {
-        let configured = self.tools.get(policy.name).and_then(|t| t.approval.clone());
-        let grant = policy
-            .approval
-            .map(str::to_owned)
-            .or_else(|| configured.as_ref().and_then(|c| c.grant.clone()))?;
-        let configured = configured.unwrap_or_default();
-        Some(ApprovalRule {
-            grant,
-            min: configured.min.map_or(1, std::num::NonZeroU32::get),
-            window: configured.expires.unwrap_or(DEFAULT_APPROVAL_WINDOW),
-            self_approve: configured.self_approve,
-        })
-    }
-
-    fn check_approval(&self, policy: &ToolPolicy) -> Result<(), ConfigError> {
-        let Some(configured) = self
-            .tools
-            .get(policy.name)
-            .and_then(|t| t.approval.as_ref())
-        else {
-            return Ok(());
-        };
-        let key = format!("tools.{}.approval", policy.name);
-        let refuse = |problem: String| {
-            Err(ConfigError::new(
-                &self.path,
-                Some(key.clone()),
-                ConfigErrorKind::InvalidValue,
-                problem,
-            ))
-        };
-        match (policy.approval, configured.grant.as_deref()) {
-            (None, None) => {
-                return refuse(format!(
-                    "tool `{}` declares no approval, so the configuration names who approves: `grant = \"...\"`",
-                    policy.name
-                ));
-            }
-            (Some(declared), Some(grant)) if declared != grant => {
-                return refuse(format!(
-                    "tool `{}` is approved by holders of `{declared}` (its attribute); the configuration may tighten the rule, not hand it to `{grant}`",
-                    policy.name
-                ));
-            }
-            (_, Some(grant)) => {
-                if let Some(reason) = crate::grant::grant_syntax_error(grant) {
-                    return refuse(format!("grant `{grant}`: {reason}"));
-                }
-            }
-            (Some(_), None) => {}
-        }
-        if policy.approval.is_some() && configured.self_approve {
-            return refuse(format!(
-                "tool `{}` declares its approval in its attribute, and `self_approve = true` would let the requester approve their own call: the configuration may tighten the rule, not loosen it",
-                policy.name
-            ));
-        }
-        if let Some(expires) = configured.expires
-            && (expires.is_zero() || expires > DEFAULT_APPROVAL_WINDOW)
-        {
-            return refuse(format!(
-                "expires = {expires:?}: an approval stays usable for more than zero and at most {DEFAULT_APPROVAL_WINDOW:?}"
-            ));
-        }
-        Ok(())
-    }
-
-    /// Refuse a configuration that does not match what `policies` declare: a declared
-    /// capability without its `[<table>.<name>]` table, such a table no tool declares, a
-    /// provider's table no declared capability claims, and `[tools.<name>]` tables that name no
-    /// tool or loosen its approval. Each provider checks the content of its own tables when it
-    /// starts.
-    pub fn check_tools(&self, policies: &[ToolPolicy]) -> Result<(), ConfigError> {
-        let mismatch = |key: String, message: String| {
-            ConfigError::new(&self.path, Some(key), ConfigErrorKind::Mismatch, message)
-        };
-        let declared = || {
-            policies
-                .iter()
-                .flat_map(|p| p.capabilities.iter().map(move |c| (p, c)))
-        };
-        for (policy, capability) in declared() {
-            let key = format!("{}.{}", capability.table, capability.name);
-            if self.provider_entry(&key).is_none() {
-                return Err(mismatch(
-                    key.clone(),
-                    format!(
-                        "tool `{}` declares {} `{}`, but the configuration has no [{key}] table",
-                        policy.name, capability.kind, capability.name
-                    ),
-                ));
-            }
-        }
-        let mut tables: Vec<&str> = declared().map(|(_, c)| c.table).collect();
-        tables.sort_unstable();
-        tables.dedup();
-        for table in &tables {
-            let Some(entries) = self.provider_entry(table) else {
-                continue;
-            };
-            let Some(entries) = entries.as_object() else {
-                return Err(ConfigError::new(
-                    &self.path,
-                    Some((*table).to_owned()),
-                    ConfigErrorKind::WrongType,
-                    format!("expected a table of tables, [{table}.<name>]"),
-                ));
-            };
-            for name in entries.keys() {
-                let used = declared().any(|(_, c)| c.table == *table && c.name == name);
-                if !used {
-                    let kind = declared()
-                        .find(|(_, c)| c.table == *table)
-                        .map_or("", |(_, c)| c.kind);
-                    return Err(mismatch(
-                        format!("{table}.{name}"),
-                        format!("no tool declares {kind} `{name}`; remove [{table}.{name}]"),
-                    ));
-                }
-            }
-        }
-        for root in self.providers.keys() {
-            let claimed = tables
-                .iter()
-                .any(|table| table.split('.').next() == Some(root.as_str()));
-            if !claimed {
-                return Err(mismatch(
-                    root.clone(),
-                    format!(
-                        "[{root}] is none of mcp-lp's tables, and no tool declares a capability configured there (a credential nothing needs should not be configured)"
-                    ),
-                ));
-            }
-        }
-        for policy in policies {
-            self.check_approval(policy)?;
-        }
-        for name in self.tools.keys() {
-            if !policies.iter().any(|p| p.name == name) {
-                let known: Vec<_> = policies.iter().map(|p| format!("`{}`", p.name)).collect();
-                return Err(ConfigError::new(
-                    &self.path,
-                    Some(format!("tools.{name}")),
-                    ConfigErrorKind::Mismatch,
-                    format!(
-                        "the server has no tool `{name}`; its tools are {}",
-                        known.join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A refreshing secret for `reference`, resolved to `value`, not watched yet.
-fn refreshing_secret(
-    refresh: RefreshSettings,
-    key: String,
-    reference: &SecretRef,
-    value: SecretString,
-    validate: Option<Validator>,
-) -> RefreshingSecret {
-    match validate {
-        Some(validate) => {
-            RefreshingSecret::with_validator(key, reference, value, refresh.max_age, validate)
-        }
-        None => RefreshingSecret::new(key, reference, value, refresh.max_age),
-    }
-}
-
-/// A refreshing secret for `reference`, resolved to `value`, watched when a Tokio runtime runs.
-fn start_refreshing(
-    path: &Path,
-    refresh: RefreshSettings,
-    key: String,
-    reference: &SecretRef,
-    value: SecretString,
-    validate: Option<Validator>,
-) -> RefreshingSecret {
-    let secret = refreshing_secret(refresh, key, reference, value, validate);
-    if tokio::runtime::Handle::try_current().is_ok() {
-        let base = path.parent().unwrap_or(Path::new("."));
-        secret.watch_file(reference, base, refresh.poll);
-    }
-    secret
-}
-
-/// `[request_state]` as loaded: its keys resolved and checked, and the sealer over their
-/// values now. Watching the key files and following their rotation waits for the server to
-/// ask for the sealer, so that loading a configuration spawns nothing.
-struct RequestStateKeys {
-    sealer: StateSealer,
-    keys: Vec<(String, RefreshingSecret, SecretRef)>,
-    poll: Duration,
-    base: PathBuf,
-    following: std::sync::Once,
-}
-
-impl RequestStateKeys {
-    /// Watch the key files and follow their rotation, once, from the running runtime.
-    fn follow(&self) {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return;
-        }
-        self.following.call_once(|| {
-            for (_, secret, reference) in &self.keys {
-                secret.watch_file(reference, &self.base, self.poll);
-            }
-            let ring = self
-                .keys
-                .iter()
-                .map(|(id, secret, _)| (id.clone(), secret.clone()))
-                .collect();
-            self.sealer.follow(ring, self.poll);
-        });
-    }
-}
-
-impl std::fmt::Debug for RequestStateKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequestStateKeys")
-            .field("sealer", &self.sealer)
-            .field("following", &self.following.is_completed())
-            .finish_non_exhaustive()
-    }
-}
-
-/// The line of the `[stdio] grants` entry `key` (`stdio.grants[i]`) in `text`, for the
-/// problems found after deserializing, which has no positions left.
-fn grant_line(text: &str, key: Option<&str>) -> Option<usize> {
-    let index: usize = key?
-        .strip_prefix("stdio.grants[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()?;
-    let document = toml::de::DeTable::parse(text).ok()?;
-    let grant = document
-        .get_ref()
-        .get("stdio")?
-        .get_ref()
-        .get("grants")?
-        .get_ref()
-        .get(index)?;
-    Some(line_of(text, grant.span().start))
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map_or(0, |head| head.matches('\n').count())
-        + 1
-}
-
-/// Turn a deserialization error into a [`ConfigError`] naming the dotted key. Only serde's and
-/// toml's message is kept: toml's rendering quotes the offending source line, which could hold
-/// a secret someone pasted inline.
-fn serde_error(
-    path: &Path,
-    text: Option<&str>,
-    prefix: &str,
-    error: serde_path_to_error::Error<toml::de::Error>,
-) -> ConfigError {
-    let mut key = error.path().to_string();
-    if key == "." {
-        key.clear();
-    }
-    if !prefix.is_empty() {
-        key = if key.is_empty() {
-            prefix.to_owned()
-        } else {
-            format!("{prefix}.{key}")
-        };
-    }
-    let inner = error.into_inner();
-    let message = inner.message().to_owned();
-    let kind = if message.starts_with("unknown field") || message.starts_with("unknown variant") {
-        ConfigErrorKind::UnknownKey
-    } else if message.starts_with("missing field") {
-        ConfigErrorKind::MissingKey
-    } else if message.starts_with("invalid type") {
-        ConfigErrorKind::WrongType
-    } else {
-        ConfigErrorKind::InvalidValue
-    };
-    let mut err = ConfigError::new(path, (!key.is_empty()).then_some(key), kind, message);
-    err.line = text
-        .zip(inner.span())
-        .map(|(text, span)| line_of(text, span.start));
-    err
 }
 
 fn de_duration_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -1434,128 +1128,6 @@ fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Dura
     limits::parse_duration(&text)
         .map(Some)
         .map_err(de::Error::custom)
-}
-
-/// Refuse a configured grant without an expiry, or one expiring after `latest` (`now` plus
-/// `lifetime`): a grant nobody set an end to outlives the reason it was given. A grant that has
-/// already expired is kept; it never counts, and `check` reports it.
-fn check_grant_lifetime(
-    grant: &Grant,
-    now: SystemTime,
-    latest: SystemTime,
-    lifetime: Duration,
-) -> Result<(), (ConfigErrorKind, String)> {
-    let limit = format!(
-        "[governance] max_grant_lifetime ({})",
-        lifetime_text(lifetime)
-    );
-    let example = format!(
-        "{{ name = \"{}\", expires = {} }}",
-        grant.name(),
-        example_expiry(now, latest, lifetime)
-    );
-    match grant.expires_at() {
-        None => Err((
-            ConfigErrorKind::MissingKey,
-            format!(
-                "grant `{}` has no expiry; every configured grant must expire within {limit}: write {example}",
-                grant.name()
-            ),
-        )),
-        Some(at) if at > latest => Err((
-            ConfigErrorKind::InvalidValue,
-            format!(
-                "grant `{}` expires {}, later than {limit} allows (at the latest {}): write {example}, or raise the limit",
-                grant.name(),
-                timestamp_text(at),
-                timestamp_text(latest)
-            ),
-        )),
-        Some(_) => Ok(()),
-    }
-}
-
-/// An expiry within the limit for messages: the last midnight (UTC) before `latest` when the
-/// lifetime spans a day, else `latest` itself to the second.
-fn example_expiry(now: SystemTime, latest: SystemTime, lifetime: Duration) -> String {
-    let Ok(at) = jiff::Timestamp::try_from(latest) else {
-        return "<date>".to_owned();
-    };
-    let midnight = at
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .map(|z| z.timestamp());
-    match midnight {
-        Ok(day) if lifetime >= Duration::from_secs(86_400) && SystemTime::from(day) > now => {
-            day.to_string()
-        }
-        _ => timestamp_text(latest),
-    }
-}
-
-/// `at` in RFC 3339, UTC, truncated to the second (never later than `at`).
-fn timestamp_text(at: SystemTime) -> String {
-    let second = jiff::TimestampRound::new()
-        .smallest(jiff::Unit::Second)
-        .mode(jiff::RoundMode::Trunc);
-    jiff::Timestamp::try_from(at)
-        .and_then(|t| t.round(second))
-        .map_or_else(|_| "?".to_owned(), |t| t.to_string())
-}
-
-/// A lifetime as configuration writes it: `90d` when it is whole days, else like `36h`.
-pub(crate) fn lifetime_text(lifetime: Duration) -> String {
-    let secs = lifetime.as_secs();
-    if secs.is_multiple_of(86_400) && lifetime.subsec_nanos() == 0 {
-        format!("{}d", secs / 86_400)
-    } else {
-        jiff::SignedDuration::try_from(lifetime)
-            .map_or_else(|_| format!("{lifetime:?}"), |d| format!("{d:#}"))
-    }
-}
-
-/// One entry of `[stdio] grants`: `"name"` or `{ name = "...", expires = <datetime> }`.
-#[derive(Debug)]
-struct GrantSpec(Grant);
-
-impl<'de> Deserialize<'de> for GrantSpec {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(GrantSpecVisitor)
-    }
-}
-
-struct GrantSpecVisitor;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExpiringGrant {
-    name: String,
-    expires: toml::value::Datetime,
-}
-
-impl<'de> Visitor<'de> for GrantSpecVisitor {
-    type Value = GrantSpec;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a grant: \"name\" or { name = \"...\", expires = 2026-12-01T00:00:00Z }")
-    }
-
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<GrantSpec, E> {
-        Grant::new(name).map(GrantSpec).map_err(E::custom)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<GrantSpec, A::Error> {
-        let spec = ExpiringGrant::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        let expires: jiff::Timestamp = spec.expires.to_string().parse().map_err(|_| {
-            de::Error::custom(format!(
-                "`expires = {}` needs a date, a time and a UTC offset, like 2026-12-01T00:00:00Z",
-                spec.expires
-            ))
-        })?;
-        let grant = Grant::new(spec.name).map_err(de::Error::custom)?;
-        Ok(GrantSpec(grant.expiring_at(SystemTime::from(expires))))
-    }
 }
 
 #[cfg(test)]

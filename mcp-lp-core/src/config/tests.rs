@@ -4,6 +4,7 @@ use secrecy::ExposeSecret;
 
 use super::*;
 use crate::capability::Declaration;
+use crate::policy::ToolPolicy;
 
 fn load(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(text, "/etc/mcp-lp/test.toml")
