@@ -133,7 +133,7 @@ fn main() {
     runtime.block_on(async {
         install_trail();
         let names = [
-            "plain rmcp 3.9",
+            "plain rmcp 3.11",
             "mcp-lp checkpoint, rmcp's stdio transport",
             "mcp-lp checkpoint, mcp-lp's stdio transport (what `serve_stdio` uses)",
         ];

@@ -33,10 +33,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CRATES = ["mcp-lp-grammar", "mcp-lp-macros", "mcp-lp-core", "mcp-lp-aws", "mcp-lp-db"]
 # What the section's server declares; `inventory` must report exactly this.
 EXPECTED_TOOLS = {
-    "greet": {"role": None, "db": None, "requires": []},
-    "announce": {"role": None, "db": None, "requires": ["starter:announce"]},
-    "count_objects": {"role": "docs-read", "db": None, "requires": []},
-    "count_records": {"role": None, "db": "records-read", "requires": []},
+    "greet": {"capabilities": [], "requires": []},
+    "announce": {"capabilities": [], "requires": ["starter:announce"]},
+    "count_objects": {"capabilities": [("aws.role", "docs-read")], "requires": []},
+    "count_records": {"capabilities": [("db", "records-read")], "requires": []},
 }
 
 
@@ -153,7 +153,13 @@ def main() -> None:
     except json.JSONDecodeError as e:
         fail(f"`inventory` did not print JSON ({e}):\n{inventory.stdout}")
     tools = listed["tools"] if isinstance(listed, dict) else listed
-    got = {t["name"]: {k: t.get(k) or ([] if k == "requires" else None) for k in ("role", "db", "requires")} for t in tools}
+    got = {
+        t["name"]: {
+            "capabilities": [(c["kind"], c["name"]) for c in t.get("capabilities") or []],
+            "requires": t.get("requires") or [],
+        }
+        for t in tools
+    }
     if got != EXPECTED_TOOLS:
         fail(f"`inventory` reports {got}, expected {EXPECTED_TOOLS}")
     print(f"ok: the README's first server builds on the packaged crates; check and inventory pass ({elapsed:.0f} s)")

@@ -272,7 +272,7 @@ async function assertTamperedRetryRefused(client) {
     assert.ok(error instanceof ProtocolError, error);
     assert.equal(error.code, INVALID_PARAMS);
     assert.match(error.message, /the requestState sent to tool `preview_note` was refused/);
-    assert.deepEqual(error.data, { tool: 'preview_note', request_state: 'tampered' });
+    assert.deepEqual(error.data, { code: 'state_rejected', tool: 'preview_note', request_state: 'tampered' });
     return true;
   });
   // The state as sealed is still accepted: only the tampering was refused.
